@@ -1,0 +1,84 @@
+"""The MLflow form of trained embeddings: a pyfunc model that a registry version points at.
+
+``mlflow.pyfunc.load_model(uri).predict(df)`` answers queries; services that want the vectors
+themselves call :func:`load_embeddings`, which reads the same artifacts without unpickling.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array
+
+from flavor_ml.embeddings import IngredientEmbeddings
+from flavor_ml.errors import ModelLoadError
+
+MODEL_NAME_IN_RUN = "model"
+EMBEDDINGS_ARTIFACT = "embeddings"
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([
+        ColSpec(Array(DataType.string), "ingredients"),
+        ColSpec(DataType.string, "query", required=False),
+        ColSpec(DataType.long, "k", required=False),
+    ]),
+    outputs=Schema([ColSpec(DataType.string, "ingredient"), ColSpec(DataType.double, "score"), ColSpec(DataType.long, "row")]),
+)
+
+
+class IngredientEmbeddingsModel(mlflow.pyfunc.PythonModel):
+    """Rows of ``ingredients`` (list of names), ``query`` ("complete" or "similar") and ``k``
+    in; one output row per suggestion, with the index of the input row it answers."""
+
+    def load_context(self, context: Any) -> None:
+        self.embeddings = IngredientEmbeddings.load(Path(context.artifacts[EMBEDDINGS_ARTIFACT]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        rows = []
+        for row_number, row in enumerate(model_input.to_dict("records")):
+            names = list(row["ingredients"])
+            k = int(row.get("k") or 10)
+            if (row.get("query") or "complete") == "similar":
+                hits = self.embeddings.similar(names[0], k) if names and names[0] in self.embeddings else []
+            else:
+                hits = self.embeddings.complete(names, k)
+            rows.extend({"ingredient": name, "score": score, "row": row_number} for name, score in hits)
+        return pd.DataFrame(rows, columns=["ingredient", "score", "row"])
+
+
+def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> mlflow.models.model.ModelInfo:
+    """Log embeddings saved in ``embeddings_dir`` as a pyfunc model of the active run."""
+    with tempfile.TemporaryDirectory() as staging:
+        # MLflow keeps a directory artifact's own name; stage it so the path inside the model is fixed.
+        staged = shutil.copytree(embeddings_dir, Path(staging) / EMBEDDINGS_ARTIFACT)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(Path(__file__).with_name("model_code.py")),
+            artifacts={EMBEDDINGS_ARTIFACT: str(staged)},
+            signature=SIGNATURE,
+            pip_requirements=_requirements(),
+        )
+
+
+def load_embeddings(model_uri: str, destination: Path | None = None) -> IngredientEmbeddings:
+    """Download a logged model's embeddings (e.g. ``models:/flavor-ml-embeddings@production``)."""
+    destination = Path(destination or tempfile.mkdtemp(prefix="flavor-model-"))
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{model_uri.rstrip('/')}/artifacts/{EMBEDDINGS_ARTIFACT}",
+                                                    dst_path=str(destination))
+    except Exception as exc:  # MLflow raises several unrelated types for a missing or unreadable model
+        raise ModelLoadError(f"cannot download the embeddings of {model_uri}: {exc}") from exc
+    return IngredientEmbeddings.load(Path(local))
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in ("mlflow", "gensim", "numpy", "pandas")]

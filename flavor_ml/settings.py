@@ -1,0 +1,92 @@
+"""Configuration: pydantic models with working defaults, read from ``FLAVOR_*`` environment
+variables and overridable by flow parameters and CLI options.
+
+Each step has its own parameter model so that its cache key is exactly its parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CorpusFormat = Literal["auto", "tsv", "jsonl", "json", "csv", "parquet"]
+
+
+class FetchParams(BaseSettings):
+    """How the raw corpus is fetched (``FLAVOR_FETCH_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_FETCH_", extra="forbid")
+
+    format: CorpusFormat = "auto"
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(4, ge=1, description="attempts on connection errors and 5xx, not on 4xx")
+    backoff_seconds: float = Field(0.5, ge=0, description="first wait between attempts; doubles each time")
+    freshness_seconds: int = Field(
+        86_400, ge=0, description="how long a source without ETag/Last-Modified is considered unchanged"
+    )
+    expected_sha256: str | None = None
+    expected_bytes: int | None = Field(None, ge=0)
+
+
+class NormalizationParams(BaseSettings):
+    """How raw recipes become baskets of canonical ingredient names (``FLAVOR_NORMALIZE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_NORMALIZE_", extra="forbid")
+
+    min_ingredients: int = Field(2, ge=1, description="baskets smaller than this are rejected")
+    max_lines_per_recipe: int = Field(200, ge=1)
+    max_line_chars: int = Field(500, ge=1)
+    max_reject_share: float = Field(0.2, ge=0, le=1, description="fail when more of the recipes are rejected")
+    extra_synonyms: Path | None = Field(None, description="a CSV of variant,canonical rows that extends the bundled table")
+
+
+class TrainingParams(BaseSettings):
+    """Item2Vec hyperparameters (``FLAVOR_TRAIN_*``). Defaults are tuned for baskets, not sentences."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_TRAIN_", extra="forbid")
+
+    vector_size: int = Field(64, ge=2)
+    epochs: int = Field(20, ge=1)
+    negative: int = Field(10, ge=1)
+    ns_exponent: float = 0.0
+    sample: float = Field(0.0, ge=0)
+    alpha: float = Field(0.025, gt=0)
+    min_alpha: float = Field(0.0001, gt=0)
+    min_count: int = Field(1, ge=1)
+    seed: int = 42
+    workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
+    deterministic: bool = Field(False, description="one worker and fixed seeds: identical vectors on a re-run")
+
+
+class EvaluationParams(BaseSettings):
+    """Held-out split and probes (``FLAVOR_EVAL_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_EVAL_", extra="forbid")
+
+    holdout_fraction: float = Field(0.1, gt=0, lt=1)
+    split_seed: int = 13
+    k: int = Field(10, ge=1)
+    min_count: int = Field(25, ge=1, description="completion targets must have been seen this often in training")
+    categories: str | None = Field(None, description="path or URL of an ingredient -> category table")
+
+
+class StorageSettings(BaseSettings):
+    """Where snapshots, normalized corpora, models and task results live (``FLAVOR_*``).
+
+    Everything goes under ``home`` unless an S3-compatible bucket is configured.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore")
+
+    home: Path = Path(".flavor")
+    s3_bucket: str | None = None
+    s3_prefix: str = "flavor-ml"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    result_storage_block: str | None = Field(
+        None, description="an S3Bucket block slug such as 's3-bucket/flavor-results' for Prefect task results"
+    )
