@@ -1,0 +1,2 @@
+"""``flavor-ml train`` and ``flavor-ml sample``."""
+from flavor_ml.cli import app  # noqa: F401
