@@ -57,7 +57,7 @@ class TrainingParams(BaseSettings):
     alpha: float = Field(0.025, gt=0)
     min_alpha: float = Field(0.0001, gt=0)
     min_count: int = Field(1, ge=1)
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32)
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     deterministic: bool = Field(False, description="one worker and fixed seeds: identical vectors on a re-run")
 
@@ -90,3 +90,22 @@ class StorageSettings(BaseSettings):
     result_storage_block: str | None = Field(
         None, description="an S3Bucket block slug such as 's3-bucket/flavor-results' for Prefect task results"
     )
+
+
+class TrackingSettings(BaseSettings):
+    """Where runs and models are recorded. ``MLFLOW_TRACKING_URI`` wins; otherwise a SQLite
+    store under the flavor-ml home (the embedded default)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore", populate_by_name=True)
+
+    tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    experiment: str = "ingredient-embeddings"
+    model_name: str = "flavor-ml-embeddings"
+    register_model: bool = True
+
+    def resolved_tracking_uri(self, home: Path) -> str:
+        return self.tracking_uri or f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
+
+    def default_artifact_location(self, home: Path) -> str | None:
+        """Artifacts of the embedded default go beside its database, not into ./mlruns."""
+        return None if self.tracking_uri else (Path(home).resolve() / "mlartifacts").as_uri()

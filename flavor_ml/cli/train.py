@@ -1,2 +1,62 @@
-"""``flavor-ml train`` and ``flavor-ml sample``."""
-from flavor_ml.cli import app  # noqa: F401
+"""``flavor-ml train`` (run the training flow) and ``flavor-ml sample`` (write a sample corpus)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from flavor_ml.cli import app, fail, print_json
+from flavor_ml.environment import use_local_defaults
+
+
+@app.command()
+def train(
+    corpus: Annotated[Optional[str], typer.Option(help="http(s)://, s3://, file:// or a path; the bundled sample by default")] = None,
+    format: Annotated[str, typer.Option(help="auto, tsv, jsonl, json, csv or parquet")] = "auto",
+    epochs: Annotated[Optional[int], typer.Option(help="training epochs (default from FLAVOR_TRAIN_EPOCHS or 20)")] = None,
+    vector_size: Annotated[Optional[int], typer.Option(help="embedding dimensions")] = None,
+    deterministic: Annotated[bool, typer.Option(help="one worker, fixed seed: identical vectors on a re-run")] = False,
+    categories: Annotated[Optional[str], typer.Option(help="ingredient -> category table for the kNN probe")] = None,
+    home: Annotated[Optional[Path], typer.Option(help="where the embedded default keeps everything (FLAVOR_HOME, ./.flavor)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")] = False,
+) -> None:
+    """Run the train-embeddings flow: fetch → normalize → train → evaluate → MLflow."""
+    use_local_defaults(home)
+    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
+    from flavor_ml.cli.reporting import run_training_flow
+
+    training_overrides = {k: v for k, v in {"epochs": epochs, "vector_size": vector_size}.items() if v is not None}
+    if deterministic:
+        training_overrides.update(deterministic=True, workers=1)
+    summary = run_training_flow(
+        corpus=corpus,
+        fetch=FetchParams(format=format),
+        normalization=NormalizationParams(),
+        training=TrainingParams(**training_overrides),
+        evaluation=EvaluationParams(**({"categories": categories} if categories else {})),
+        quiet=json_output,
+    )
+    from flavor_ml.cli.reporting import summary_as_json, summary_as_text
+
+    if json_output:
+        print_json(summary_as_json(summary))
+    else:
+        typer.echo(summary_as_text(summary))
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="where to write the JSON Lines corpus")],
+    recipes: Annotated[int, typer.Option(min=1, help="number of recipes")] = 3000,
+    seed: Annotated[int, typer.Option(help="same seed, same corpus")] = 7,
+) -> None:
+    """Write a deterministic sample corpus with planted structure (any size, for benchmarks)."""
+    from flavor_ml.data.sample import write_sample_corpus
+
+    write_sample_corpus(out, recipes, seed)
+    typer.echo(f"wrote {recipes} recipes to {out}")
+
+
+__all__ = ["train", "sample", "fail"]

@@ -1,0 +1,3 @@
+from flavor_ml.cli import main
+
+main()

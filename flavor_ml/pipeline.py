@@ -1,0 +1,164 @@
+"""The four steps as plain functions on small references, and the whole pipeline without Prefect.
+
+Each step reads its inputs from the artifact store by reference, writes its outputs to the
+store under a content address, and returns a small pydantic reference. The Prefect tasks in
+``flows/`` wrap exactly these functions, so a notebook gets the same results with no server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from flavor_ml.data.baskets import BasketCounts, build_baskets, read_baskets
+from flavor_ml.data.fetch import CorpusRef, fetch_corpus
+from flavor_ml.data.sample import SAMPLE_CATEGORIES_PATH, SAMPLE_CORPUS_PATH
+from flavor_ml.data.split import holdout_mask
+from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULARY_FILE, IngredientEmbeddings
+from flavor_ml.eval.categories import read_categories
+from flavor_ml.eval.metrics import EvaluationReport, evaluate_embeddings
+from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams
+from flavor_ml.storage import ArtifactStore
+from flavor_ml.training.train_embeddings import train_embeddings
+
+MODEL_FILES = (EMBEDDINGS_FILE, CONTEXT_VECTORS_FILE, VOCABULARY_FILE)
+
+
+class NormalizedCorpus(BaseModel):
+    """Baskets in the store (Parquet), with the rejected recipes beside them."""
+
+    source: str
+    uri: str
+    sha256: str
+    rejects_uri: str
+    counts: BasketCounts
+    seconds: float
+
+
+class TrainedModel(BaseModel):
+    """Embeddings in the store: the three files of :class:`IngredientEmbeddings` under one prefix."""
+
+    uris: dict[str, str]
+    sha256: str
+    vocabulary_size: int
+    train_recipes: int
+    holdout_recipes: int
+    seconds: float
+
+
+def default_corpus() -> str:
+    """The sample corpus that ships with the package."""
+    return str(SAMPLE_CORPUS_PATH)
+
+
+def categories_for(source: str, params: EvaluationParams) -> Path | None:
+    """The category table the probes use: the one configured, else the bundled one for the bundled corpus."""
+    if params.categories:
+        return Path(params.categories)
+    return SAMPLE_CATEGORIES_PATH if source == default_corpus() else None
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(source: str | None, params: FetchParams, storage: StorageSettings) -> CorpusRef:
+    """Snapshot the raw corpus (the bundled sample when ``source`` is None) into the store."""
+    return fetch_corpus(source or default_corpus(), params, ArtifactStore.from_settings(storage))
+
+
+def normalize(corpus: CorpusRef, params: NormalizationParams, storage: StorageSettings) -> NormalizedCorpus:
+    """Raw recipes → baskets of canonical ingredient names (Parquet) plus the rejected rows."""
+    started = time.perf_counter()
+    store = ArtifactStore.from_settings(storage)
+    raw = store.local_copy(corpus.snapshot)
+    with tempfile.TemporaryDirectory(prefix="flavor-normalize-") as work:
+        output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
+        counts = build_baskets(raw, corpus.format, params, output, rejects)
+        sha = sha256_of_file(output)
+        uri = store.put_file(output, f"normalized/{sha}/baskets.parquet")
+        rejects_uri = store.put_file(rejects, f"normalized/{sha}/rejects.parquet")
+    return NormalizedCorpus(source=corpus.source, uri=uri, sha256=sha, rejects_uri=rejects_uri, counts=counts,
+                            seconds=time.perf_counter() - started)
+
+
+def load_split_baskets(corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings) -> tuple[list[list[str]], list[list[str]]]:
+    """(training baskets, held-out baskets): the split is made before training and is deterministic."""
+    baskets = read_baskets(ArtifactStore.from_settings(storage).local_copy(corpus.uri))["ingredients"].to_list()
+    held_out = holdout_mask(baskets, split)
+    return ([b for b, h in zip(baskets, held_out) if not h], [b for b, h in zip(baskets, held_out) if h])
+
+
+def train(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, storage: StorageSettings) -> TrainedModel:
+    """Item2Vec on the training side of the split; the vectors go to the store."""
+    started = time.perf_counter()
+    train_baskets, held_out = load_split_baskets(corpus, split, storage)
+    embeddings = train_embeddings(train_baskets, params)
+    store = ArtifactStore.from_settings(storage)
+    with tempfile.TemporaryDirectory(prefix="flavor-train-") as work:
+        embeddings.save(Path(work))
+        sha = _sha256_of_files(Path(work), MODEL_FILES)
+        uris = {name: store.put_file(Path(work) / name, f"models/{sha}/{name}") for name in MODEL_FILES}
+    return TrainedModel(uris=uris, sha256=sha, vocabulary_size=len(embeddings), train_recipes=len(train_baskets),
+                        holdout_recipes=len(held_out), seconds=time.perf_counter() - started)
+
+
+def load_model(model: TrainedModel, storage: StorageSettings, directory: Path) -> IngredientEmbeddings:
+    """Materialise a stored model's files in ``directory`` and load them."""
+    store = ArtifactStore.from_settings(storage)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, uri in model.uris.items():
+        shutil.copyfile(store.local_copy(uri), directory / name)
+    return IngredientEmbeddings.load(directory)
+
+
+def evaluate(corpus: NormalizedCorpus, model: TrainedModel, params: EvaluationParams, storage: StorageSettings) -> EvaluationReport:
+    """Probes on the held-out side, each beside baselines computed on the same split."""
+    train_baskets, held_out = load_split_baskets(corpus, params, storage)
+    with tempfile.TemporaryDirectory(prefix="flavor-evaluate-") as work:
+        embeddings = load_model(model, storage, Path(work))
+    categories_path = categories_for(corpus.source, params)
+    categories = read_categories(categories_path) if categories_path else None
+    return evaluate_embeddings(embeddings, train_baskets, held_out, params, categories)
+
+
+def _sha256_of_files(directory: Path, names: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode())
+        digest.update(sha256_of_file(directory / name).encode())
+    return digest.hexdigest()
+
+
+class PipelineResult(BaseModel):
+    corpus: CorpusRef
+    normalized: NormalizedCorpus
+    model: TrainedModel
+    report: EvaluationReport
+
+
+def run_pipeline(
+    source: str | None = None,
+    fetch_params: FetchParams | None = None,
+    normalization: NormalizationParams | None = None,
+    training: TrainingParams | None = None,
+    evaluation: EvaluationParams | None = None,
+    storage: StorageSettings | None = None,
+) -> PipelineResult:
+    """All four steps in this process, no Prefect and no caching: the notebook and benchmark path."""
+    storage = storage or StorageSettings()
+    evaluation = evaluation or EvaluationParams()
+    corpus = fetch(source, fetch_params or FetchParams(), storage)
+    normalized = normalize(corpus, normalization or NormalizationParams(), storage)
+    model = train(normalized, training or TrainingParams(), evaluation, storage)
+    report = evaluate(normalized, model, evaluation, storage)
+    return PipelineResult(corpus=corpus, normalized=normalized, model=model, report=report)

@@ -1,0 +1,168 @@
+"""The inference API: substitutes, complements and what is being served.
+
+``create_app()`` builds the FastAPI app; its lifespan starts the model holder, which loads the
+promoted version in the background and polls the alias for promotions. Until a version is
+loaded the query endpoints answer 503 and ``/ready`` is not ready.
+
+(No ``from __future__ import annotations`` here: FastAPI must see the request model built
+inside :func:`create_app` when it reads the endpoint signatures.)
+"""
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from starlette.concurrency import run_in_threadpool
+
+from flavor_ml.serving.http import ApiError, ModelVersionHeader, install_error_handlers
+from flavor_ml.serving.loader import ServedModel
+from flavor_ml.serving.model_holder import ModelHolder, Outcome
+from flavor_ml.serving.names import NameResolver, training_normalizer
+from flavor_ml.serving.settings import ServingSettings, load_settings
+
+DEFAULT_K = 10
+SUGGESTIONS = 5
+_RELOAD_STATUS = {
+    Outcome.SWAPPED: 200,
+    Outcome.UNCHANGED: 200,
+    Outcome.REFUSED: 409,
+    Outcome.SKIPPED: 409,
+    Outcome.NO_VERSION: 409,
+    Outcome.BUSY: 409,
+    Outcome.REGISTRY_ERROR: 503,
+}
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    """The API serving ``settings.model_name`` at ``settings.model_stage`` (from ``FLAVOR_*`` by default)."""
+    settings = settings or load_settings()
+    holder = ModelHolder(settings.model_name, settings.model_alias, settings.model_poll_seconds,
+                         settings.model_retry_seconds)
+    names = NameResolver(training_normalizer())
+    default_k = min(DEFAULT_K, settings.api_max_k)
+    CompleteRequest = _complete_request_model(settings, default_k)
+    retry_after = {"Retry-After": str(max(1, round(settings.model_poll_seconds)))}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        holder.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(holder.stop)
+
+    app = FastAPI(
+        title="flavor-ml",
+        summary="Ingredient substitutes and complements from the promoted embedding model.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.holder = holder
+    install_error_handlers(app)
+    app.add_middleware(ModelVersionHeader, holder=holder, max_body_bytes=settings.api_max_body_bytes)
+
+    async def served_model(request: Request) -> ServedModel:
+        """The model this request is answered with, read once; 503 while none is loaded."""
+        served = holder.current
+        if served is None:
+            raise ApiError(503, "no model is being served", holder.unavailable_reason(), retry_after)
+        request.state.model_version = served.version
+        return served
+
+    async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = settings.api_admin_token
+        if token is None:
+            raise ApiError(404, "admin endpoints are disabled",
+                           "set FLAVOR_API_ADMIN_TOKEN on the server to enable /admin/*")
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "admin token required", "send the header 'Authorization: Bearer <admin token>'",
+                           {"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
+            raise ApiError(403, "admin token refused", "the bearer token is not this server's admin token")
+
+    Model = Annotated[ServedModel, Depends(served_model)]
+    IngredientInPath = Annotated[str, Path(min_length=1, max_length=settings.api_max_name_chars,
+                                           description="an ingredient as a cook writes it; normalized like the corpus")]
+    K = Annotated[int, Query(ge=1, le=settings.api_max_k, description="how many ingredients to return")]
+
+    @app.get("/similar/{ingredient}", summary="Substitutes: nearest ingredients by cosine of input vectors")
+    async def similar(ingredient: IngredientInPath, model: Model, k: K = default_k) -> JSONResponse:
+        name = names.resolve(ingredient, model.embeddings)
+        if name is None:
+            raise _unknown(model, [ingredient])
+        hits = model.embeddings.similar(name, k)
+        return JSONResponse({"query": ingredient, "ingredient": name, "k": k, "similar": _scored(hits),
+                             "model_version": model.version})
+
+    @app.post("/complete", summary="Complements: what goes with these ingredients (input x output vectors)")
+    async def complete(request: CompleteRequest, model: Model) -> JSONResponse:  # type: ignore[valid-type]
+        resolved = names.resolve_all(request.ingredients, model.embeddings)
+        known = list(dict.fromkeys(name for name in resolved if name is not None))
+        unknown = [raw for raw, name in zip(request.ingredients, resolved) if name is None]
+        if not known:
+            raise _unknown(model, unknown)
+        hits = model.embeddings.complete(known, request.k)
+        return JSONResponse({"ingredients": known, "unknown": _suggestions(model, unknown), "k": request.k,
+                             "complements": _scored(hits), "model_version": model.version})
+
+    @app.get("/model", summary="The version being served, its provenance and the last reload error")
+    async def model_info() -> JSONResponse:
+        return JSONResponse(holder.status())
+
+    @app.get("/health", summary="The process is up")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/ready", summary="A model is loaded and queries are answered")
+    async def ready() -> JSONResponse:
+        served = holder.current
+        if served is None:
+            raise ApiError(503, "not ready", holder.unavailable_reason(), retry_after)
+        return JSONResponse({"ready": True, "version": served.version})
+
+    @app.post("/admin/reload", summary="Check the alias now and swap in its version if it moved",
+              dependencies=[Depends(admin)])
+    async def reload() -> JSONResponse:
+        result = await run_in_threadpool(holder.reload, True, settings.api_reload_wait_seconds)
+        status = _RELOAD_STATUS[result.outcome]
+        body = {"outcome": result.outcome.value, "version": result.version}
+        if status >= 400:
+            raise ApiError(status, f"reload {result.outcome.value.replace('_', ' ')}", result.message, **body)
+        served = holder.current
+        return JSONResponse({**body, "message": result.message, "serving": served.version if served else None})
+
+    return app
+
+
+def _complete_request_model(settings: ServingSettings, default_k: int) -> type[BaseModel]:
+    """The /complete body, with this server's limits in its schema (and so in the OpenAPI docs)."""
+    Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                            max_length=settings.api_max_name_chars)]
+    return create_model(
+        "CompleteRequest",
+        __config__=ConfigDict(extra="forbid"),
+        ingredients=(Annotated[list[Name], Field(min_length=1, max_length=settings.api_max_ingredients,
+                                                 description="ingredients as a cook writes them")], ...),
+        k=(Annotated[int, Field(ge=1, le=settings.api_max_k, strict=True,
+                                description="how many ingredients to return")], default_k),
+    )
+
+
+def _scored(hits: list[tuple[str, float]]) -> list[dict[str, object]]:
+    return [{"ingredient": name, "score": round(score, 6)} for name, score in hits]
+
+
+def _suggestions(model: ServedModel, unknown: list[str]) -> list[dict[str, object]]:
+    return [{"ingredient": raw, "did_you_mean": model.spellings(raw, SUGGESTIONS)} for raw in unknown]
+
+
+def _unknown(model: ServedModel, unknown: list[str]) -> ApiError:
+    listed = ", ".join(repr(raw) for raw in unknown)
+    return ApiError(404, "unknown ingredient" if len(unknown) == 1 else "unknown ingredients",
+                    f"{listed} {'is' if len(unknown) == 1 else 'are'} not in version {model.version} of {model.name}",
+                    unknown=_suggestions(model, unknown))

@@ -1,0 +1,115 @@
+"""HTTP plumbing of the API: JSON errors, the model-version header, the request-size limit.
+
+Every error is ``{"error": <what went wrong>, "detail": <what to do or which input>}``; bad
+input is a 4xx, including FastAPI's validation errors, which would otherwise be shaped
+differently from ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flavor_ml.serving.model_holder import ModelHolder
+
+VERSION_HEADER = "X-Model-Version"
+NO_VERSION = "none"
+
+
+class ApiError(Exception):
+    """An answer other than success, rendered as ``{"error", "detail", **extra}``."""
+
+    def __init__(self, status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail = status, error, detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+def error_response(status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None,
+                   **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status, headers=dict(headers or {}))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.error, exc.detail, exc.headers, **exc.extra)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [{"where": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
+                for error in exc.errors()]
+    summary = "; ".join(f"{p['where']}: {p['message']}" for p in problems) or "the request could not be read"
+    return error_response(422, "invalid request", summary, problems=problems)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase.lower() if exc.status_code in HTTPStatus._value2member_map_ else "error"
+    detail = exc.detail
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no endpoint {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, phrase, detail, exc.headers)
+
+
+class ModelVersionHeader:
+    """Adds ``X-Model-Version`` to every response and refuses bodies larger than ``max_body_bytes``.
+
+    The version is the one the request was answered with (set on ``request.state.model_version``
+    by the endpoint), else the one served when the response starts, else ``none``.
+    """
+
+    def __init__(self, app: ASGIApp, holder: ModelHolder, max_body_bytes: int) -> None:
+        self.app = app
+        self.holder = holder
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                version = scope["state"].get("model_version")
+                if version is None:
+                    served = self.holder.current
+                    version = served.version if served else NO_VERSION
+                message["headers"] = [*message.get("headers", []), (b"x-model-version", version.encode())]
+            await send(message)
+
+        length = _content_length(scope)
+        if length is not None and length > self.max_body_bytes:
+            response = error_response(413, "request too large",
+                                      f"the body is {length} bytes; at most {self.max_body_bytes} are accepted")
+            await response(scope, receive, send_with_version)
+            return
+        await self.app(scope, receive, send_with_version)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,117 @@
+"""Recording a training run in MLflow: parameters, probe metrics with baselines, artifacts, model."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
+
+from flavor_ml.data.fetch import CorpusRef
+from flavor_ml.embeddings import EMBEDDINGS_FILE
+from flavor_ml.eval.metrics import EvaluationReport
+from flavor_ml.model import log_model
+from flavor_ml.pipeline import NormalizedCorpus, TrainedModel, load_model
+from flavor_ml.settings import EvaluationParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams
+
+FLOW_RUN_TAG = "prefect_flow_run_id"
+
+
+class LoggedRun(BaseModel):
+    run_id: str
+    run_name: str
+    experiment_id: str
+    tracking_uri: str
+    artifact_uri: str
+    model_uri: str
+
+
+def git_sha(directory: Path | None = None) -> str:
+    """The commit the code runs from, or "unknown" outside a git checkout."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory or Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5, check=True)
+        return result.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _experiment_id(client: MlflowClient, settings: TrackingSettings, home: Path) -> str:
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(settings.experiment, artifact_location=settings.default_artifact_location(home))
+
+
+def _existing_run(client: MlflowClient, experiment_id: str, flow_run_id: str | None) -> str | None:
+    """A retried flow run logs into the run it already started instead of adding a second one."""
+    if not flow_run_id:
+        return None
+    runs = client.search_runs([experiment_id], filter_string=f"tags.{FLOW_RUN_TAG} = '{flow_run_id}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def run_params(corpus: NormalizedCorpus, model: TrainedModel, normalization: NormalizationParams,
+               training: TrainingParams, evaluation: EvaluationParams) -> dict[str, object]:
+    params: dict[str, object] = {
+        "corpus_recipes_in": corpus.counts.recipes_in,
+        "corpus_recipes": corpus.counts.recipes_out,
+        "corpus_rejected": corpus.counts.rejected,
+        "vocabulary_size": model.vocabulary_size,
+        "train_recipes": model.train_recipes,
+        "holdout_recipes": model.holdout_recipes,
+    }
+    params.update({f"train_{k}": v for k, v in training.model_dump(mode="json").items()})
+    params.update({f"eval_{k}": v for k, v in evaluation.model_dump(mode="json").items()})
+    params.update({f"normalize_{k}": v for k, v in normalization.model_dump(mode="json").items()})
+    return params
+
+
+def log_training_run(
+    *,
+    raw: CorpusRef,
+    corpus: NormalizedCorpus,
+    model: TrainedModel,
+    report: EvaluationReport,
+    normalization: NormalizationParams,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    storage: StorageSettings,
+    settings: TrackingSettings,
+    run_name: str | None = None,
+    flow_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    timings: dict[str, float] | None = None,
+) -> LoggedRun:
+    """Log one training run; a second call for the same flow run updates the same MLflow run."""
+    tracking_uri = settings.resolved_tracking_uri(storage.home)
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri)
+    experiment_id = _experiment_id(client, settings, storage.home)
+    tags = {
+        "git_sha": git_sha(),
+        "corpus_sha256": raw.sha256,
+        "corpus_source": raw.source,
+        "baskets_sha256": corpus.sha256,
+        "model_sha256": model.sha256,
+        **({FLOW_RUN_TAG: flow_run_id} if flow_run_id else {}),
+        **({"prefect_flow_run_name": run_name} if run_name else {}),
+        **(extra_tags or {}),
+    }
+    metrics = {**report.flat(), **{f"timing/{step}_seconds": s for step, s in (timings or {}).items()}}
+    with mlflow.start_run(run_id=_existing_run(client, experiment_id, flow_run_id), experiment_id=experiment_id,
+                          run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(run_params(corpus, model, normalization, training, evaluation))
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(report.model_dump(mode="json"), "evaluation/report.json")
+        mlflow.log_dict(corpus.counts.model_dump(mode="json"), "data/normalization.json")
+        with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
+            load_model(model, storage, Path(work))
+            mlflow.log_artifact(str(Path(work) / EMBEDDINGS_FILE))
+            info = log_model(Path(work))
+        return LoggedRun(run_id=run.info.run_id, run_name=run.info.run_name, experiment_id=experiment_id,
+                         tracking_uri=tracking_uri, artifact_uri=run.info.artifact_uri, model_uri=info.model_uri)

@@ -1,0 +1,65 @@
+"""Cache policies for the pipeline's tasks: a key from what the step really depends on.
+
+The parts come from :mod:`flavor_ml.cache_keys`; this module hashes them for Prefect and
+explains, in the task's log, which parts changed since the last run of the step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
+from prefect.logging import get_run_logger
+
+from flavor_ml.atomic import atomic_path
+from flavor_ml.cache_keys import KeyParts, changed_parts, hash_parts
+from flavor_ml.settings import StorageSettings
+
+
+def _last_parts_file(step: str) -> Path:
+    return StorageSettings().home / "cache-keys" / f"{step}.json"
+
+
+def explain_key(step: str, key: str, parts: KeyParts) -> None:
+    """Log how this key differs from the previous run's, and remember it for the next run."""
+    record = _last_parts_file(step)
+    try:
+        previous = json.loads(record.read_text()) if record.exists() else None
+    except (OSError, ValueError):
+        previous = None
+    logger = get_run_logger()
+    if previous is None:
+        logger.info("cache key %s (no earlier run of %s recorded here)", key, step)
+    elif previous.get("key") == key:
+        logger.info("cache key %s is unchanged since the last run", key)
+    else:
+        changed = changed_parts(previous.get("parts"), parts)
+        logger.info("cache key %s differs from the last run's in: %s", key, ", ".join(changed) or "nothing recorded")
+    try:
+        with atomic_path(record) as tmp:
+            tmp.write_text(json.dumps({"key": key, "parts": parts}, indent=1))
+    except OSError:
+        logger.debug("could not record the cache key of %s in %s", step, record)
+
+
+@dataclass
+class StepCachePolicy(CachePolicy):
+    """Cache on ``parts(**inputs)``: never on object identity or the task's source text."""
+
+    step: str = ""
+    parts: Optional[Callable[..., KeyParts]] = None
+
+    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> Optional[str]:
+        assert self.parts is not None
+        wanted = inspect.signature(self.parts).parameters
+        parts = self.parts(**{name: value for name, value in inputs.items() if name in wanted})
+        key = hash_parts(self.step, parts)
+        explain_key(self.step, key, parts)
+        return key

@@ -1,0 +1,97 @@
+"""The ``train-embeddings`` flow: fetch → normalize → train → evaluate → log to MLflow.
+
+Each task wraps one library call and is cached on what it really depends on (see
+:mod:`flavor_ml.cache_keys`), so an unchanged step is never redone, also on a retry.
+Run it as a script, import it in a notebook, or deploy it (see prefect.yaml).
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from pydantic import BaseModel
+
+from flavor_ml import pipeline
+from flavor_ml.cache_keys import evaluate_parts, fetch_parts, normalize_parts, train_parts
+from flavor_ml.data.fetch import CorpusRef
+from flavor_ml.eval.metrics import EvaluationReport
+from flavor_ml.settings import (
+    EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams,
+)
+from flavor_ml.tracking import LoggedRun, log_training_run
+from flows.caching import StepCachePolicy
+from flows.run_info import TaskSummary, task_summaries
+
+PIPELINE_TASKS = ("fetch", "normalize", "train", "evaluate")
+
+
+class TrainingSummary(BaseModel):
+    flow_run_id: str
+    flow_run_name: str
+    tasks: dict[str, TaskSummary]
+    report: EvaluationReport
+    mlflow: LoggedRun
+    corpus: CorpusRef
+    normalized: pipeline.NormalizedCorpus
+    model: pipeline.TrainedModel
+
+
+@task(name="fetch", task_run_name="fetch", cache_policy=StepCachePolicy(step="fetch", parts=fetch_parts))
+def fetch_corpus(source: str | None, params: FetchParams) -> CorpusRef:
+    return pipeline.fetch(source, params, StorageSettings())
+
+
+@task(name="normalize", task_run_name="normalize", cache_policy=StepCachePolicy(step="normalize", parts=normalize_parts))
+def normalize_corpus(corpus: CorpusRef, params: NormalizationParams) -> pipeline.NormalizedCorpus:
+    return pipeline.normalize(corpus, params, StorageSettings())
+
+
+@task(name="train", task_run_name="train", cache_policy=StepCachePolicy(step="train", parts=train_parts))
+def train_model(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams) -> pipeline.TrainedModel:
+    return pipeline.train(corpus, params, split_params, StorageSettings())
+
+
+@task(name="evaluate", task_run_name="evaluate", cache_policy=StepCachePolicy(step="evaluate", parts=evaluate_parts))
+def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams) -> EvaluationReport:
+    return pipeline.evaluate(corpus, model, params, StorageSettings())
+
+
+@task(name="log-to-mlflow", task_run_name="log-to-mlflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
+                  report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
+                  evaluation: EvaluationParams) -> TrainingSummary:
+    tasks = {name: s for name, s in task_summaries(flow_run.id).items() if name in PIPELINE_TASKS}
+    logged = log_training_run(
+        raw=raw, corpus=corpus, model=model, report=report, normalization=normalization, training=training,
+        evaluation=evaluation, storage=StorageSettings(), settings=TrackingSettings(), run_name=flow_run.name,
+        flow_run_id=flow_run.id,
+        extra_tags={f"cache_key/{name}": s.cache_key or "none" for name, s in tasks.items()}
+        | {f"task_state/{name}": s.state for name, s in tasks.items()},
+        timings={name: s.seconds for name, s in tasks.items()},
+    )
+    return TrainingSummary(flow_run_id=flow_run.id, flow_run_name=flow_run.name, tasks=tasks, report=report,
+                           mlflow=logged, corpus=raw, normalized=corpus, model=model)
+
+
+@flow(name="train-embeddings")
+def train_embeddings(
+    corpus: str | None = None,
+    fetch: FetchParams | None = None,
+    normalization: NormalizationParams | None = None,
+    training: TrainingParams | None = None,
+    evaluation: EvaluationParams | None = None,
+) -> TrainingSummary:
+    """Learn ingredient embeddings from ``corpus`` (a URL, path or s3:// URI; the bundled sample by default)."""
+    fetch, normalization = fetch or FetchParams(), normalization or NormalizationParams()
+    training, evaluation = training or TrainingParams(), evaluation or EvaluationParams()
+
+    raw = fetch_corpus(corpus, fetch)
+    baskets = normalize_corpus(raw, normalization)
+    model = train_model(baskets, training, evaluation)
+    report = evaluate_model(baskets, model, evaluation)
+    return log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation)
+
+
+if __name__ == "__main__":
+    print(train_embeddings().model_dump_json(indent=2))

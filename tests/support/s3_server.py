@@ -1,0 +1,83 @@
+"""A real S3-compatible HTTP endpoint on loopback: moto's server in a thread.
+
+    from tests.support.s3_server import s3_server  # noqa: F401  (the fixture)
+
+    def test_something(s3_server, tmp_path):
+        store = ArtifactStore.from_settings(s3_server.settings(tmp_path))
+        s3_server.client().put_object(Bucket=s3_server.bucket, Key="k", Body=b"...")
+
+The fixture sets dummy ``AWS_*`` credentials (and hides any real AWS configuration) for
+the test, creates an empty bucket, and stops the server afterwards. ``env()`` gives the
+variables a subprocess needs to reach the same endpoint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from flavor_ml.settings import StorageSettings
+
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    url: str
+    bucket: str
+    region: str = REGION
+
+    def client(self):  # noqa: ANN201 (boto3 builds its client classes at run time)
+        return boto3.session.Session().client(
+            "s3", endpoint_url=self.url, region_name=self.region,
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=Config(s3={"addressing_style": "path"}),
+        )
+
+    def settings(self, home: Path, prefix: str = "flavor-ml") -> StorageSettings:
+        """Storage settings that put the artifact store in this bucket."""
+        return StorageSettings(home=home, s3_bucket=self.bucket, s3_prefix=prefix,
+                               s3_endpoint_url=self.url, s3_region=self.region)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess that should use this endpoint as its store."""
+        return {
+            **CREDENTIALS,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.url,
+            "FLAVOR_S3_BUCKET": self.bucket,
+            "FLAVOR_S3_ENDPOINT_URL": self.url,
+            "FLAVOR_S3_REGION": self.region,
+        }
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+    """moto's S3 on 127.0.0.1 and a free port, dummy credentials, and a fresh bucket."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    nowhere = tmp_path_factory.mktemp("aws-config") / "none"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(nowhere))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nowhere))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = S3Endpoint(url=f"http://{host}:{port}", bucket=f"flavor-{uuid.uuid4().hex[:12]}")
+        endpoint.client().create_bucket(Bucket=endpoint.bucket)
+        yield endpoint
+    finally:
+        server.stop()

@@ -1,0 +1,149 @@
+"""The train-embeddings flow end to end on the bundled corpus: tasks, caching, MLflow, notebooks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flavor_ml.embeddings import EMBEDDINGS_FILE
+from flavor_ml.settings import EvaluationParams, NormalizationParams, TrainingParams
+from tests.support.pipeline import isolated_pipeline  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+
+def task_states(summary) -> dict[str, str]:
+    return {name: task.state for name, task in summary.tasks.items()}
+
+
+def test_a_first_run_computes_every_step_and_a_second_run_takes_all_from_cache(isolated_pipeline):
+    from flows.train import train_embeddings
+
+    first = train_embeddings()
+    second = train_embeddings()
+
+    assert task_states(first) == {"fetch": "Completed", "normalize": "Completed", "train": "Completed", "evaluate": "Completed"}
+    assert task_states(second) == {"fetch": "Cached", "normalize": "Cached", "train": "Cached", "evaluate": "Cached"}
+    assert second.report.flat() == first.report.flat()
+    assert second.mlflow.run_id != first.mlflow.run_id  # every training run is recorded
+
+
+def test_changing_only_the_epochs_reruns_train_and_evaluate_only(isolated_pipeline):
+    from flows.train import train_embeddings
+
+    train_embeddings(training=TrainingParams(epochs=3))
+    changed = train_embeddings(training=TrainingParams(epochs=4))
+
+    assert task_states(changed) == {"fetch": "Cached", "normalize": "Cached", "train": "Completed", "evaluate": "Completed"}
+
+
+def test_changing_the_synonym_table_reruns_normalize(isolated_pipeline, tmp_path):
+    from flows.train import train_embeddings
+
+    train_embeddings()
+    extra = tmp_path / "my-synonyms.csv"
+    extra.write_text("variant,canonical\ncoriander leaves,cilantro\nzzz,yyy\n")
+    changed = train_embeddings(normalization=NormalizationParams(extra_synonyms=extra))
+
+    assert task_states(changed)["fetch"] == "Cached"
+    assert task_states(changed)["normalize"] == "Completed"
+
+
+def test_a_cache_miss_logs_which_part_of_the_key_changed(isolated_pipeline, caplog):
+    from flows.train import train_embeddings
+
+    train_embeddings(training=TrainingParams(epochs=3))
+    with caplog.at_level(logging.INFO):
+        train_embeddings(training=TrainingParams(epochs=4))
+
+    explanations = [r.getMessage() for r in caplog.records if "differs from the last run's in" in r.getMessage()]
+    assert any(m.endswith("in: params") for m in explanations), explanations
+
+
+def test_the_run_is_logged_to_mlflow_with_params_metrics_baselines_artifacts_and_a_loadable_model(isolated_pipeline):
+    from flows.train import train_embeddings
+
+    summary = train_embeddings()
+
+    client = MlflowClient(isolated_pipeline.tracking_uri)
+    run = client.get_run(summary.mlflow.run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "ingredient-embeddings"
+    assert run.info.run_name == summary.flow_run_name
+    assert run.data.tags["prefect_flow_run_id"] == summary.flow_run_id
+    assert run.data.tags["corpus_sha256"] == summary.corpus.sha256
+    assert run.data.tags["git_sha"]
+    assert {f"cache_key/{step}" for step in ("fetch", "normalize", "train", "evaluate")} <= run.data.tags.keys()
+    assert {"train_epochs", "train_vector_size", "train_ns_exponent", "vocabulary_size", "corpus_recipes"} <= run.data.params.keys()
+    assert {"completion_hr10", "completion_mrr", "ppmi_svd/completion_hr10", "popularity/completion_hr10"} <= run.data.metrics.keys()
+    assert run.data.metrics["completion_hr10"] > run.data.metrics["popularity/completion_hr10"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert EMBEDDINGS_FILE in artifacts
+
+    mlflow.set_tracking_uri(isolated_pipeline.tracking_uri)
+    model = mlflow.pyfunc.load_model(summary.mlflow.model_uri)
+    import pandas as pd
+
+    answer = model.predict(pd.DataFrame({"ingredients": [["basil"]], "query": ["similar"], "k": [5]}))
+    assert len(answer) == 5
+
+
+def test_rejected_recipes_are_counted_and_kept_beside_the_baskets(isolated_pipeline, tmp_path):
+    from flows.train import train_embeddings
+
+    corpus = tmp_path / "recipes.jsonl"
+    from flavor_ml.data.sample import generate_sample_corpus
+
+    recipes = generate_sample_corpus(400, seed=3)
+    recipes[0]["ingredients"] = []
+    recipes[1]["ingredients"] = ["For the sauce:"]
+    lines = [json.dumps(r) for r in recipes]
+    lines.insert(5, "{not json")
+    corpus.write_text("\n".join(lines) + "\n")
+
+    summary = train_embeddings(corpus=str(corpus), evaluation=EvaluationParams(min_count=5))
+
+    counts = summary.normalized.counts
+    assert counts.recipes_in == 401
+    assert counts.rejects["unreadable"] == 1
+    assert counts.rejects["no_ingredients"] == 1
+    assert counts.rejects["too_few_ingredients"] >= 1
+    import polars as pl
+
+    from flavor_ml.storage import ArtifactStore
+    from flavor_ml.settings import StorageSettings
+
+    rejects = pl.read_parquet(ArtifactStore.from_settings(StorageSettings()).local_copy(summary.normalized.rejects_uri))
+    assert rejects.height == counts.rejected
+    assert set(rejects["reason"]) == set(counts.rejects)
+
+
+def test_the_flow_imports_and_runs_in_a_notebook_process(isolated_pipeline, tmp_path):
+    code = (
+        "from flows.train import train_embeddings\n"
+        "summary = train_embeddings()\n"
+        "print(summary.model_dump_json())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(summary["tasks"]) == {"fetch", "normalize", "train", "evaluate"}
+
+
+def test_every_step_runs_as_a_plain_function_without_prefect(isolated_pipeline):
+    code = (
+        "import sys\n"
+        "sys.modules['prefect'] = None  # importing Prefect now fails: the library must not need it\n"
+        "from flavor_ml.pipeline import run_pipeline\n"
+        "from flavor_ml.settings import TrainingParams\n"
+        "result = run_pipeline(training=TrainingParams(epochs=3))\n"
+        "print(result.report.flat()['completion_hr10'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 0.0 < float(done.stdout.strip().splitlines()[-1]) <= 1.0
