@@ -18,6 +18,7 @@ import logging
 import os
 import tempfile
 import time
+from http import HTTPStatus
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,7 +111,11 @@ def source_fingerprint(source: str, params: FetchParams, *, s3: S3Client | None 
             raise FetchError(f"HEAD {source} answered {_s3_status(error)}") from error
         except (BotoCoreError, ValueError) as error:
             raise FetchError(f"HEAD {source} failed: {error}") from error
-        fingerprint = {"source": source, "etag": str(head.get("ETag", "")).strip('"'), "bytes": str(head.get("ContentLength", ""))}
+        fingerprint = {
+            "source": source,
+            "etag": str(head.get("ETag", "")).strip('"'),
+            "bytes": str(head.get("ContentLength", "")),
+        }
         if head.get("VersionId"):
             fingerprint["version_id"] = str(head["VersionId"])
         return fingerprint
@@ -141,13 +146,14 @@ def _http_attempt(client: httpx.Client, url: str, staging: Path, params: FetchPa
     digest = hashlib.sha256()
     size = 0
     declared: int | None = None
+    response: httpx.Response | None = None
     try:
         with client.stream("GET", url) as response:
             _raise_for_status(response, f"GET {url}")
             if "content-encoding" not in response.headers:  # else it counts encoded bytes
                 declared = _int_or_none(response.headers.get("content-length"))
             with open(staging, "wb") as out:
-                for chunk in response.iter_bytes(_CHUNK):
+                for chunk in response.iter_bytes():
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
@@ -158,8 +164,11 @@ def _http_attempt(client: httpx.Client, url: str, staging: Path, params: FetchPa
     except httpx.TimeoutException as error:
         raise _Retryable(f"timed out after {params.timeout_seconds:g} s ({type(error).__name__})") from error
     except httpx.RemoteProtocolError as error:
-        if declared is not None and size < declared:
-            raise _Retryable(f"the body was cut short: received {size} of {declared} bytes (Content-Length)") from error
+        received = max(size, response.num_bytes_downloaded) if response is not None else size
+        if declared is not None and received < declared:
+            raise _Retryable(
+                f"the body was cut short: received {received} of {declared} bytes (Content-Length)"
+            ) from error
         raise _Retryable(f"the server broke the connection: {error}") from error
     except httpx.TransportError as error:
         raise _Retryable(f"{_describe_transport_error(error)}") from error
@@ -229,7 +238,9 @@ def _fetch_s3(uri: str, staging: Path, params: FetchParams, client: S3Client) ->
     return _with_retries(f"GET {uri}", params, lambda: _s3_attempt(client, uri, bucket, key, staging, params))
 
 
-def _s3_attempt(client: S3Client, uri: str, bucket: str, key: str, staging: Path, params: FetchParams) -> tuple[str, int]:
+def _s3_attempt(
+    client: S3Client, uri: str, bucket: str, key: str, staging: Path, params: FetchParams
+) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     try:
@@ -241,7 +252,9 @@ def _s3_attempt(client: S3Client, uri: str, bucket: str, key: str, staging: Path
                 digest.update(chunk)
                 size += len(chunk)
                 if params.expected_bytes is not None and size > params.expected_bytes:
-                    raise FetchError(f"GET {uri} sent more than the expected {params.expected_bytes} bytes; nothing was kept")
+                    raise FetchError(
+                        f"GET {uri} sent more than the expected {params.expected_bytes} bytes; nothing was kept"
+                    )
     except ClientError as error:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if status >= 500:
@@ -257,9 +270,15 @@ def _s3_attempt(client: S3Client, uri: str, bucket: str, key: str, staging: Path
 
 
 def _s3_status(error: ClientError) -> str:
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-    code = error.response.get("Error", {}).get("Code", "")
-    return f"{status} {code}".strip()
+    """``404 NoSuchKey``; HEAD answers carry no error code, so ``404 Not Found`` for those."""
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    if code.isdigit():
+        try:
+            code = HTTPStatus(int(code)).phrase
+        except ValueError:
+            pass
+    return f"{status or code} {code}".strip() if status else code
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

@@ -191,10 +191,10 @@ def _columns_to_frame(columns: tuple[list[Any], ...]) -> pl.DataFrame:
     return frame.with_columns(_list_column(lines)).select(list(RECIPE_SCHEMA)).with_columns(_clean_lines())
 
 
-def _clean_lines(column: str = "lines") -> pl.Expr:
+def _clean_lines() -> pl.Expr:
     """Strip every ingredient line and drop the blank ones."""
     return (
-        pl.col(column)
+        pl.col("lines")
         .list.eval(pl.element().str.strip_chars())
         .list.eval(pl.element().filter(pl.element() != ""))
         .alias("lines")
@@ -294,8 +294,11 @@ def _read_tsv(path: Path) -> pl.DataFrame:
         errors.append(error)
     table = pl.DataFrame({"row": numbers, "text": texts, "error": errors},
                          schema={"row": pl.Int64, "text": pl.String, "error": pl.String})
-    if table.height and not table["text"].str.contains("\t", literal=True).any():
-        first = table.filter(pl.col("text").is_not_null()).row(0, named=True)
+    readable = table.filter(pl.col("text").is_not_null())
+    if table.height and readable.height == 0:
+        raise CorpusFormatError(f"{path} is not UTF-8 text: no line can be read (line {numbers[0]}: {errors[0]})")
+    if readable.height and not readable["text"].str.contains("\t", literal=True).any():
+        first = readable.row(0, named=True)
         raise CorpusFormatError(
             f"{path} is not tab-separated baskets: no line has a tab (line {first['row']}: {_clip(first['text'])!r})"
         )
@@ -336,7 +339,9 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
         with_ingredients += "ingredients" in obj
         records.append(_from_object(obj, number))
     if records and objects == 0:
-        raise CorpusFormatError(f"{path} is not JSON Lines: no line holds a JSON object ({first_problem or records[0][5]})")
+        raise CorpusFormatError(
+            f"{path} is not JSON Lines: no line holds a JSON object ({first_problem or records[0][5]})"
+        )
     if objects and not with_ingredients:
         raise CorpusFormatError(
             f"{path}: no recipe has an 'ingredients' field (looked at {objects} JSON objects); "
@@ -465,7 +470,10 @@ def _split_cell(cell: str) -> tuple[list[str] | None, str | None]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as error:
-            return None, f"field 'ingredients' looks like a JSON list but is not valid JSON: {error.msg} at column {error.colno}"
+            return None, (
+                f"field 'ingredients' looks like a JSON list but is not valid JSON: "
+                f"{error.msg} at column {error.colno}"
+            )
         return _ingredient_lines(value)
     separator = "\n" if "\n" in text else "|"
     return text.split(separator), None

@@ -1,13 +1,14 @@
 """A real S3-compatible HTTP endpoint on loopback: moto's server in a thread.
 
-    from tests.support.s3_server import s3_server  # noqa: F401  (the fixture)
+    from tests.support.s3_server import moto_endpoint_url, s3_server  # noqa: F401  (fixtures)
 
     def test_something(s3_server, tmp_path):
         store = ArtifactStore.from_settings(s3_server.settings(tmp_path))
         s3_server.client().put_object(Bucket=s3_server.bucket, Key="k", Body=b"...")
 
 The fixture sets dummy ``AWS_*`` credentials (and hides any real AWS configuration) for
-the test, creates an empty bucket, and stops the server afterwards. ``env()`` gives the
+the test and creates an empty bucket; the server itself is shared by the session and
+stopped at its end (import ``moto_endpoint_url`` too when importing the fixture). ``env()`` gives the
 variables a subprocess needs to reach the same endpoint.
 """
 
@@ -60,8 +61,23 @@ class S3Endpoint:
         }
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint_url() -> Iterator[str]:
+    """One moto server for the session (starting and stopping costs ~0.5 s); tests stay
+    apart by using a fresh bucket each."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def s3_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+def s3_server(
+    moto_endpoint_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> S3Endpoint:
     """moto's S3 on 127.0.0.1 and a free port, dummy credentials, and a fresh bucket."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
@@ -71,13 +87,6 @@ def s3_server(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = S3Endpoint(url=f"http://{host}:{port}", bucket=f"flavor-{uuid.uuid4().hex[:12]}")
-        endpoint.client().create_bucket(Bucket=endpoint.bucket)
-        yield endpoint
-    finally:
-        server.stop()
+    endpoint = S3Endpoint(url=moto_endpoint_url, bucket=f"flavor-{uuid.uuid4().hex[:12]}")
+    endpoint.client().create_bucket(Bucket=endpoint.bucket)
+    return endpoint
