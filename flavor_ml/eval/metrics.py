@@ -22,13 +22,14 @@ Probes (``k`` = ``EvaluationParams.k``, 10 by default):
     co-occurrence is no test, since a common ingredient co-occurs with nearly everything
     and every scorer would score about 0.9. For every ingredient ``i`` seen at least
     ``min_count`` times in training with at least one held-out pair, let ``P_i`` be its
-    partners in those pairs. Rank all other ingredients by the pair score of ``i`` alone as context (for the model: input
-    vector of ``i`` x output vectors) and take the top k; precision is
-    ``|top_k & P_i| / min(k, |P_i|)`` (so a perfect ranker scores 1 even for an ingredient
-    with fewer than k partners), averaged over these ingredients.
+    partners in those pairs. Rank all other ingredients by the pair score of ``i`` alone as
+    context (for the model: input vector of ``i`` x output vectors) and take the top k;
+    precision is ``|top_k & P_i| / min(k, |P_i|)`` (so a perfect ranker scores 1 even for an
+    ingredient with fewer than k partners), averaged over these ingredients.
 
-``category_knn_acc`` — only when a category table is given: for every vocabulary ingredient
-    with a category, majority vote of the categories of its 5 nearest other labelled
+``category_knn_acc`` — only when a category table is given: over the vocabulary ingredients
+    with a category and seen at least ``min_count`` times in training (the vectors of rarer
+    ones are mostly noise), the majority vote of the categories of the 5 nearest other such
     ingredients by cosine of input vectors (leave-one-out); ties go to the category whose
     voters rank closer. Accuracy over these ingredients. Baselines: random vectors, PPMI-SVD.
 """
@@ -227,6 +228,8 @@ def evaluate_embeddings(
     if len(test_baskets) == 0:
         raise EvaluationError("the held-out split is empty: no test baskets to evaluate on "
                               "(raise holdout_fraction or use a larger corpus)")
+    if not embeddings.is_finite():
+        raise EvaluationError("the embeddings hold non-finite values (NaN or infinity); retrain the model")
     vocabulary = embeddings.vocabulary
     index = {name: i for i, name in enumerate(vocabulary)}
     k = params.k
@@ -254,12 +257,13 @@ def evaluate_embeddings(
 
     category_items = 0
     if categories is not None:
-        labelled = [i for i, name in enumerate(vocabulary) if name in categories]
+        labelled = [i for i, name in enumerate(vocabulary) if name in categories and eligible[i]]
         names = sorted({categories[vocabulary[i]] for i in labelled})
         if len(labelled) <= KNN_NEIGHBOURS or len(names) < 2:
             skipped["category_knn_acc"] = (
-                f"{len(labelled)} vocabulary ingredients in {len(names)} categories have a category; "
-                f"kNN@{KNN_NEIGHBOURS} needs more than {KNN_NEIGHBOURS} in at least 2 categories"
+                f"{len(labelled)} vocabulary ingredients seen at least min_count={params.min_count} times have a "
+                f"category, in {len(names)} categories; kNN@{KNN_NEIGHBOURS} needs more than {KNN_NEIGHBOURS} "
+                "in at least 2 categories"
             )
         else:
             category_items = len(labelled)

@@ -11,13 +11,15 @@ A recipe is a set, not a sentence, so the word2vec set-up is adapted (Barkan & K
 - both the input vectors (``wv``: substitutes, by cosine) and the output vectors
   (``syn1neg``: complements, scored input x output) are kept, in vocabulary order;
 - the defaults in :class:`~flavor_ml.settings.TrainingParams` switch off frequent-word
-  downsampling and flatten the negative-sampling distribution; see that class for why.
+  downsampling (``sample=0``) and draw negatives with ``ns_exponent=0.6``; see that class
+  for why gensim's NLP defaults complete recipes worse than popularity.
 
-Deterministic mode trains with one worker and the fixed seed. gensim 4 initialises vectors
-from ``numpy.random.default_rng(seed)`` and draws negatives from a generator seeded by
-``seed``, and this module orders the vocabulary and the baskets without relying on set or
-hash order, so the vectors are bit-identical on a re-run in a fresh process whatever
-``PYTHONHASHSEED`` is (tests/test_training.py checks this in subprocesses).
+Deterministic mode trains with one worker and the fixed seed. gensim 4.4 initialises vectors
+with ``numpy.random.default_rng(seed)`` (its ``hashfxn`` only serves ``seeded_vector``, which
+training does not call) and draws negatives from ``RandomState(seed)``; this module orders
+the vocabulary and the baskets without relying on set or hash order. So the vectors are
+bit-identical on a re-run in a fresh process whatever ``PYTHONHASHSEED`` is
+(tests/test_training.py checks this in subprocesses with different hash seeds).
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def train_embeddings(baskets: Sequence[Sequence[str]], params: TrainingParams) -
     """Train Item2Vec embeddings on ``baskets`` (one list of ingredient names per recipe).
 
     Returns input and output vectors in vocabulary order (most frequent first; ties by name)
-    with each ingredient's basket count. Raises :class:`TrainingError` for a corpus that cannot
+    with each ingredient's count: the number of training baskets (of two or more ingredients)
+    that hold it. Raises :class:`TrainingError` for a corpus that cannot
     train a model (no baskets, fewer than two distinct ingredients, no basket with two).
     """
     usable, counts = prepare_baskets(baskets, params.min_count)
