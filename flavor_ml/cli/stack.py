@@ -1,0 +1,126 @@
+"""``flavor-ml stack up|down|status|env|bootstrap``: the full stack as local processes on loopback.
+
+The same services as docker-compose.yml (Prefect server and worker, MLflow, an S3 store, the
+inference API), started natively for development and tests; see flavor_ml/stack/.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from flavor_ml.cli import app, print_json
+
+stack_app = typer.Typer(
+    help="Run the full stack (Prefect server + worker, MLflow, S3 store, API) as local processes on loopback.",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+HomeOption = Annotated[
+    Optional[Path], typer.Option(help="folder of the stack's state, logs and credentials (FLAVOR_HOME, ./.flavor)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")]
+
+
+def _settings(home: Path | None):
+    from flavor_ml.stack.config import load_settings
+
+    return load_settings(**({"home": home} if home else {}))
+
+
+def _table(report) -> str:
+    rows = [("SERVICE", "STATE", "PID", "PORT", "URL", "RUNS")]
+    rows += [(item.name, item.state, str(item.pid or "-"), str(item.port), item.url, item.implementation)
+             for item in report]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
+                     for row in rows)
+
+
+def _echo(quiet: bool):
+    return (lambda line: typer.echo(line, err=True)) if quiet else typer.echo
+
+
+@stack_app.command()
+def up(
+    home: HomeOption = None,
+    api: Annotated[Optional[bool], typer.Option("--api/--no-api", help="run the inference API (default: FLAVOR_STACK_API, auto)")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Start what is not running yet, health-checked, in dependency order (safe to repeat)."""
+    from flavor_ml.stack import native
+
+    settings = _settings(home)
+    report = native.up(settings, with_api=api, echo=_echo(json_output))
+    if json_output:
+        print_json({"services": native.as_dicts(report), "logs": str(settings.log_dir)})
+    else:
+        typer.echo(_table(report))
+        typer.echo(f"logs: {settings.log_dir}\nclient environment: eval \"$(flavor-ml stack env)\"")
+
+
+@stack_app.command()
+def down(home: HomeOption = None, json_output: JsonOption = False) -> None:
+    """Stop every service of the stack and what it started (SIGTERM, then SIGKILL)."""
+    from flavor_ml.stack import native
+
+    results = native.down(_settings(home), echo=_echo(json_output))
+    if json_output:
+        print_json({"stopped": results})
+
+
+@stack_app.command()
+def status(
+    home: HomeOption = None,
+    api: Annotated[Optional[bool], typer.Option("--api/--no-api", help="whether the API is expected")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Each service: up, unhealthy or down, with pid, port and URL. Exit status 3 unless all are up."""
+    from flavor_ml.stack import native
+
+    report = native.status(_settings(home), with_api=api)
+    all_up = all(item.state == "up" for item in report)
+    if json_output:
+        print_json({"services": native.as_dicts(report), "all_up": all_up})
+    else:
+        typer.echo(_table(report))
+    if not all_up:
+        raise typer.Exit(3)
+
+
+@stack_app.command()
+def env(home: HomeOption = None, json_output: JsonOption = False) -> None:
+    """Shell exports a client needs: API URLs and credentials. Use: eval "$(flavor-ml stack env)"."""
+    from flavor_ml.stack.credentials import load_credentials
+    from flavor_ml.stack.services import client_environment
+
+    settings = _settings(home)
+    variables = client_environment(settings, load_credentials(settings.credentials_file))
+    if json_output:
+        print_json(variables)
+    else:
+        typer.echo("\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items()))
+
+
+@stack_app.command()
+def bootstrap(
+    home: HomeOption = None,
+    from_environment: Annotated[bool, typer.Option(
+        "--from-environment", help="use PREFECT_API_URL, FLAVOR_S3_* and AWS_* as set (e.g. for compose) "
+                                   "instead of the native stack's")] = False,
+) -> None:
+    """Create the process work pool, the AwsCredentials block and the S3Bucket result-storage block."""
+    if from_environment:
+        import subprocess
+        import sys
+
+        raise typer.Exit(subprocess.call([sys.executable, "-m", "deployments.bootstrap"]))
+    from flavor_ml.stack import native
+    from flavor_ml.stack.credentials import load_credentials
+
+    settings = _settings(home)
+    native.run_bootstrap(settings, load_credentials(settings.credentials_file), echo=typer.echo)

@@ -1,0 +1,349 @@
+"""The stack as local processes on loopback: ``up``, ``down``, ``status``.
+
+Everything lives under ``<FLAVOR_HOME>/stack``: ``state.json`` (pid, start time, port and URL
+of each service), ``logs/<service>.log``, ``credentials.env`` (0600) and the services' own
+files (Prefect's home, MinIO's data, MLflow's auth config).
+
+``up`` creates the databases, then starts each service once the services it depends on are
+healthy, and leaves running whatever already runs healthy, so calling it twice is harmless.
+After the S3 store is healthy it creates the bucket; after the Prefect server is healthy it
+runs ``deployments/bootstrap.py`` (work pool and blocks). ``down`` stops every service and
+everything it started (SIGTERM, then SIGKILL), the API and the worker before the servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from flavor_ml.errors import ConfigError
+from flavor_ml.stack import processes
+from flavor_ml.stack.bucket import ensure_bucket
+from flavor_ml.stack.config import StackSettings, load_settings, save_settings
+from flavor_ml.stack.credentials import CREDENTIAL_VARIABLES, load_credentials
+from flavor_ml.stack.databases import ensure_databases, postgres_reachable
+from flavor_ml.stack.errors import StackError
+from flavor_ml.stack.services import (
+    API,
+    MLFLOW,
+    PORT_VARIABLES,
+    POSTGRES,
+    PREFECT_SERVER,
+    S3,
+    WORKER,
+    Service,
+    bootstrap_environment,
+    build_services,
+)
+
+Echo = Callable[[str], None]
+
+# Variables of the caller that must not reach the services: a Prefect Cloud key beats basic auth.
+_DROPPED_ENV = ("PREFECT_API_KEY",)
+
+
+@dataclass
+class ServiceStatus:
+    """What ``status`` reports for one service."""
+
+    name: str
+    state: str  # "up", "unhealthy" (running, not answering its health check) or "down"
+    pid: int | None
+    port: int
+    url: str
+    implementation: str = ""
+    log: str | None = None
+
+
+# -- state file ---------------------------------------------------------------------------------
+
+def _read_state(settings: StackSettings) -> dict[str, dict[str, Any]]:
+    try:
+        return json.loads(settings.state_file.read_text())["services"]
+    except FileNotFoundError:
+        return {}
+    except (ValueError, KeyError) as exc:
+        raise StackError(f"{settings.state_file} is unreadable ({exc}); stop stray processes and remove it") from None
+
+
+def _write_state(settings: StackSettings, services: Mapping[str, Mapping[str, Any]]) -> None:
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    tmp = settings.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"services": services}, indent=2))
+    os.replace(tmp, settings.state_file)
+
+
+@contextlib.contextmanager
+def _locked(settings: StackSettings) -> Iterator[None]:
+    """One ``up``/``down`` at a time per stack folder."""
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.stack_dir / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _alive(entry: Mapping[str, Any] | None) -> bool:
+    return bool(entry) and processes.is_running(entry.get("pid"), entry.get("started"))
+
+
+# -- health -------------------------------------------------------------------------------------
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except FileNotFoundError:
+        return "(no log)"
+
+
+_WHAT_NOW = "`flavor-ml stack status` shows what runs, `flavor-ml stack down` stops it"
+
+
+def _wait_healthy(service: Service, entry: Mapping[str, Any], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(entry):
+            raise StackError(f"{service.name} exited before it was healthy ({_WHAT_NOW}); "
+                             f"the end of {log}:\n{_tail(log)}")
+        if _answers(service.health_url):
+            return
+        time.sleep(0.5)
+    raise StackError(f"{service.name} was not healthy at {service.health_url} after {timeout:.0f} s "
+                     f"(FLAVOR_STACK_START_TIMEOUT; {_WHAT_NOW}); the end of {log}:\n{_tail(log)}")
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# -- bootstrap (Prefect work pool and blocks) ---------------------------------------------------
+
+class _Bootstrap:
+    """``python -m deployments.bootstrap`` against the running stack, output in logs/bootstrap.log."""
+
+    def __init__(self, settings: StackSettings, credentials: Mapping[str, str]) -> None:
+        try:
+            spec = importlib.util.find_spec("deployments.bootstrap")
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None or spec.origin is None:
+            raise StackError("deployments/bootstrap.py is not importable: run from the project folder or "
+                             "reinstall the project (pip install -e .)")
+        project_root = str(Path(spec.origin).resolve().parents[1])
+        env = _service_env({**bootstrap_environment(settings, credentials),
+                            "PREFECT_HOME": str(settings.stack_dir / "prefect-home")})
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, env.get("PYTHONPATH")]))
+        self.settings = settings
+        self.log = settings.log_dir / "bootstrap.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as handle:
+            handle.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} bootstrap\n".encode())
+            handle.flush()
+            self.process = subprocess.Popen([sys.executable, "-m", "deployments.bootstrap"],
+                                            stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+                                            env=env)
+
+    def wait(self, echo: Echo, timeout: float = 300) -> None:
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            code = None
+        if code != 0:
+            raise StackError(f"bootstrap (work pool and blocks) failed; the end of {self.log}:\n{_tail(self.log)}")
+        settings = self.settings
+        echo(f"bootstrap: work pool {settings.work_pool!r}, blocks {settings.result_storage_block!r} and "
+             f"'aws-credentials/{settings.aws_credentials_block}' are in place")
+
+
+def run_bootstrap(settings: StackSettings, credentials: Mapping[str, str], echo: Echo = print) -> None:
+    """Create the work pool and blocks on the stack's Prefect server (idempotent); StackError if it fails."""
+    _Bootstrap(settings, credentials).wait(echo)
+
+
+def _service_env(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in _DROPPED_ENV}
+    env.update(extra)
+    return env
+
+
+# -- up / down / status -------------------------------------------------------------------------
+
+def preflight() -> None:
+    """Refuse early, with the fix, when a Python package a service needs is missing."""
+    needed = {"flask_wtf": "MLflow's basic-auth app needs Flask-WTF: pip install 'mlflow[auth]'",
+              "psycopg2": "MLflow's PostgreSQL backend store needs psycopg2: pip install psycopg2-binary",
+              "asyncpg": "Prefect's PostgreSQL database needs asyncpg: pip install asyncpg"}
+    missing = [message for module, message in needed.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError("; ".join(missing))
+
+
+def up(settings: StackSettings | None = None, *, with_api: bool | None = None, echo: Echo = print,
+       cwd: Path | None = None) -> list[ServiceStatus]:
+    """Start whatever of the stack is not running, in dependency order; return the status of each.
+
+    ``cwd`` is the working directory of the worker (and so of its flow runs); the current one
+    by default.
+    """
+    settings = settings or load_settings()
+    credentials = load_credentials(settings.credentials_file)
+    preflight()
+    services = build_services(settings, credentials, with_api=with_api)
+    save_settings(settings)
+    by_name = {service.name: service for service in services}
+    created = ensure_databases(settings)
+    if created:
+        echo(f"{POSTGRES}: created database(s) {', '.join(created)}")
+
+    bootstraps: list[tuple[dict[str, Any], _Bootstrap]] = []
+
+    def create_bucket() -> None:
+        if ensure_bucket(by_name[S3].url, settings.s3_bucket, credentials, settings.s3_region):
+            echo(f"{S3}: created bucket {settings.s3_bucket!r}")
+
+    # Run once per process of the service (recorded in its state entry), once it is healthy.
+    # The bootstrap runs beside the services started after it; `up` waits for it at the end.
+    after_healthy: dict[str, Callable[[], None]] = {
+        S3: create_bucket,
+        PREFECT_SERVER: lambda: bootstraps.append((state[PREFECT_SERVER], _Bootstrap(settings, credentials))),
+    }
+    with _locked(settings):
+        state = _read_state(settings)
+        ready: set[str] = set()
+        launched: set[str] = set()
+
+        def make_ready(name: str) -> None:
+            if name in ready:
+                return
+            service, entry = by_name[name], state[name]
+            _wait_healthy(service, entry, Path(entry["log"]), settings.stack_start_timeout)
+            ready.add(name)
+            waited = f" ({time.time() - entry['launched_at']:.1f} s after its start)" if name in launched else ""
+            echo(f"{name}: healthy at {service.url}{waited}")
+            if name in after_healthy and not entry.get("prepared"):
+                after_healthy[name]()
+                entry["prepared"] = name != PREFECT_SERVER  # the bootstrap: once it has succeeded
+
+        for service in services:
+            for dependency in service.depends_on:
+                make_ready(dependency)
+            entry = state.get(service.name)
+            if _alive(entry):
+                if entry["port"] != service.port:
+                    raise StackError(f"{service.name} already runs on port {entry['port']}, not "
+                                     f"{service.port} ({PORT_VARIABLES[service.name]}); run `flavor-ml stack down` first")
+                echo(f"{service.name}: already running (pid {entry['pid']})")
+                continue
+            if not _port_is_free(service.host, service.port):
+                raise StackError(f"port {service.port} on {service.host} is taken by another program; "
+                                 f"stop it or set {PORT_VARIABLES[service.name]} to a free port for {service.name}")
+            log = settings.log_dir / f"{service.name}.log"
+            process = processes.launch(service.command, log, _service_env(service.env), cwd=cwd)
+            state[service.name] = {
+                "pid": process.pid, "started": processes.start_time(process.pid), "port": service.port,
+                "url": service.url, "health_url": service.health_url, "log": str(log),
+                "implementation": service.implementation, "launched_at": time.time(),
+            }
+            _write_state(settings, state)
+            launched.add(service.name)
+            echo(f"{service.name}: started (pid {process.pid}, {service.implementation}), log {log}")
+        for service in services:
+            make_ready(service.name)
+        for entry, bootstrap in bootstraps:
+            bootstrap.wait(echo)
+            entry["prepared"] = True
+        _write_state(settings, state)
+    return status(settings, with_api=with_api)
+
+
+# Stopped in this order, the services of one step together: clients before the servers they use.
+_STOP_ORDER: tuple[tuple[str, ...], ...] = ((API, WORKER), (MLFLOW, PREFECT_SERVER), (S3,))
+
+
+def down(settings: StackSettings | None = None, *, echo: Echo = print, timeout: float = 20.0) -> dict[str, str]:
+    """Stop every service the state file knows, clients first; return what happened to each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = settings or load_settings()
+    results: dict[str, str] = {}
+    with _locked(settings):
+        state = _read_state(settings)
+        known = {name for step in _STOP_ORDER for name in step}
+        steps = [[name for name in step if name in state] for step in _STOP_ORDER]
+        steps.append([name for name in state if name not in known])
+        for step in filter(None, steps):
+            with ThreadPoolExecutor(len(step)) as pool:
+                outcomes = pool.map(lambda name: processes.terminate(state[name]["pid"], state[name].get("started"),
+                                                                     timeout=timeout), step)
+                for name, outcome in zip(step, outcomes):
+                    results[name] = outcome
+                    echo(f"{name}: {outcome} (pid {state[name]['pid']})")
+            for name in step:
+                del state[name]
+            _write_state(settings, state)
+    if not results:
+        echo("nothing is running")
+    return results
+
+
+def status(settings: StackSettings | None = None, *, with_api: bool | None = None) -> list[ServiceStatus]:
+    """Each service of the stack: up (healthy), unhealthy (running, not answering), down; and PostgreSQL."""
+    settings = settings or load_settings()
+    state = _read_state(settings)
+    report = [_postgres_status(settings)]
+    no_secrets = dict.fromkeys(CREDENTIAL_VARIABLES, "")  # names, ports and URLs need none
+    expected = build_services(settings, no_secrets, with_api=with_api)
+    names = [service.name for service in expected] + [name for name in state if name not in
+                                                       {service.name for service in expected}]
+    by_name = {service.name: service for service in expected}
+    for name in names:
+        entry = state.get(name)
+        service = by_name.get(name)
+        if _alive(entry):
+            healthy = _answers(entry["health_url"])
+            report.append(ServiceStatus(name, "up" if healthy else "unhealthy", entry["pid"], entry["port"],
+                                        entry["url"], entry.get("implementation", ""), entry["log"]))
+        elif service is not None:
+            report.append(ServiceStatus(name, "down", None, service.port, service.url, service.implementation,
+                                        str(settings.log_dir / f"{name}.log")))
+    return report
+
+
+def _postgres_status(settings: StackSettings) -> ServiceStatus:
+    url = f"postgresql://{settings.postgres_host}:{settings.postgres_port}"
+    return ServiceStatus(POSTGRES, "up" if postgres_reachable(settings) else "down", None, settings.postgres_port,
+                         url, "external: the machine's PostgreSQL")
+
+
+def as_dicts(report: list[ServiceStatus]) -> list[dict[str, Any]]:
+    return [asdict(item) for item in report]
