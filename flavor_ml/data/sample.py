@@ -20,33 +20,44 @@ Recipes
 
 Canonical names
     Every raw line the generator can write is listed by :func:`intended_names` with the
-    canonical ingredient name(s) it was written for (an empty tuple for a section header).
-    Canonical names are lower case, singular, with spaces: regional variants map to one name
-    (``scallion``, ``cilantro``, ``eggplant``, ``shrimp``, ``heavy cream``, ``chickpea``),
-    descriptors that change the ingredient are kept (``brown sugar``, ``black bean``,
-    ``red onion``, ``thai basil``, ``basmati rice``, ``dried apricot``), descriptors that do
-    not are dropped (``fresh``, ``dried`` herbs, ``ground`` spices, ``extra-virgin``, sizes,
-    colours of chillies), accents are folded (``jalapeno``, ``gruyere``, ``creme fraiche``).
+    canonical ingredient name(s) it was written for (an empty tuple for a section header,
+    ``("salt", "black pepper")`` for ``salt and pepper``). Canonical names are lower case,
+    singular, with spaces: regional variants map to one name (``scallion``, ``cilantro``,
+    ``eggplant``, ``shrimp``, ``heavy cream``, ``chickpea``, ``bell pepper``, ``onion`` for
+    yellow/brown onions), descriptors that change the ingredient are kept (``brown sugar``,
+    ``black bean``, ``red onion``, ``soy sauce``, ``thai basil``, ``basmati rice``,
+    ``dried apricot``), and descriptors that do not are dropped (``fresh``, ``ground`` spices,
+    ``extra-virgin``, ``dry`` wine, sizes, ``whole-milk``); accents are folded (``jalapeno``,
+    ``gruyere``, ``creme fraiche``). Descriptors whose effect is a matter of convention
+    (dried herbs, toasted nuts, baby spinach, colours of chillies) are not written at all.
 
 Planted structure (:data:`PLANTED`)
-    Seven cuisines with shares 22/18/15/13/12/11/9 % -- italian, mexican, indian, french,
-    japanese, thai, moroccan -- each with a core of ingredients that go together (each drawn
-    with its own probability). Cross-cuisine staples (salt, onion, garlic, olive oil, black
-    pepper, butter, sugar, ...) with a popularity skew and per-cuisine adjustments (little
-    olive oil in japanese and thai, much butter in french). One strong pair per cuisine,
-    drawn together far more often than apart: basil-oregano (italian), lime-cilantro
-    (mexican), soy sauce-ginger (japanese), garam masala-turmeric (indian), thyme-bay leaf
-    (french), lemongrass-makrut lime leaf (thai), couscous-chickpea (moroccan). Noise: a
-    quarter of recipes get one ingredient drawn uniformly from all non-staples. Every
-    ingredient has a category (vegetable, fruit, herb, spice, dairy, meat, seafood, grain,
-    legume, nut, condiment, oil, sweetener, alcohol, stock), bundled as
-    :data:`SAMPLE_CATEGORIES_PATH` (``ingredient,category``).
+    * Seven cuisines with shares 22/18/15/13/12/11/9 % -- italian, mexican, indian, french,
+      japanese, thai, moroccan -- each with a core of ingredients drawn independently, each
+      with its own probability.
+    * Cross-cuisine staples (salt, garlic, onion, olive oil, black pepper, vegetable oil,
+      sugar, butter, ...) with a popularity skew (salt in half the recipes, milk in 3 %) and
+      per-cuisine adjustments (little olive oil in japanese and thai, much butter in french).
+    * One strong pair per cuisine, at the heart of a dish that is 40 % of that cuisine's
+      recipes: basil-oregano with tomato and mozzarella (italian), lime-cilantro with
+      jalapeno and red onion (mexican), soy sauce-ginger with scallion and sesame oil
+      (japanese), garam masala-turmeric with cumin and chili (indian), thyme-bay leaf with
+      carrot and white wine (french), lemongrass-makrut lime leaf with galangal and coconut
+      milk (thai), couscous-chickpea with dried apricot and almond (moroccan). The dish has
+      both of the pair or one of them, so the two go together *and* share their contexts
+      (Item2Vec puts them next to each other); see :class:`Pair`.
+    * Noise: a tenth of the recipes get one ingredient drawn uniformly from all non-staples.
+    * Every ingredient has a category (vegetable, fruit, herb, spice, dairy, meat, seafood,
+      grain, legume, nut, condiment, oil, sweetener, alcohol, stock), bundled as
+      :data:`SAMPLE_CATEGORIES_PATH` (``ingredient,category``).
 
 Behavioural facts (``PLANTED.neighbours``, ``.completions``, ``.invariances``)
     What a model trained on this corpus should show: "basil's neighbours include oregano"
-    (one :class:`NeighbourFact` per pair), "a Mexican basket completes with lime before soy
-    sauce" (:class:`CompletionFact`), "adding 'fresh' to a line does not change its
-    ingredient" (:class:`InvarianceFact`).
+    (:class:`NeighbourFact`, one per pair, in the top 5 by input-vector cosine), "a Mexican
+    basket completes with lime before soy sauce" (:class:`CompletionFact`, one per dish),
+    "adding 'fresh' to a line does not change its ingredient" (:class:`InvarianceFact`).
+    With the default training parameters every neighbour is first and every completion's
+    ``better`` is in the top 3 on the bundled corpus.
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from flavor_ml.atomic import atomic_path
 
@@ -72,6 +84,7 @@ SAMPLE_CATEGORIES_PATH = _RESOURCES / "sample-categories.csv"
 
 DEFAULT_RECIPES = 3000
 DEFAULT_SEED = 7
+_FILE_MODE = 0o644   # an ordinary data file, not the 0600 of the temporary file it starts as
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,14 +105,25 @@ class Cuisine:
 
 @dataclass(frozen=True)
 class Pair:
-    """Two ingredients of one cuisine drawn together with probability ``together``; each
-    appears without the other with probability ``alone``."""
+    """A strong pair at the heart of a dish of one cuisine.
+
+    A recipe of ``cuisine`` is that dish with probability ``dish``; the dish has each of
+    ``companions`` with probability ``company``, both ``first`` and ``second`` with
+    probability ``both``, else one of them (so they go together *and* stand in for each
+    other: basil and oregano with tomato and mozzarella), and the rest of the cuisine's core
+    at ``rest`` times its usual rate. Outside the dish each of the two appears with
+    probability ``alone``.
+    """
 
     cuisine: str
     first: str
     second: str
-    together: float
-    alone: float = 0.03
+    companions: tuple[str, ...]
+    dish: float = 0.4
+    both: float = 0.2
+    company: float = 0.8
+    rest: float = 0.03
+    alone: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -124,7 +148,8 @@ class CompletionFact:
     worse: str
 
     def __str__(self) -> str:
-        return f"a {self.cuisine} basket {list(self.basket)} completes with {self.better} before {self.worse}"
+        article = "an" if self.cuisine[0] in "aeiou" else "a"
+        return f"{article} {self.cuisine} basket {list(self.basket)} completes with {self.better} before {self.worse}"
 
 
 @dataclass(frozen=True)
@@ -163,11 +188,12 @@ class PlantedStructure:
 # --------------------------------------------------------------------------------------------
 # Ingredients and how their lines are written
 # --------------------------------------------------------------------------------------------
-# A measure says how a quantity is written: "count" (2 large onions), "mass" / "mass_small"
-# (500g/1lb 2oz), "volume" / "volume_small" for liquids (1½ cups, 250ml), "cups" / "cups_small"
-# for solids (1½ cups, ¼ cup), "spoon" (1 tsp), "pinch",
-# "taste" (salt, to taste), "herb" (a handful of, 1 bunch), "can" (1 (15 oz) can), "piece"
-# (2.5cm/1in piece) and "unit" (3 garlic cloves / 3 cloves garlic / 3 cloves of garlic).
+# A measure says how an amount is written: "count" (2 large onions), "mass" / "mass_small"
+# (500g/1lb 2oz), "volume" / "volume_small" for liquids (1½ cups, 250ml), "cups" /
+# "cups_small" for solids (1½ cups, ¼ cup), "spoon" (1 tsp), "pinch", "knob", "taste" (salt,
+# to taste), "herb" (a handful of, 1 bunch), "can" (1 (15 oz) can), "piece" (2.5cm/1in piece)
+# and "unit" (3 garlic cloves / 3 cloves garlic / 3 cloves of garlic). A measure listed twice
+# is drawn twice as often.
 
 @dataclass(frozen=True)
 class _Unit:
@@ -196,7 +222,9 @@ def _forms(*specs: str) -> tuple[tuple[str, str], ...]:
 
 def _ing(name: str, category: str, forms: str | tuple[str, ...], measures: str, *, before: str = "",
          after: str = "", sizes: str = "", unit: _Unit | None = None, variants: int = 36) -> _Ingredient:
-    split = lambda text: tuple(s.strip() for s in text.split(";") if s.strip())  # noqa: E731
+    def split(text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(";") if part.strip())
+
     return _Ingredient(name, category, _forms(*((forms,) if isinstance(forms, str) else forms)),
                        split(measures), split(before), split(after), split(sizes), unit, variants)
 
@@ -205,7 +233,7 @@ _PRODUCE_SIZES = "small; medium; large"
 _CHOPPED = "chopped; finely chopped; diced; roughly chopped"
 _HERB_AFTER = "chopped; finely chopped; roughly chopped; leaves picked; to garnish; plus extra to serve"
 
-INGREDIENTS: tuple[_Ingredient, ...] = (
+_INGREDIENTS: tuple[_Ingredient, ...] = (
     # staples
     _ing("salt", "spice", ("salt", "sea salt", "kosher salt", "fine sea salt", "flaky sea salt"),
          "spoon; pinch; taste", after="plus more to taste; to season; divided", variants=40),
@@ -214,7 +242,7 @@ INGREDIENTS: tuple[_Ingredient, ...] = (
     _ing("onion", "vegetable", ("onion|onions", "yellow onion|yellow onions", "brown onion|brown onions"),
          "count; count; mass", after=_CHOPPED + "; thinly sliced; peeled and chopped; halved and sliced",
          sizes=_PRODUCE_SIZES, variants=60),
-    _ing("garlic", "vegetable", "garlic", "unit; unit; unit; spoon", before="fresh",
+    _ing("garlic", "vegetable", "garlic", "unit", before="fresh",
          after="minced; crushed; finely chopped; thinly sliced; peeled and grated; peeled",
          unit=_Unit("clove", "cloves"), variants=60),
     _ing("olive oil", "oil", ("olive oil", "extra-virgin olive oil", "extra virgin olive oil"),
@@ -224,10 +252,9 @@ INGREDIENTS: tuple[_Ingredient, ...] = (
          after="for frying; plus extra for greasing; for deep-frying"),
     _ing("butter", "dairy", ("butter", "unsalted butter", "salted butter"), "mass_small; spoon; knob",
          after="softened; melted; cubed; at room temperature; plus extra for greasing", variants=40),
-    _ing("sugar", "sweetener", ("sugar", "granulated sugar", "caster sugar", "white sugar"),
+    _ing("sugar", "sweetener", ("sugar", "granulated sugar", "white sugar"),
          "spoon; cups; mass_small", after="plus extra for sprinkling"),
-    _ing("brown sugar", "sweetener", ("brown sugar", "light brown sugar", "dark brown sugar"),
-         "spoon; cups", before="packed; soft", variants=20),
+    _ing("brown sugar", "sweetener", "brown sugar", "spoon; cups", before="packed", variants=16),
     _ing("egg", "dairy", "egg|eggs", "count", after="lightly beaten; beaten; at room temperature; separated",
          sizes="large; medium; extra-large; free-range", variants=30),
     _ing("flour", "grain", ("flour", "all-purpose flour", "plain flour"), "cups; mass_small; spoon",
@@ -244,13 +271,13 @@ INGREDIENTS: tuple[_Ingredient, ...] = (
          after="finely grated; plus extra to serve; to serve", variants=40),
     _ing("basil", "herb", ("basil", "basil leaves"), "herb; herb; spoon", before="fresh; chopped; torn",
          after=_HERB_AFTER + "; torn", variants=40),
-    _ing("oregano", "herb", "oregano", "spoon; spoon; herb", before="dried; fresh; chopped fresh",
+    _ing("oregano", "herb", "oregano", "spoon; spoon; herb", before="fresh; chopped fresh",
          after="chopped; crumbled", variants=30),
-    _ing("spaghetti", "grain", "spaghetti", "mass", before="dried"),
-    _ing("mozzarella", "dairy", ("mozzarella", "mozzarella cheese", "buffalo mozzarella"),
+    _ing("spaghetti", "grain", "spaghetti", "mass", variants=24),
+    _ing("mozzarella", "dairy", ("mozzarella", "mozzarella cheese"),
          "mass_small; cups; unit", before="fresh; shredded; grated", after="torn; drained and torn; sliced",
          unit=_Unit("ball", "balls", ("lead", "of"))),
-    _ing("pine nut", "nut", "pine nut|pine nuts", "spoon; cups_small; mass_small", before="toasted"),
+    _ing("pine nut", "nut", "pine nut|pine nuts", "spoon; cups_small; mass_small", variants=24),
     _ing("balsamic vinegar", "condiment", "balsamic vinegar", "spoon", before="good-quality", variants=20),
     _ing("red wine", "alcohol", ("red wine", "dry red wine"), "volume", variants=20),
     _ing("zucchini", "vegetable", ("zucchini|zucchini", "courgette|courgettes"), "count; mass",
@@ -267,11 +294,11 @@ INGREDIENTS: tuple[_Ingredient, ...] = (
     _ing("parsley", "herb", ("parsley", "flat-leaf parsley", "flat leaf parsley"), "herb; herb; spoon",
          before="fresh; chopped; chopped fresh", after=_HERB_AFTER),
     # mexican
-    _ing("tortilla", "grain", "tortilla|tortillas", "count", before="soft",
+    _ing("tortilla", "grain", "tortilla|tortillas", "count",
          after="warmed; to serve; cut into wedges", sizes="small; large; (6-inch); (8-inch)"),
     _ing("lime", "fruit", "lime|limes", "count", after="juiced; zested and juiced; cut into wedges; halved; to serve",
          variants=40),
-    _ing("cilantro", "herb", ("cilantro", "coriander", "cilantro leaves", "coriander leaves"), "herb; herb; spoon",
+    _ing("cilantro", "herb", ("cilantro", "fresh coriander", "cilantro leaves", "coriander leaves"), "herb; herb; spoon",
          before="fresh; chopped; chopped fresh", after=_HERB_AFTER, variants=50),
     _ing("black bean", "legume", "black bean|black beans", "can; can; cups; mass", before="cooked",
          after="drained; drained and rinsed; rinsed and drained"),
@@ -279,9 +306,8 @@ INGREDIENTS: tuple[_Ingredient, ...] = (
          after="peeled, stoned and diced; pitted and sliced; mashed; diced; halved, pitted and sliced"),
     _ing("jalapeno", "vegetable", ("jalapeño|jalapeños", "jalapeno|jalapenos"), "count",
          after="seeded and minced; finely chopped; deseeded and finely chopped; thinly sliced"),
-    _ing("cumin", "spice", ("cumin", "ground cumin"), "spoon", before="toasted", variants=30),
-    _ing("chili powder", "spice", ("chili powder", "chilli powder", "mild chili powder", "hot chilli powder"),
-         "spoon", variants=24),
+    _ing("cumin", "spice", ("cumin", "ground cumin"), "spoon", variants=30),
+    _ing("chili powder", "spice", ("chili powder", "chilli powder"), "spoon", variants=20),
     _ing("ground beef", "meat", ("ground beef", "minced beef", "beef mince", "lean ground beef"), "mass"),
     _ing("sour cream", "dairy", ("sour cream", "soured cream"), "cups_small; spoon", after="to serve", variants=24),
     _ing("queso fresco", "dairy", "queso fresco", "mass_small; cups_small", after="crumbled", variants=20),
@@ -302,57 +328,54 @@ INGREDIENTS: tuple[_Ingredient, ...] = (
          after="peeled and grated; grated; finely chopped; peeled and minced; julienned", variants=50),
     _ing("mirin", "condiment", "mirin", "spoon; volume_small", variants=20),
     _ing("rice vinegar", "condiment", ("rice vinegar", "rice wine vinegar"), "spoon", variants=20),
-    _ing("sesame oil", "oil", ("sesame oil", "toasted sesame oil"), "spoon", variants=20),
-    _ing("sake", "alcohol", ("sake", "cooking sake"), "spoon; volume_small", variants=20),
+    _ing("sesame oil", "oil", "sesame oil", "spoon", variants=16),
+    _ing("sake", "alcohol", "sake", "spoon; volume_small", variants=20),
     _ing("dashi", "stock", ("dashi", "dashi stock"), "volume", variants=20),
-    _ing("miso", "condiment", ("miso", "white miso", "miso paste", "white miso paste"), "spoon", variants=24),
+    _ing("miso", "condiment", ("miso", "miso paste"), "spoon", variants=24),
     _ing("scallion", "vegetable", ("scallion|scallions", "spring onion|spring onions", "green onion|green onions"),
          "count; count; herb", after="thinly sliced; finely chopped; trimmed and sliced; sliced on the diagonal",
          variants=50),
-    _ing("rice", "grain", ("rice", "white rice", "cooked rice", "steamed rice"), "cups; mass",
+    _ing("rice", "grain", ("rice", "cooked rice", "steamed rice"), "cups; mass",
          after="to serve; rinsed"),
     _ing("nori", "seafood", "nori", "unit", after="cut into strips; toasted; torn",
          unit=_Unit("sheet", "sheets", ("lead", "trail", "of")), variants=20),
-    _ing("tofu", "legume", ("tofu", "firm tofu", "extra-firm tofu", "silken tofu"), "mass; unit",
+    _ing("tofu", "legume", ("tofu", "firm tofu", "extra-firm tofu"), "mass; unit",
          after="drained and cubed; cut into cubes; pressed and cubed",
          unit=_Unit("block", "blocks", ("lead",))),
-    _ing("sesame seed", "nut", ("sesame seed|sesame seeds", "white sesame seed|white sesame seeds"), "spoon",
-         before="toasted", after="to garnish; toasted", variants=24),
+    _ing("sesame seed", "nut", "sesame seed|sesame seeds", "spoon",
+         after="to garnish; toasted", variants=20),
     _ing("salmon", "seafood", "salmon", "unit; mass", before="skinless; skin-on",
          after="pin-boned; cut into chunks; cut into 2cm/¾in cubes", unit=_Unit("fillet", "fillets", ("trail",))),
     _ing("shiitake mushroom", "vegetable", "shiitake mushroom|shiitake mushrooms", "count; mass",
-         before="fresh; dried", after="stems removed; sliced; soaked and sliced"),
+         before="fresh", after="stems removed; sliced; stems removed and sliced"),
     _ing("wasabi", "condiment", ("wasabi", "wasabi paste"), "spoon", after="to serve", variants=16),
     # indian
     _ing("garam masala", "spice", "garam masala", "spoon", variants=20),
     _ing("turmeric", "spice", ("turmeric", "ground turmeric"), "spoon", variants=24),
-    _ing("cardamom", "spice", ("cardamom", "green cardamom"), "unit; spoon", before="ground",
+    _ing("cardamom", "spice", "cardamom", "unit; spoon", before="ground",
          after="lightly crushed; bruised", unit=_Unit("pod", "pods", ("trail",)), variants=24),
-    _ing("chili", "vegetable", ("chili|chilies", "chilli|chillies", "chile|chiles", "green chilli|green chillies",
-                               "red chilli|red chillies", "green chile|green chiles"), "count",
+    _ing("chili", "vegetable", ("chili|chilies", "chilli|chillies", "chile|chiles"), "count",
          before="fresh", after="finely chopped; deseeded and finely chopped; thinly sliced; slit lengthways",
          variants=50),
-    _ing("yogurt", "dairy", ("yogurt", "yoghurt", "plain yogurt", "natural yoghurt", "Greek yogurt", "full-fat yogurt"),
+    _ing("yogurt", "dairy", ("yogurt", "yoghurt", "plain yogurt", "natural yoghurt", "full-fat yogurt"),
          "cups; spoon; mass_small", after="to serve; whisked"),
     _ing("ghee", "dairy", "ghee", "spoon", variants=16),
     _ing("basmati rice", "grain", "basmati rice", "cups; mass", after="rinsed; rinsed and drained; soaked for 30 minutes"),
     _ing("chickpea", "legume", ("chickpea|chickpeas", "garbanzo bean|garbanzo beans"), "can; can; cups",
          before="cooked", after="drained; drained and rinsed", variants=40),
-    _ing("red lentil", "legume", ("red lentil|red lentils", "split red lentil|split red lentils"), "cups; mass",
-         before="dried", after="rinsed"),
-    _ing("coconut milk", "nut", ("coconut milk", "full-fat coconut milk"), "can; can; volume", before="light"),
-    _ing("mustard seed", "spice", ("mustard seed|mustard seeds", "black mustard seed|black mustard seeds",
-                                   "brown mustard seed|brown mustard seeds"), "spoon", variants=24),
+    _ing("red lentil", "legume", ("red lentil|red lentils", "split red lentil|split red lentils"), "cups; mass", after="rinsed"),
+    _ing("coconut milk", "nut", ("coconut milk", "full-fat coconut milk"), "can; can; volume"),
+    _ing("mustard seed", "spice", "mustard seed|mustard seeds", "spoon", variants=16),
     _ing("curry leaf", "herb", "curry leaf|curry leaves", "count; herb", before="fresh", variants=20),
-    _ing("spinach", "vegetable", ("spinach", "baby spinach", "spinach leaves"), "mass; cups", before="fresh",
+    _ing("spinach", "vegetable", ("spinach", "spinach leaves"), "mass; cups", before="fresh",
          after="washed; roughly chopped; chopped"),
     _ing("paneer", "dairy", "paneer", "mass", after="cut into cubes; cubed", variants=20),
     # french
     _ing("shallot", "vegetable", "shallot|shallots", "count", after=_CHOPPED + "; thinly sliced; peeled and halved",
          sizes=_PRODUCE_SIZES),
-    _ing("thyme", "herb", ("thyme", "thyme leaves"), "herb; unit; spoon", before="fresh; dried",
+    _ing("thyme", "herb", ("thyme", "thyme leaves"), "herb; unit; spoon", before="fresh",
          after="leaves picked; leaves stripped", unit=_Unit("sprig", "sprigs"), variants=40),
-    _ing("bay leaf", "herb", "bay leaf|bay leaves", "count", before="fresh; dried", variants=16),
+    _ing("bay leaf", "herb", "bay leaf|bay leaves", "count", before="fresh", variants=16),
     _ing("white wine", "alcohol", ("white wine", "dry white wine"), "volume", variants=24),
     _ing("heavy cream", "dairy", ("heavy cream", "double cream"), "volume; spoon"),
     _ing("dijon mustard", "condiment", ("Dijon mustard", "dijon mustard"), "spoon", variants=20),
@@ -360,18 +383,16 @@ INGREDIENTS: tuple[_Ingredient, ...] = (
          variants=24),
     _ing("leek", "vegetable", "leek|leeks", "count", after="trimmed and sliced; thinly sliced; washed and chopped",
          sizes=_PRODUCE_SIZES),
-    _ing("mushroom", "vegetable", ("mushroom|mushrooms", "button mushroom|button mushrooms",
-                                   "white mushroom|white mushrooms"), "mass; count",
+    _ing("mushroom", "vegetable", "mushroom|mushrooms", "mass; count",
          after="sliced; quartered; thinly sliced; wiped and sliced"),
     _ing("gruyere", "dairy", ("gruyère", "Gruyère", "Gruyere cheese", "gruyère cheese"), "mass_small; cups_small",
          before="grated", after="grated; coarsely grated"),
     _ing("creme fraiche", "dairy", ("crème fraîche", "creme fraiche"), "spoon; volume_small", variants=20),
     _ing("carrot", "vegetable", "carrot|carrots", "count; mass", after=_CHOPPED + "; peeled and diced; peeled and sliced",
          sizes=_PRODUCE_SIZES),
-    _ing("potato", "vegetable", ("potato|potatoes", "waxy potato|waxy potatoes", "floury potato|floury potatoes"),
-         "count; mass", after="peeled and cubed; peeled and quartered; cut into chunks; scrubbed",
+    _ing("potato", "vegetable", "potato|potatoes", "count; mass", after="peeled and cubed; peeled and quartered; cut into chunks; scrubbed",
          sizes=_PRODUCE_SIZES),
-    _ing("beef", "meat", ("beef", "stewing beef", "beef chuck"), "mass",
+    _ing("beef", "meat", "beef", "mass", before="lean",
          after="cut into 4cm/1½in chunks; cubed; trimmed and diced"),
     _ing("vegetable stock", "stock", ("vegetable stock", "vegetable broth"), "volume", after="hot"),
     # thai
@@ -380,44 +401,41 @@ INGREDIENTS: tuple[_Ingredient, ...] = (
          after="bruised; finely chopped; trimmed and finely sliced; outer leaves removed",
          unit=_Unit("stalk", "stalks")),
     _ing("makrut lime leaf", "herb", ("makrut lime leaf|makrut lime leaves", "kaffir lime leaf|kaffir lime leaves"),
-         "count", before="fresh; dried", after="shredded; torn; finely shredded", variants=30),
+         "count", before="fresh", after="shredded; torn; finely shredded", variants=30),
     _ing("thai basil", "herb", ("Thai basil", "Thai basil leaves"), "herb", after="to garnish; leaves picked",
          variants=20),
     _ing("palm sugar", "sweetener", "palm sugar", "spoon; mass_small", before="grated", after="grated; finely chopped",
          variants=20),
     _ing("galangal", "spice", "galangal", "piece", before="fresh", after="peeled and sliced; thinly sliced",
          variants=16),
-    _ing("peanut", "nut", "peanut|peanuts", "cups_small; spoon", before="roasted; unsalted; roasted unsalted",
+    _ing("peanut", "nut", "peanut|peanuts", "cups_small; spoon", before="unsalted",
          after="roughly chopped; crushed; to garnish"),
     _ing("bean sprout", "vegetable", "bean sprout|bean sprouts", "cups; mass_small", before="fresh",
          after="to serve; trimmed", variants=20),
     _ing("shrimp", "seafood", ("shrimp|shrimp", "prawn|prawns", "king prawn|king prawns"), "mass; count",
          before="raw; large", after="peeled and deveined; peeled, tails left on; deveined", variants=40),
-    _ing("rice noodle", "grain", ("rice noodle|rice noodles", "flat rice noodle|flat rice noodles"), "mass",
-         before="dried", after="soaked in warm water; cooked according to packet instructions"),
+    _ing("rice noodle", "grain", "rice noodle|rice noodles", "mass", after="soaked in warm water; cooked according to packet instructions"),
     _ing("red curry paste", "condiment", ("red curry paste", "Thai red curry paste"), "spoon", variants=20),
     _ing("jasmine rice", "grain", "jasmine rice", "cups; mass", after="rinsed; to serve", variants=20),
     # moroccan
     _ing("cinnamon", "spice", ("cinnamon", "ground cinnamon"), "spoon; unit", after="broken in half",
          unit=_Unit("stick", "sticks", ("trail",)), variants=30),
-    _ing("paprika", "spice", ("paprika", "sweet paprika"), "spoon", variants=20),
+    _ing("paprika", "spice", "paprika", "spoon", variants=16),
     _ing("couscous", "grain", "couscous", "cups; mass_small", after="to serve", variants=24),
     _ing("preserved lemon", "fruit", "preserved lemon|preserved lemons", "count",
          after="rind finely chopped; flesh discarded, rind thinly sliced; quartered", variants=20),
     _ing("dried apricot", "fruit", ("dried apricot|dried apricots", "ready-to-eat dried apricot|ready-to-eat dried apricots"),
          "cups_small; mass_small", after="chopped; halved; roughly chopped", variants=24),
-    _ing("lamb", "meat", ("lamb", "lamb shoulder", "boneless lamb shoulder", "diced lamb"), "mass",
+    _ing("lamb", "meat", ("lamb", "diced lamb", "boneless lamb"), "mass",
          after="cut into 3cm/1¼in cubes; trimmed and cubed; cubed"),
     _ing("harissa", "condiment", ("harissa", "harissa paste"), "spoon", variants=16),
     _ing("mint", "herb", ("mint", "mint leaves"), "herb; spoon", before="fresh; chopped fresh", after=_HERB_AFTER),
     _ing("almond", "nut", ("almond|almonds", "flaked almond|flaked almonds", "slivered almond|slivered almonds",
-                           "blanched almond|blanched almonds"), "cups_small; mass_small", before="toasted",
-         after="roughly chopped"),
+                           "blanched almond|blanched almonds"), "cups_small; mass_small",
+         after="toasted; roughly chopped"),
     _ing("saffron", "spice", ("saffron", "saffron threads"), "pinch", after="soaked in 2 tbsp hot water", variants=16),
     _ing("honey", "sweetener", "honey", "spoon; volume_small", before="runny", variants=20),
 )
-
-_BY_NAME = {ing.name: ing for ing in INGREDIENTS}
 
 STAPLES: Mapping[str, float] = {
     "salt": 0.5, "onion": 0.38, "garlic": 0.4, "olive oil": 0.28, "black pepper": 0.3, "butter": 0.14,
@@ -437,9 +455,9 @@ CUISINES: tuple[Cuisine, ...] = (
         "bell pepper": 0.15, "chicken breast": 0.15, "tomato": 0.3,
     }, {"olive oil": 0.15, "vegetable oil": 0.25, "butter": 0.04}, ("tacos", "burrito bowl", "enchiladas", "salsa", "quesadillas")),
     Cuisine("indian", 0.15, {
-        "cumin": 0.4, "ginger": 0.35, "cardamom": 0.15, "chili": 0.35, "yogurt": 0.2, "ghee": 0.15,
-        "basmati rice": 0.2, "chickpea": 0.12, "red lentil": 0.12, "coconut milk": 0.1, "mustard seed": 0.1,
-        "curry leaf": 0.08, "spinach": 0.1, "paneer": 0.08, "tomato": 0.35, "cilantro": 0.2, "chicken thigh": 0.15,
+        "cumin": 0.4, "cardamom": 0.15, "chili": 0.35, "yogurt": 0.2, "ghee": 0.15,
+        "basmati rice": 0.2, "red lentil": 0.15, "coconut milk": 0.1, "mustard seed": 0.1,
+        "curry leaf": 0.08, "spinach": 0.1, "paneer": 0.08, "tomato": 0.35, "cilantro": 0.05, "chicken thigh": 0.15,
         "eggplant": 0.05,
     }, {"olive oil": 0.03, "vegetable oil": 0.4, "black pepper": 0.1, "butter": 0.05}, ("curry", "dal", "biryani", "masala", "tikka")),
     Cuisine("french", 0.13, {
@@ -456,7 +474,7 @@ CUISINES: tuple[Cuisine, ...] = (
     Cuisine("thai", 0.11, {
         "fish sauce": 0.55, "coconut milk": 0.4, "thai basil": 0.15, "palm sugar": 0.2, "galangal": 0.1,
         "peanut": 0.15, "bean sprout": 0.1, "shrimp": 0.2, "rice noodle": 0.15, "red curry paste": 0.15,
-        "jasmine rice": 0.15, "chili": 0.35, "cilantro": 0.2, "lime": 0.3, "shallot": 0.15, "chicken thigh": 0.12,
+        "jasmine rice": 0.15, "chili": 0.35, "cilantro": 0.08, "lime": 0.08, "shallot": 0.15, "chicken thigh": 0.12,
     }, {"olive oil": 0.02, "vegetable oil": 0.35, "sugar": 0.25, "salt": 0.2, "black pepper": 0.05, "butter": 0.01},
         ("curry", "stir-fry", "noodle salad", "soup", "noodles")),
     Cuisine("moroccan", 0.09, {
@@ -467,39 +485,41 @@ CUISINES: tuple[Cuisine, ...] = (
 )
 
 PAIRS: tuple[Pair, ...] = (
-    Pair("italian", "basil", "oregano", together=0.3),
-    Pair("mexican", "lime", "cilantro", together=0.4),
-    Pair("japanese", "soy sauce", "ginger", together=0.45),
-    Pair("indian", "garam masala", "turmeric", together=0.35),
-    Pair("french", "thyme", "bay leaf", together=0.3),
-    Pair("thai", "lemongrass", "makrut lime leaf", together=0.3),
-    Pair("moroccan", "couscous", "chickpea", together=0.3),
+    Pair("italian", "basil", "oregano", ("tomato", "mozzarella")),
+    Pair("mexican", "lime", "cilantro", ("jalapeno", "red onion")),
+    Pair("japanese", "soy sauce", "ginger", ("scallion", "sesame oil")),
+    Pair("indian", "garam masala", "turmeric", ("cumin", "chili")),
+    Pair("french", "thyme", "bay leaf", ("carrot", "white wine")),
+    Pair("thai", "lemongrass", "makrut lime leaf", ("galangal", "coconut milk")),
+    Pair("moroccan", "couscous", "chickpea", ("dried apricot", "almond")),
 )
 
-NOISE_RATE = 0.25
+NOISE_RATE = 0.1
 """Share of recipes that get one extra ingredient drawn uniformly from all non-staples."""
+MIN_INGREDIENTS = 4
+"""Recipes drawn with fewer ingredients are topped up from their cuisine (or dish)."""
 
 PLANTED = PlantedStructure(
     cuisines=CUISINES,
     staples=STAPLES,
     pairs=PAIRS,
-    categories={ing.name: ing.category for ing in sorted(INGREDIENTS, key=lambda i: i.name)},
+    categories={ing.name: ing.category for ing in sorted(_INGREDIENTS, key=lambda i: i.name)},
     noise_rate=NOISE_RATE,
     neighbours=tuple(NeighbourFact(p.first, p.second) for p in PAIRS),
     completions=(
-        CompletionFact("mexican", ("tortilla", "black bean", "avocado", "jalapeno"), better="lime", worse="soy sauce"),
-        CompletionFact("italian", ("spaghetti", "parmesan", "tomato"), better="basil", worse="fish sauce"),
-        CompletionFact("japanese", ("mirin", "sake", "rice", "scallion"), better="soy sauce", worse="parmesan"),
-        CompletionFact("indian", ("garam masala", "ghee", "basmati rice"), better="cumin", worse="mirin"),
-        CompletionFact("thai", ("fish sauce", "coconut milk", "palm sugar"), better="lemongrass", worse="dijon mustard"),
+        CompletionFact("mexican", ("tortilla", "jalapeno", "red onion"), better="lime", worse="soy sauce"),
+        CompletionFact("italian", ("tomato", "mozzarella", "olive oil"), better="basil", worse="fish sauce"),
+        CompletionFact("japanese", ("scallion", "sesame oil", "ginger"), better="soy sauce", worse="parmesan"),
+        CompletionFact("indian", ("cumin", "chili", "turmeric"), better="garam masala", worse="mirin"),
+        CompletionFact("thai", ("galangal", "coconut milk", "makrut lime leaf"), better="lemongrass", worse="dijon mustard"),
     ),
     invariances=(
         InvarianceFact("2 tbsp chopped basil", "2 tbsp chopped fresh basil", "basil"),
-        InvarianceFact("a handful of cilantro leaves", "a handful of fresh cilantro leaves", "cilantro"),
+        InvarianceFact("¼ cup chopped cilantro", "¼ cup chopped fresh cilantro", "cilantro"),
         InvarianceFact("2.5cm/1in piece ginger, grated", "2.5cm/1in piece fresh ginger, grated", "ginger"),
         InvarianceFact("3 cloves garlic, minced", "3 cloves fresh garlic, minced", "garlic"),
         InvarianceFact("1 tsp thyme leaves", "1 tsp fresh thyme leaves", "thyme"),
-        InvarianceFact("2 red chillies, finely chopped", "2 fresh red chillies, finely chopped", "chili"),
+        InvarianceFact("2 chillies, finely chopped", "2 fresh chillies, finely chopped", "chili"),
     ),
 )
 
@@ -560,11 +580,13 @@ def _render(ing: _Ingredient, rng: random.Random) -> str:
     """One raw line for ``ing``: a measure, maybe a descriptor, a surface name, maybe a preparation."""
     singular, plural = rng.choice(ing.forms)
     before = rng.choice(ing.before) if ing.before and rng.random() < 0.35 else ""
+    if before and singular.startswith(before.split()[-1] + " "):   # no "chopped fresh fresh coriander"
+        before = ""
     measure = rng.choice(ing.measures)
-    after = rng.choice(ing.after) if ing.after and rng.random() < 0.45 else ""
+    after = rng.choice(ing.after) if ing.after and rng.random() < 0.4 else ""
     paren = ""
     if measure == "count":
-        quantity, is_plural = rng.choice(_COUNTS if ing.sizes else _WHOLE_COUNTS)
+        quantity, is_plural = rng.choice(_COUNTS if ing.category in ("vegetable", "fruit") else _WHOLE_COUNTS)
         size = rng.choice(ing.sizes) if ing.sizes and rng.random() < 0.4 else ""
         noun = plural if is_plural else singular
         if quantity == "a" and (size or before or noun)[0] in "aeiou":
@@ -593,6 +615,7 @@ def _render(ing: _Ingredient, rng: random.Random) -> str:
         quantity, is_plural = rng.choice(_WHOLE_COUNTS)
         unit_word = unit.plural if is_plural else unit.singular
         style = rng.choice(unit.styles)
+        singular = rng.choice([s for s, _ in ing.forms if not s.startswith("ground ") and "leaves" not in s])
         if style == "lead":
             line = _join(quantity, unit_word, before, singular)
         elif style == "of":
@@ -604,7 +627,7 @@ def _render(ing: _Ingredient, rng: random.Random) -> str:
         after = ""
     else:  # pragma: no cover - a typo in the table above
         raise ValueError(f"unknown measure {measure!r} for {ing.name}")
-    if after and not ("chop" in after and "chopped" in line):
+    if after and not any(word in after and word in line for word in ("chop", "leaves", "grated", "toasted")):
         line = f"{line}, {after}"
     if rng.random() < 0.12:
         line = line[0].upper() + line[1:]
@@ -615,7 +638,7 @@ def _render(ing: _Ingredient, rng: random.Random) -> str:
 def _line_pools() -> dict[str, tuple[str, ...]]:
     """Each ingredient's distinct raw lines, most common first; fixed, whatever the corpus seed."""
     pools: dict[str, tuple[str, ...]] = {}
-    for ing in INGREDIENTS:
+    for ing in _INGREDIENTS:
         rng = random.Random(f"flavor-ml sample lines: {ing.name}")
         lines: dict[str, None] = {}
         for _ in range(ing.variants * 20):
@@ -646,7 +669,7 @@ def intended_names() -> Mapping[str, tuple[str, ...]]:
         add(line, ())
     for line in _SALT_AND_PEPPER:
         add(line, ("salt", "black pepper"))
-    return names
+    return MappingProxyType(names)
 
 
 def intended_basket(recipe: Mapping[str, object]) -> list[str]:
@@ -672,18 +695,19 @@ class _Plan:
     def __init__(self) -> None:
         self.cuisines = CUISINES
         self.cuisine_cum = list(itertools.accumulate(c.share for c in CUISINES))
-        self.draws = {}     # cuisine -> ((name, probability), ...): core then staples
-        self.pairs = {c.name: tuple(p for p in PAIRS if p.cuisine == c.name) for c in CUISINES}
-        for c in CUISINES:
-            staples = {**STAPLES, **c.staples}
-            self.draws[c.name] = tuple(c.core.items()) + tuple(staples.items())
-        self.noise = tuple(i.name for i in INGREDIENTS if i.name not in STAPLES)
+        self.core = {c.name: tuple(c.core.items()) for c in CUISINES}
+        self.core_names = {c.name: tuple(c.core) for c in CUISINES}
+        self.staples = {c.name: tuple({**STAPLES, **c.staples}.items()) for c in CUISINES}
+        self.pair = {p.cuisine: p for p in PAIRS}
+        if len(self.pair) != len(PAIRS):
+            raise ValueError("one dish (Pair) per cuisine at most")
+        self.noise = tuple(i.name for i in _INGREDIENTS if i.name not in STAPLES)
         pools = _line_pools()
         self.pools = pools
         self.pool_cum = {name: list(itertools.accumulate(1.0 / (rank + 1) ** 0.7 for rank in range(len(lines))))
                          for name, lines in pools.items()}
-        self.rank = {i.name: (_LINE_ORDER[i.category], n) for n, i in enumerate(INGREDIENTS)}
-        self.category = {i.name: i.category for i in INGREDIENTS}
+        self.rank = {i.name: (_LINE_ORDER[i.category], n) for n, i in enumerate(_INGREDIENTS)}
+        self.category = {i.name: i.category for i in _INGREDIENTS}
 
 
 @functools.cache
@@ -693,20 +717,26 @@ def _plan() -> _Plan:
 
 def _draw_basket(cuisine: Cuisine, plan: _Plan, rng: random.Random) -> list[str]:
     rand = rng.random
-    basket = [name for name, p in plan.draws[cuisine.name] if rand() < p]
-    for pair in plan.pairs[cuisine.name]:
+    pair = plan.pair.get(cuisine.name)
+    if pair is not None and rand() < pair.dish:
+        basket = [c for c in pair.companions if rand() < pair.company]
         u = rand()
-        if u < pair.together:
+        if u < pair.both:
             basket += [pair.first, pair.second]
-        elif u < pair.together + pair.alone:
-            basket.append(pair.first)
-        elif u < pair.together + 2 * pair.alone:
-            basket.append(pair.second)
+        else:
+            basket.append(pair.first if u < (1 + pair.both) / 2 else pair.second)
+        basket += [name for name, p in plan.core[cuisine.name] if rand() < p * pair.rest]
+        fillers = pair.companions + (pair.first, pair.second)
+    else:
+        basket = [name for name, p in plan.core[cuisine.name] if rand() < p]
+        if pair is not None:
+            basket += [name for name in (pair.first, pair.second) if rand() < pair.alone]
+        fillers = plan.core_names[cuisine.name]
+    basket += [name for name, p in plan.staples[cuisine.name] if rand() < p]
     if rand() < NOISE_RATE:
         basket.append(plan.noise[int(rand() * len(plan.noise))])
-    core = list(cuisine.core)
-    while len(set(basket)) < 4:
-        basket.append(core[int(rand() * len(core))])
+    while len(set(basket)) < MIN_INGREDIENTS:
+        basket.append(fillers[int(rand() * len(fillers))])
     return sorted(dict.fromkeys(basket), key=plan.rank.__getitem__)
 
 
@@ -732,7 +762,7 @@ def _write_lines(basket: list[str], plan: _Plan, rng: random.Random) -> list[str
 
 def _title(cuisine: Cuisine, basket: list[str], plan: _Plan, rng: random.Random) -> str:
     mains = [n for n in basket if n not in STAPLES and plan.category[n] in _TITLE_MAIN]
-    main = mains[0] if mains else cuisine.name
+    main = mains[0] if mains else cuisine.name.capitalize()
     title = f"{main} {cuisine.dishes[int(rng.random() * len(cuisine.dishes))]}"
     if rng.random() < 0.2:
         title = f"{_TITLE_ADJECTIVES[int(rng.random() * len(_TITLE_ADJECTIVES))]} {title}"
@@ -745,7 +775,7 @@ def iter_sample_recipes(n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SE
         raise ValueError(f"n_recipes must be 0 or more, not {n_recipes}")
     plan = _plan()
     rng = random.Random(seed)
-    width = max(5, len(str(n_recipes)))
+    width = max(6, len(str(n_recipes)))   # r000001: a smaller corpus is the start of a bigger one
     for number in range(1, n_recipes + 1):
         cuisine = plan.cuisines[bisect.bisect(plan.cuisine_cum, rng.random() * plan.cuisine_cum[-1])]
         basket = _draw_basket(cuisine, plan, rng)
@@ -773,15 +803,17 @@ def write_sample_corpus(path: Path | str, n_recipes: int = DEFAULT_RECIPES, seed
     """
     path = Path(path)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
-        batch: list[str] = []
-        for recipe in iter_sample_recipes(n_recipes, seed):
-            batch.append(dumps(recipe))
-            if len(batch) == 10_000:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as out:
+            batch: list[str] = []
+            for recipe in iter_sample_recipes(n_recipes, seed):
+                batch.append(dumps(recipe))
+                if len(batch) == 10_000:
+                    out.write("\n".join(batch) + "\n")
+                    batch.clear()
+            if batch:
                 out.write("\n".join(batch) + "\n")
-                batch.clear()
-        if batch:
-            out.write("\n".join(batch) + "\n")
+        tmp.chmod(_FILE_MODE)
     return path
 
 
@@ -799,6 +831,7 @@ def write_sample_categories(path: Path | str) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(categories_csv(), encoding="utf-8", newline="\n")
+        tmp.chmod(_FILE_MODE)
     return path
 
 
