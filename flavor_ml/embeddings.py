@@ -10,7 +10,9 @@ On disk (one directory):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,18 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     top = np.argpartition(-scores, k - 1)[:k]
     return top[np.argsort(-scores[top], kind="stable")]
+
+
+@contextlib.contextmanager
+def _quiet_gensim():
+    """gensim warns that it writes keys in index order when no counts are attached: that order is the point."""
+    logger = logging.getLogger("gensim.models.keyedvectors")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _ranked(vocabulary: tuple[str, ...], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -116,7 +130,7 @@ class IngredientEmbeddings:
         for filename, vectors in ((EMBEDDINGS_FILE, self.input_vectors), (CONTEXT_VECTORS_FILE, self.output_vectors)):
             kv = KeyedVectors(vector_size=vectors.shape[1], dtype=np.float32)
             kv.add_vectors(keys, vectors.astype(np.float32))
-            with atomic_path(directory / filename) as tmp:
+            with atomic_path(directory / filename) as tmp, _quiet_gensim():
                 kv.save_word2vec_format(str(tmp), binary=True)
         payload = {"ingredients": list(self.vocabulary), "counts": [int(c) for c in self.counts]}
         with atomic_path(directory / VOCABULARY_FILE) as tmp:

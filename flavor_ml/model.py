@@ -63,6 +63,7 @@ def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> mlflow.mod
             python_model=str(Path(__file__).with_name("model_code.py")),
             artifacts={EMBEDDINGS_ARTIFACT: str(staged)},
             signature=SIGNATURE,
+            input_example=_input_example(Path(staged)),
             pip_requirements=_requirements(),
         )
 
@@ -76,6 +77,11 @@ def load_embeddings(model_uri: str, destination: Path | None = None) -> Ingredie
     except Exception as exc:  # MLflow raises several unrelated types for a missing or unreadable model
         raise ModelLoadError(f"cannot download the embeddings of {model_uri}: {exc}") from exc
     return IngredientEmbeddings.load(Path(local))
+
+
+def _input_example(embeddings_dir: Path) -> pd.DataFrame:
+    first = IngredientEmbeddings.load(embeddings_dir).vocabulary[0]
+    return pd.DataFrame({"ingredients": [[first]], "query": ["complete"], "k": [5]})
 
 
 def _requirements() -> list[str]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import time
+from collections.abc import Collection
+
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
+from pydantic import BaseModel
 
 
 class TaskSummary(BaseModel):
@@ -13,12 +17,26 @@ class TaskSummary(BaseModel):
     seconds: float
 
 
-def task_summaries(flow_run_id: str) -> dict[str, TaskSummary]:
-    """Task run name → summary; ``state`` is ``Completed``, ``Cached``, ``Failed``, ..."""
+def _read_task_runs(flow_run_id: str) -> list[TaskRun]:
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+
+def task_summaries(flow_run_id: str, expected: Collection[str], timeout_seconds: float = 30.0) -> dict[str, TaskSummary]:
+    """Task run name → summary (``Completed``, ``Cached``, ...) for the ``expected`` task runs.
+
+    The server records task states from events a moment after they happen, so this waits
+    (up to ``timeout_seconds``) until every expected task run shows a final state.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        runs = {run.name: run for run in _read_task_runs(flow_run_id) if run.name in expected}
+        settled = len(runs) == len(expected) and all(run.state and run.state.is_final() for run in runs.values())
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     return {
-        run.name: TaskSummary(state=run.state.name if run.state else "Unknown", cache_key=run.cache_key,
-                              seconds=run.total_run_time.total_seconds())
-        for run in sorted(runs, key=lambda r: r.expected_start_time or r.created)
+        name: TaskSummary(state=run.state.name if run.state else "Unknown", cache_key=run.cache_key,
+                          seconds=run.total_run_time.total_seconds())
+        for name, run in sorted(runs.items(), key=lambda item: list(expected).index(item[0]))
     }

@@ -61,7 +61,7 @@ def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
 def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
                   report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
                   evaluation: EvaluationParams) -> TrainingSummary:
-    tasks = {name: s for name, s in task_summaries(flow_run.id).items() if name in PIPELINE_TASKS}
+    tasks = task_summaries(flow_run.id, expected=PIPELINE_TASKS)
     logged = log_training_run(
         raw=raw, corpus=corpus, model=model, report=report, normalization=normalization, training=training,
         evaluation=evaluation, storage=StorageSettings(), settings=TrackingSettings(), run_name=flow_run.name,

@@ -9,10 +9,12 @@ inside :func:`create_app` when it reads the endpoint signatures.)
 """
 
 import hmac
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
@@ -26,6 +28,11 @@ from flavor_ml.serving.settings import ServingSettings, load_settings
 
 DEFAULT_K = 10
 SUGGESTIONS = 5
+NORMALIZER_THREADS = 2  # normalizer calls at once, so that a burst of odd names cannot take every worker thread
+# Vocabulary x dimensions from which a query (a full pass over the vectors, ~1 ms and up) runs in a worker
+# thread instead of on the event loop: /health stays responsive and queries use every core. Below it the
+# thread hop would cost more than the query.
+THREADED_QUERIES_FROM = 2_000_000
 _RELOAD_STATUS = {
     Outcome.SWAPPED: 200,
     Outcome.UNCHANGED: 200,
@@ -34,6 +41,7 @@ _RELOAD_STATUS = {
     Outcome.NO_VERSION: 409,
     Outcome.BUSY: 409,
     Outcome.REGISTRY_ERROR: 503,
+    Outcome.ERROR: 503,
 }
 
 
@@ -42,13 +50,17 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     settings = settings or load_settings()
     holder = ModelHolder(settings.model_name, settings.model_alias, settings.model_poll_seconds,
                          settings.model_retry_seconds)
-    names = NameResolver(training_normalizer())
+    normalize = training_normalizer()
+    names = NameResolver(normalize)
+    normalizing = anyio.CapacityLimiter(NORMALIZER_THREADS)
+    querying = anyio.CapacityLimiter(os.cpu_count() or 1)
     default_k = min(DEFAULT_K, settings.api_max_k)
     CompleteRequest = _complete_request_model(settings, default_k)
     retry_after = {"Retry-After": str(max(1, round(settings.model_poll_seconds)))}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(normalize, ["2 green onions"])  # build its tables now, fail at start-up
         holder.start()
         try:
             yield
@@ -85,6 +97,18 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         if not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
             raise ApiError(403, "admin token refused", "the bearer token is not this server's admin token")
 
+    async def resolve(raw_names: list[str], model: ServedModel) -> list[str | None]:
+        pending = names.pending(raw_names, model.embeddings)
+        if pending:
+            await anyio.to_thread.run_sync(names.normalize, pending, limiter=normalizing)
+        return [names.resolve(raw, model.embeddings) for raw in raw_names]
+
+    async def query(model: ServedModel, method: Callable[..., list[tuple[str, float]]], *args: object
+                    ) -> list[tuple[str, float]]:
+        if model.embeddings.input_vectors.size < THREADED_QUERIES_FROM:
+            return method(*args)
+        return await anyio.to_thread.run_sync(method, *args, limiter=querying)
+
     Model = Annotated[ServedModel, Depends(served_model)]
     IngredientInPath = Annotated[str, Path(min_length=1, max_length=settings.api_max_name_chars,
                                            description="an ingredient as a cook writes it; normalized like the corpus")]
@@ -92,22 +116,23 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     @app.get("/similar/{ingredient}", summary="Substitutes: nearest ingredients by cosine of input vectors")
     async def similar(ingredient: IngredientInPath, model: Model, k: K = default_k) -> JSONResponse:
-        name = names.resolve(ingredient, model.embeddings)
+        (name,) = await resolve([ingredient], model)
         if name is None:
-            raise _unknown(model, [ingredient])
-        hits = model.embeddings.similar(name, k)
+            raise await _unknown(model, names, [ingredient])
+        hits = await query(model, model.embeddings.similar, name, k)
         return JSONResponse({"query": ingredient, "ingredient": name, "k": k, "similar": _scored(hits),
                              "model_version": model.version})
 
     @app.post("/complete", summary="Complements: what goes with these ingredients (input x output vectors)")
-    async def complete(request: CompleteRequest, model: Model) -> JSONResponse:  # type: ignore[valid-type]
-        resolved = names.resolve_all(request.ingredients, model.embeddings)
+    async def complete(body: CompleteRequest, model: Model) -> JSONResponse:  # type: ignore[valid-type]
+        resolved = await resolve(body.ingredients, model)
         known = list(dict.fromkeys(name for name in resolved if name is not None))
-        unknown = [raw for raw, name in zip(request.ingredients, resolved) if name is None]
+        unknown = [raw for raw, name in zip(body.ingredients, resolved) if name is None]
         if not known:
-            raise _unknown(model, unknown)
-        hits = model.embeddings.complete(known, request.k)
-        return JSONResponse({"ingredients": known, "unknown": _suggestions(model, unknown), "k": request.k,
+            raise await _unknown(model, names, unknown)
+        hits = await query(model, model.embeddings.complete, known, body.k)
+        suggestions = await _suggestions(model, names, unknown) if unknown else []
+        return JSONResponse({"ingredients": known, "unknown": suggestions, "k": body.k,
                              "complements": _scored(hits), "model_version": model.version})
 
     @app.get("/model", summary="The version being served, its provenance and the last reload error")
@@ -157,12 +182,17 @@ def _scored(hits: list[tuple[str, float]]) -> list[dict[str, object]]:
     return [{"ingredient": name, "score": round(score, 6)} for name, score in hits]
 
 
-def _suggestions(model: ServedModel, unknown: list[str]) -> list[dict[str, object]]:
-    return [{"ingredient": raw, "did_you_mean": model.spellings(raw, SUGGESTIONS)} for raw in unknown]
+async def _suggestions(model: ServedModel, names: NameResolver, unknown: list[str]) -> list[dict[str, object]]:
+    """Close spellings of each unknown name, looked up by its normalized form (in a thread: difflib is slow)."""
+    def suggest() -> list[dict[str, object]]:
+        return [{"ingredient": raw, "did_you_mean": model.spellings(names.lookup_form(raw), SUGGESTIONS)}
+                for raw in unknown]
+
+    return await anyio.to_thread.run_sync(suggest)
 
 
-def _unknown(model: ServedModel, unknown: list[str]) -> ApiError:
+async def _unknown(model: ServedModel, names: NameResolver, unknown: list[str]) -> ApiError:
     listed = ", ".join(repr(raw) for raw in unknown)
     return ApiError(404, "unknown ingredient" if len(unknown) == 1 else "unknown ingredients",
                     f"{listed} {'is' if len(unknown) == 1 else 'are'} not in version {model.version} of {model.name}",
-                    unknown=_suggestions(model, unknown))
+                    unknown=await _suggestions(model, names, unknown))

@@ -112,7 +112,8 @@ def _tags(client: MlflowClient, version: ModelVersion) -> dict[str, str]:
         try:
             tags.update(client.get_run(version.run_id).data.tags)
         except Exception as exc:  # provenance is informative; a missing run does not make the vectors wrong
-            logger.warning("cannot read the tags of run %s of %s v%s: %s", version.run_id, version.name, version.version, exc)
+            logger.warning("cannot read the tags of run %s of %s v%s: %s", version.run_id, version.name,
+                           version.version, exc)
     tags.update(version.tags or {})
     return tags
 

@@ -32,6 +32,7 @@ class Outcome(str, Enum):
     NO_VERSION = "no_version"  # no version holds the alias
     REGISTRY_ERROR = "registry_error"  # the registry did not answer
     BUSY = "busy"  # another reload is under way
+    ERROR = "error"  # a bug in the reload itself; the log has the traceback
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class ModelHolder:
     def last_error(self) -> ReloadFailure | None:
         return self._last_error
 
+    @property
+    def polling(self) -> bool:
+        """Whether the background thread that loads and follows the alias is running."""
+        return self._poller is not None and self._poller.is_alive()
+
     def unavailable_reason(self) -> str:
         """Why nothing is served yet, in the operator's terms."""
         if self._checked_at is None:
@@ -100,7 +106,7 @@ class ModelHolder:
         }
 
     def reload(self, force: bool = False, wait_seconds: float | None = None) -> ReloadResult:
-        """Check the alias and, if it moved, load the new version and swap it in.
+        """Check the alias and, if it moved, load the new version and swap it in. Never raises.
 
         ``force`` retries a version that was refused recently (polling waits ``retry_seconds``).
         With ``wait_seconds``, give up with BUSY if another reload holds the lock that long.
@@ -109,32 +115,32 @@ class ModelHolder:
             return ReloadResult(Outcome.BUSY, None, "another reload is under way; try again shortly")
         try:
             return self._reload(force)
+        except Exception as exc:  # the poller and /admin/reload must outlive a bug in one reload
+            logger.exception("reloading %s@%s failed unexpectedly", self.model_name, self.alias)
+            return self._failed(Outcome.ERROR, None, f"the reload failed unexpectedly: {exc!r}")
         finally:
             self._reload_lock.release()
 
     def start(self) -> None:
         """Load in the background now, then poll every ``poll_seconds`` until :meth:`stop`."""
-        if self._poller is not None:
+        if self.polling:
             return
         self._stop.clear()
-        self._poller = threading.Thread(target=self._poll, name=f"model-poller-{self.alias}", daemon=True)
+        self._poller = threading.Thread(target=self._poll, name=f"model-poller {self.model_name}@{self.alias}",
+                                        daemon=True)
         self._poller.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """Stop polling; a reload under way finishes (or is abandoned after ``timeout``, the thread is a daemon)."""
         self._stop.set()
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.join(timeout)
-            if poller.is_alive():
+        if self._poller is not None:
+            self._poller.join(timeout)
+            if self._poller.is_alive():
                 logger.warning("the model poller did not stop within %.0f s (a registry call is hanging)", timeout)
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.reload()
-            except Exception:  # the poller must outlive any bug in one reload
-                logger.exception("reloading %s@%s failed unexpectedly", self.model_name, self.alias)
+            self.reload()
             self._stop.wait(self.poll_seconds)
 
     def _reload(self, force: bool) -> ReloadResult:
@@ -151,8 +157,8 @@ class ModelHolder:
             if served is None:
                 self._last_error = None
                 return ReloadResult(Outcome.NO_VERSION, None, self.unavailable_reason())
-            return self._failed(Outcome.NO_VERSION, None,
-                                f"no version holds alias {self.alias!r} any more; still serving version {served.version}")
+            return self._failed(Outcome.NO_VERSION, None, f"no version holds alias {self.alias!r} any more; "
+                                                          f"still serving version {served.version}")
         number = str(version.version)
         self._alias_version = number
         if served is not None and served.version == number:

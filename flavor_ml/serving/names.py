@@ -1,10 +1,17 @@
-"""How a name in a request becomes an ingredient of the model: the training normalizer first."""
+"""How a name in a request becomes an ingredient of the model: the training normalizer.
+
+A model's vocabulary is made of canonical names, which the normalizer leaves unchanged, so a
+name that is already one (after lower-casing and collapsing spaces) is taken as it is; any
+other name goes through the normalizer (``Green Onions`` → ``scallion``). The normalizer runs
+a polars expression (tens of milliseconds a call), so callers batch the names of a request
+into one call off the event loop (:meth:`NameResolver.normalize`), and results are cached.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Container, Iterable, Sequence
-from functools import lru_cache
 
 logger = logging.getLogger(__name__)
 
@@ -12,39 +19,54 @@ Normalize = Callable[[Iterable[str]], list[str | None]]
 
 
 def training_normalizer() -> Normalize:
-    """The normalizer the training corpus went through (``Green Onions`` → ``scallion``)."""
+    """The normalizer the training corpus went through."""
     from flavor_ml.data.normalization import normalize_lines
 
     return normalize_lines
 
 
+def plain(name: str) -> str:
+    """Lower-cased, spaces collapsed: the form compared with the vocabulary before normalizing."""
+    return " ".join(name.split()).lower()
+
+
 class NameResolver:
-    """Maps request names to vocabulary names, remembering recent normalizations.
+    """Maps request names to vocabulary names, remembering up to ``cache_size`` normalizations."""
 
-    A name resolves to its normalized form when the model knows it, else to the name itself
-    lower-cased and trimmed (so a model trained on un-normalized names still answers).
-    """
-
-    def __init__(self, normalize: Normalize, cache_size: int = 16_384) -> None:
+    def __init__(self, normalize: Normalize, cache_size: int = 65_536) -> None:
         self._normalize = normalize
-        self._normalized = lru_cache(maxsize=cache_size)(self._normalize_one)
+        self._cache: dict[str, str | None] = {}
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
-    def candidates(self, name: str) -> list[str]:
-        """Vocabulary names to try for ``name``, best first."""
-        plain = " ".join(name.split()).lower()
-        normalized = self._normalized(name)
-        return list(dict.fromkeys(c for c in (normalized, plain) if c))
+    def pending(self, names: Iterable[str], vocabulary: Container[str]) -> list[str]:
+        """The names that need the normalizer before :meth:`resolve` can answer for them."""
+        return [n for n in dict.fromkeys(names) if plain(n) not in vocabulary and n not in self._cache]
+
+    def normalize(self, names: Sequence[str]) -> None:
+        """Normalize ``names`` in one call and cache the results (blocking: run it off the event loop)."""
+        names = [n for n in dict.fromkeys(names) if n not in self._cache]
+        if not names:
+            return
+        try:
+            normalized = self._normalize(names)
+        except Exception:  # a name the normalizer chokes on is an unknown ingredient, not a server error
+            logger.warning("the normalizer failed on %r; treating them as unknown", names, exc_info=True)
+            normalized = [None] * len(names)
+        with self._lock:
+            for name, result in zip(names, normalized):
+                if len(self._cache) >= self._cache_size:
+                    self._cache.pop(next(iter(self._cache)))  # oldest first
+                self._cache[name] = result
 
     def resolve(self, name: str, vocabulary: Container[str]) -> str | None:
-        return next((c for c in self.candidates(name) if c in vocabulary), None)
+        """The vocabulary name for ``name``, or None; names from :meth:`pending` must be normalized first."""
+        candidate = plain(name)
+        if candidate in vocabulary:
+            return candidate
+        normalized = self._cache.get(name)
+        return normalized if normalized in vocabulary else None
 
-    def resolve_all(self, names: Sequence[str], vocabulary: Container[str]) -> list[str | None]:
-        return [self.resolve(name, vocabulary) for name in names]
-
-    def _normalize_one(self, name: str) -> str | None:
-        try:
-            return self._normalize([name])[0]
-        except Exception:  # a query the normalizer chokes on is just an unknown ingredient
-            logger.warning("the normalizer failed on %r; treating it as unknown", name, exc_info=True)
-            return None
-
+    def lookup_form(self, name: str) -> str:
+        """The form to look close spellings up by: the normalized one when there is one."""
+        return self._cache.get(name) or plain(name)
