@@ -1,0 +1,119 @@
+"""``flavor-ml promote``, ``flavor-ml rollback`` and ``flavor-ml models``.
+
+``promote`` and ``rollback`` run the ``promote-model``/``rollback-model`` flows in-process, so
+they take the same per-stage lock as a deployment and leave the same records. Exit codes:
+0 promoted, unchanged, dry run (whatever its verdict) or rolled back; 3 rejected by a gate;
+1 anything else that went wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from flavor_ml.cli import app, fail, print_json
+from flavor_ml.errors import FlavorError
+from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
+
+EXIT_REJECTED = 3
+
+_MODEL_NAME = typer.Option(DEFAULT_MODEL_NAME, "--model-name", help="registered model name")
+_JSON = typer.Option(False, "--json", help="print one JSON object on stdout")
+
+
+@app.command()
+def promote(
+    to: str = typer.Option(..., "--to", help="target stage: staging or production (Staging/Production work too)"),
+    version: int | None = typer.Option(None, "--version", min=1, help="candidate version [default: the newest]"),
+    policy: Path | None = typer.Option(None, "--policy", help="promotion policy file (YAML or TOML) "
+                                                               "[default: the bundled policy]"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="evaluate and report; move and record nothing"),
+    json_output: bool = _JSON,
+    model_name: str = _MODEL_NAME,
+) -> None:
+    """Promote a model version to a stage if it passes every gate of the policy."""
+    from flavor_ml.registry.promotion import GatesFailed
+    from flows.promote import promote_model
+
+    try:
+        decision = promote_model(stage=to, version=version, policy_path=str(policy) if policy else None,
+                                 dry_run=dry_run, model_name=model_name)
+    except GatesFailed as rejected:
+        decision = rejected.decision
+    except FlavorError as exc:
+        fail(str(exc))
+    if json_output:
+        print_json(decision.as_json())
+    else:
+        typer.echo(_gate_table(decision.gates))
+        typer.echo(decision.summary())
+    if decision.decision == "rejected":
+        raise typer.Exit(EXIT_REJECTED)
+
+
+@app.command()
+def rollback(
+    stage: str = typer.Option(..., "--stage", help="stage to roll back: staging or production"),
+    json_output: bool = _JSON,
+    model_name: str = _MODEL_NAME,
+) -> None:
+    """Point a stage back at the version that held it before its last promotion."""
+    from flows.promote import rollback_model
+
+    try:
+        result = rollback_model(stage=stage, model_name=model_name)
+    except FlavorError as exc:
+        fail(str(exc))
+    if json_output:
+        print_json(result.as_json())
+    else:
+        typer.echo(result.summary())
+
+
+@app.command()
+def models(json_output: bool = _JSON, model_name: str = _MODEL_NAME) -> None:
+    """List a model's versions with their aliases, key metrics and last promotion decision."""
+    from flavor_ml.registry.promotion import KEY_METRICS, list_models
+    from flavor_ml.registry.registration import display_uri, registry_client
+
+    client = registry_client()
+    try:
+        versions = list_models(client, model_name)
+    except FlavorError as exc:
+        fail(str(exc))
+    if json_output:
+        print_json({"model_name": model_name, "tracking_uri": display_uri(client.tracking_uri),
+                    "versions": [v.as_json() for v in versions]})
+        return
+    if not versions:
+        typer.echo(f"no versions of {model_name} in {display_uri(client.tracking_uri)} yet")
+        return
+    rows = [["version", "aliases", *KEY_METRICS, "last decision", "git sha"]]
+    for v in versions:
+        last = v.last_decision
+        rows.append([str(v.version), ",".join(v.aliases) or "-",
+                     *(f"{v.metrics[m]:.4f}" if m in v.metrics else "-" for m in KEY_METRICS),
+                     f"{last['status']} ({last['stage']}, {last['decided_at'][:19]})" if last else "-",
+                     (v.git_sha or "-")[:10]])
+    typer.echo(_columns(rows))
+
+
+def _gate_table(gates: list[Any]) -> str:
+    rows = [["gate", "value", "rule", "result", "reason"]]
+    for gate in gates:
+        rows.append([gate.name, _number(gate.value), f"{gate.op} {_number(gate.threshold)}".strip(),
+                     "pass" if gate.passed else "FAIL", gate.reason])
+    return _columns(rows)
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _columns(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
