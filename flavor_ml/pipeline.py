@@ -17,11 +17,13 @@ from pydantic import BaseModel
 
 from flavor_ml.data.baskets import BasketCounts, build_baskets, read_baskets
 from flavor_ml.data.fetch import CorpusRef, fetch_corpus
+from flavor_ml.data.normalization import normalize_lines
 from flavor_ml.data.sample import SAMPLE_CATEGORIES_PATH, SAMPLE_CORPUS_PATH
 from flavor_ml.data.split import holdout_mask
 from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULARY_FILE, IngredientEmbeddings
 from flavor_ml.eval.categories import read_categories
 from flavor_ml.eval.metrics import EvaluationReport, evaluate_embeddings
+from flavor_ml.faults import fail_if_injected
 from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams
 from flavor_ml.storage import ArtifactStore
 from flavor_ml.training.train_embeddings import train_embeddings
@@ -100,6 +102,7 @@ def load_split_baskets(corpus: NormalizedCorpus, split: EvaluationParams, storag
 
 def train(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, storage: StorageSettings) -> TrainedModel:
     """Item2Vec on the training side of the split; the vectors go to the store."""
+    fail_if_injected("train")  # FLAVOR_FAULT_INJECT=train: a recovery drill, see flavor_ml/faults.py
     started = time.perf_counter()
     train_baskets, held_out = load_split_baskets(corpus, split, storage)
     embeddings = train_embeddings(train_baskets, params)
@@ -127,8 +130,17 @@ def evaluate(corpus: NormalizedCorpus, model: TrainedModel, params: EvaluationPa
     with tempfile.TemporaryDirectory(prefix="flavor-evaluate-") as work:
         embeddings = load_model(model, storage, Path(work))
     categories_path = categories_for(corpus.source, params)
-    categories = read_categories(categories_path) if categories_path else None
+    categories = categories_in_vocabulary_form(read_categories(categories_path)) if categories_path else None
     return evaluate_embeddings(embeddings, train_baskets, held_out, params, categories)
+
+
+def categories_in_vocabulary_form(categories: dict[str, str]) -> dict[str, str]:
+    """Category tables name ingredients their own way (``kaffir_lime``); put the names through
+    the same normalizer as the recipes so that they meet the vocabulary (``makrut lime``)."""
+    canonical: dict[str, str] = {}
+    for (raw, category), name in zip(categories.items(), normalize_lines(list(categories))):
+        canonical.setdefault(name or raw, category)
+    return canonical
 
 
 def _sha256_of_files(directory: Path, names: tuple[str, ...]) -> str:

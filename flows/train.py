@@ -16,11 +16,13 @@ from flavor_ml import pipeline
 from flavor_ml.cache_keys import evaluate_parts, fetch_parts, normalize_parts, train_parts
 from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.eval.metrics import EvaluationReport
+from flavor_ml.registry.registration import RegisteredVersion, register_model_version
 from flavor_ml.settings import (
     EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams,
 )
 from flavor_ml.tracking import LoggedRun, log_training_run
 from flows.caching import StepCachePolicy
+from flows.events import emit_training_completed
 from flows.run_info import TaskSummary, task_summaries
 
 PIPELINE_TASKS = ("fetch", "normalize", "train", "evaluate")
@@ -32,6 +34,7 @@ class TrainingSummary(BaseModel):
     tasks: dict[str, TaskSummary]
     report: EvaluationReport
     mlflow: LoggedRun
+    registered: RegisteredVersion | None
     corpus: CorpusRef
     normalized: pipeline.NormalizedCorpus
     model: pipeline.TrainedModel
@@ -60,9 +63,9 @@ def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
 @task(name="log-to-mlflow", task_run_name="log-to-mlflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
                   report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
-                  evaluation: EvaluationParams) -> TrainingSummary:
+                  evaluation: EvaluationParams) -> LoggedRun:
     tasks = task_summaries(flow_run.id, expected=PIPELINE_TASKS)
-    logged = log_training_run(
+    return log_training_run(
         raw=raw, corpus=corpus, model=model, report=report, normalization=normalization, training=training,
         evaluation=evaluation, storage=StorageSettings(), settings=TrackingSettings(), run_name=flow_run.name,
         flow_run_id=flow_run.id,
@@ -70,8 +73,25 @@ def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipe
         | {f"task_state/{name}": s.state for name, s in tasks.items()},
         timings={name: s.seconds for name, s in tasks.items()},
     )
-    return TrainingSummary(flow_run_id=flow_run.id, flow_run_name=flow_run.name, tasks=tasks, report=report,
-                           mlflow=logged, corpus=raw, normalized=corpus, model=model)
+
+
+@task(name="register-model", task_run_name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def register_model(logged: LoggedRun, report: EvaluationReport) -> RegisteredVersion | None:
+    """A new registry version (no stage yet), announced so that the staging promotion can start."""
+    settings = TrackingSettings()
+    if not settings.register_model:
+        return None
+    version = register_model_version(logged.tracking_uri, logged.run_id, logged.model_uri, name=settings.model_name)
+    emit_training_completed(version.name, version.version, logged.run_id, metrics=report.metrics)
+    return version
+
+
+@task(name="summarize", task_run_name="summarize", cache_policy=NO_CACHE)
+def summarize(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, report: EvaluationReport,
+              logged: LoggedRun, registered: RegisteredVersion | None) -> TrainingSummary:
+    return TrainingSummary(flow_run_id=flow_run.id, flow_run_name=flow_run.name,
+                           tasks=task_summaries(flow_run.id, expected=PIPELINE_TASKS), report=report, mlflow=logged,
+                           registered=registered, corpus=raw, normalized=corpus, model=model)
 
 
 @flow(name="train-embeddings")
@@ -90,7 +110,9 @@ def train_embeddings(
     baskets = normalize_corpus(raw, normalization)
     model = train_model(baskets, training, evaluation)
     report = evaluate_model(baskets, model, evaluation)
-    return log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation)
+    logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation)
+    registered = register_model(logged, report)
+    return summarize(raw, baskets, model, report, logged, registered)
 
 
 if __name__ == "__main__":

@@ -20,29 +20,25 @@ def flavor_ml(*args: str, home, cwd) -> subprocess.CompletedProcess:
                           cwd=cwd, timeout=600)
 
 
-def test_train_runs_on_the_embedded_default_and_reports_as_json_then_reruns_from_cache(tmp_path):
+def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_as_json(tmp_path):
     home = tmp_path / "state"
 
-    first = flavor_ml("train", "--json", home=home, cwd=tmp_path)
+    first = flavor_ml("train", home=home, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    report = json.loads(first.stdout)
-    assert report["tasks"] == {"fetch": "Completed", "normalize": "Completed", "train": "Completed", "evaluate": "Completed"}
-    assert {"flow_run_id", "metrics", "mlflow_run_id", "tracking_uri", "artifact_uri"} <= report.keys()
-    assert report["tracking_uri"] == f"sqlite:///{home.resolve() / 'mlflow.db'}"
-    assert report["metrics"]["completion_hr10"] > report["metrics"]["popularity/completion_hr10"]
-    assert (home / "prefect").is_dir() and (home / "results").is_dir()  # everything under one folder
-    assert not (tmp_path / "mlruns").exists()
+    for expected in ("flow run", "fetch: Completed", "train: Completed", "completion_hr10", "ppmi_svd",
+                     "mlflow     run", "artifacts", "registered as flavor-ml-embeddings v1"):
+        assert expected in first.stdout
+    assert (home / "prefect").is_dir() and (home / "results").is_dir() and (home / "mlflow.db").is_file()
+    assert not (tmp_path / "mlruns").exists()  # everything under one folder
 
     second = flavor_ml("train", "--json", home=home, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert set(json.loads(second.stdout)["tasks"].values()) == {"Cached"}
-
-
-def test_train_prints_what_it_did_as_text(tmp_path):
-    done = flavor_ml("train", "--epochs", "3", home=tmp_path / "state", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for expected in ("flow run", "fetch: Completed", "completion_hr10", "ppmi_svd", "mlflow     run", "artifacts"):
-        assert expected in done.stdout
+    report = json.loads(second.stdout)
+    assert report["tasks"] == {"fetch": "Cached", "normalize": "Cached", "train": "Cached", "evaluate": "Cached"}
+    assert {"flow_run_id", "metrics", "mlflow_run_id", "tracking_uri", "artifact_uri"} <= report.keys()
+    assert report["tracking_uri"] == f"sqlite:///{home.resolve() / 'mlflow.db'}"
+    assert report["metrics"]["completion_hr10"] > report["metrics"]["popularity/completion_hr10"]
+    assert report["registered_version"] == 2
 
 
 def test_a_corpus_that_does_not_exist_is_a_one_line_error_not_a_traceback(tmp_path):

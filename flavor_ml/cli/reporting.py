@@ -40,6 +40,8 @@ def summary_as_json(summary) -> dict[str, Any]:
         "tracking_uri": summary.mlflow.tracking_uri,
         "artifact_uri": summary.mlflow.artifact_uri,
         "model_uri": summary.mlflow.model_uri,
+        "registered_model": summary.registered.name if summary.registered else None,
+        "registered_version": summary.registered.version if summary.registered else None,
         "corpus": {"source": summary.corpus.source, "sha256": summary.corpus.sha256, "bytes": summary.corpus.bytes,
                    "format": summary.corpus.format},
         "normalization": summary.normalized.counts.model_dump(),
@@ -73,7 +75,8 @@ def summary_as_text(summary) -> str:
         *_metrics_table(summary.report),
         f"mlflow     run {summary.mlflow.run_id} in {summary.mlflow.tracking_uri}",
         f"artifacts  {summary.mlflow.artifact_uri}",
-        f"model      {summary.mlflow.model_uri}",
+        f"model      {summary.mlflow.model_uri}"
+        + (f" registered as {summary.registered.name} v{summary.registered.version}" if summary.registered else ""),
     ]
     return "\n".join(lines)
 

@@ -14,21 +14,22 @@ Recipes
     sizes, descriptors before the name (``freshly grated``, ``extra-virgin``), preparation
     after a comma, parentheticals (``1 (15 oz) can black beans, drained``), regular and
     irregular plurals (``tomatoes``, ``chillies``, ``bay leaves``, ``anchovies``), regional
-    variants (``spring onions``/``green onions``/``scallions``, ``fresh coriander``/
+    variants (``spring onions``/``green onions``/``scallions``, ``coriander leaves``/
     ``cilantro``, ``aubergine``/``eggplant``, ``prawns``/``shrimp``), occasional section
     headers (``For the sauce:``) and ``Salt and freshly ground black pepper, to taste``.
 
 Canonical names
     Every raw line the generator can write is listed by :func:`intended_names` with the
     canonical ingredient name(s) it was written for (an empty tuple for a section header,
-    ``("salt", "black pepper")`` for ``salt and pepper``). Canonical names are lower case,
+    ``("salt", "black pepper")`` for ``salt and black pepper``). Canonical names are lower case,
     singular, with spaces: regional variants map to one name (``scallion``, ``cilantro``,
     ``eggplant``, ``shrimp``, ``heavy cream``, ``chickpea``, ``bell pepper``, ``onion`` for
     yellow/brown onions), descriptors that change the ingredient are kept (``brown sugar``,
     ``black bean``, ``red onion``, ``soy sauce``, ``thai basil``, ``basmati rice``,
     ``dried apricot``), and descriptors that do not are dropped (``fresh``, ``ground`` spices,
     ``extra-virgin``, ``dry`` wine, sizes, ``whole-milk``); accents are folded (``jalapeno``,
-    ``gruyere``, ``creme fraiche``). Descriptors whose effect is a matter of convention
+    ``gruyere cheese``, ``creme fraiche``; cheeses are named as in the flavor-network corpus,
+    ``parmesan cheese``). Descriptors whose effect is a matter of convention
     (dried herbs, toasted nuts, baby spinach, colours of chillies) are not written at all.
 
 Planted structure (:data:`PLANTED`)
@@ -266,7 +267,7 @@ _INGREDIENTS: tuple[_Ingredient, ...] = (
     # italian
     _ing("tomato", "vegetable", "tomato|tomatoes", "count; count; can; mass", before="ripe",
          after=_CHOPPED + "; halved; quartered; deseeded and chopped", sizes=_PRODUCE_SIZES, variants=50),
-    _ing("parmesan", "dairy", ("parmesan", "Parmesan", "Parmesan cheese", "Parmigiano-Reggiano", "parmigiano reggiano"),
+    _ing("parmesan cheese", "dairy", ("parmesan", "Parmesan", "Parmesan cheese", "Parmigiano-Reggiano", "parmigiano reggiano"),
          "cups_small; mass_small", before="grated; freshly grated; shaved",
          after="finely grated; plus extra to serve; to serve", variants=40),
     _ing("basil", "herb", ("basil", "basil leaves"), "herb; herb; spoon", before="fresh; chopped; torn",
@@ -274,7 +275,7 @@ _INGREDIENTS: tuple[_Ingredient, ...] = (
     _ing("oregano", "herb", "oregano", "spoon; spoon; herb", before="fresh; chopped fresh",
          after="chopped; crumbled", variants=30),
     _ing("spaghetti", "grain", "spaghetti", "mass", variants=24),
-    _ing("mozzarella", "dairy", ("mozzarella", "mozzarella cheese"),
+    _ing("mozzarella cheese", "dairy", ("mozzarella", "mozzarella cheese"),
          "mass_small; cups; unit", before="fresh; shredded; grated", after="torn; drained and torn; sliced",
          unit=_Unit("ball", "balls", ("lead", "of"))),
     _ing("pine nut", "nut", "pine nut|pine nuts", "spoon; cups_small; mass_small", variants=24),
@@ -298,7 +299,7 @@ _INGREDIENTS: tuple[_Ingredient, ...] = (
          after="warmed; to serve; cut into wedges", sizes="small; large; (6-inch); (8-inch)"),
     _ing("lime", "fruit", "lime|limes", "count", after="juiced; zested and juiced; cut into wedges; halved; to serve",
          variants=40),
-    _ing("cilantro", "herb", ("cilantro", "fresh coriander", "cilantro leaves", "coriander leaves"), "herb; herb; spoon",
+    _ing("cilantro", "herb", ("cilantro", "fresh cilantro", "cilantro leaves", "coriander leaves"), "herb; herb; spoon",
          before="fresh; chopped; chopped fresh", after=_HERB_AFTER, variants=50),
     _ing("black bean", "legume", "black bean|black beans", "can; can; cups; mass", before="cooked",
          after="drained; drained and rinsed; rinsed and drained"),
@@ -385,7 +386,7 @@ _INGREDIENTS: tuple[_Ingredient, ...] = (
          sizes=_PRODUCE_SIZES),
     _ing("mushroom", "vegetable", "mushroom|mushrooms", "mass; count",
          after="sliced; quartered; thinly sliced; wiped and sliced"),
-    _ing("gruyere", "dairy", ("gruyère", "Gruyère", "Gruyere cheese", "gruyère cheese"), "mass_small; cups_small",
+    _ing("gruyere cheese", "dairy", ("gruyère", "Gruyère", "Gruyere cheese", "gruyère cheese"), "mass_small; cups_small",
          before="grated", after="grated; coarsely grated"),
     _ing("creme fraiche", "dairy", ("crème fraîche", "creme fraiche"), "spoon; volume_small", variants=20),
     _ing("carrot", "vegetable", "carrot|carrots", "count; mass", after=_CHOPPED + "; peeled and diced; peeled and sliced",
@@ -445,7 +446,7 @@ STAPLES: Mapping[str, float] = {
 
 CUISINES: tuple[Cuisine, ...] = (
     Cuisine("italian", 0.22, {
-        "tomato": 0.45, "parmesan": 0.4, "spaghetti": 0.3, "mozzarella": 0.15, "pine nut": 0.08,
+        "tomato": 0.45, "parmesan cheese": 0.4, "spaghetti": 0.3, "mozzarella cheese": 0.15, "pine nut": 0.08,
         "balsamic vinegar": 0.08, "red wine": 0.08, "zucchini": 0.1, "eggplant": 0.08, "prosciutto": 0.07,
         "ricotta": 0.07, "rosemary": 0.1, "anchovy": 0.05, "parsley": 0.18,
     }, {"olive oil": 0.7, "butter": 0.1, "vegetable oil": 0.02}, ("pasta", "bake", "salad", "soup", "risotto")),
@@ -462,7 +463,7 @@ CUISINES: tuple[Cuisine, ...] = (
     }, {"olive oil": 0.03, "vegetable oil": 0.4, "black pepper": 0.1, "butter": 0.05}, ("curry", "dal", "biryani", "masala", "tikka")),
     Cuisine("french", 0.13, {
         "shallot": 0.35, "white wine": 0.25, "heavy cream": 0.25, "dijon mustard": 0.2, "parsley": 0.2,
-        "tarragon": 0.1, "leek": 0.12, "mushroom": 0.2, "gruyere": 0.12, "creme fraiche": 0.1, "carrot": 0.15,
+        "tarragon": 0.1, "leek": 0.12, "mushroom": 0.2, "gruyere cheese": 0.12, "creme fraiche": 0.1, "carrot": 0.15,
         "potato": 0.15, "beef": 0.1, "chicken thigh": 0.1,
     }, {"butter": 0.55, "olive oil": 0.15, "flour": 0.2, "egg": 0.18, "chicken stock": 0.15}, ("gratin", "ragout", "tart", "fricassee", "soup")),
     Cuisine("japanese", 0.12, {
@@ -485,7 +486,7 @@ CUISINES: tuple[Cuisine, ...] = (
 )
 
 PAIRS: tuple[Pair, ...] = (
-    Pair("italian", "basil", "oregano", ("tomato", "mozzarella")),
+    Pair("italian", "basil", "oregano", ("tomato", "mozzarella cheese")),
     Pair("mexican", "lime", "cilantro", ("jalapeno", "red onion")),
     Pair("japanese", "soy sauce", "ginger", ("scallion", "sesame oil")),
     Pair("indian", "garam masala", "turmeric", ("cumin", "chili")),
@@ -508,8 +509,8 @@ PLANTED = PlantedStructure(
     neighbours=tuple(NeighbourFact(p.first, p.second) for p in PAIRS),
     completions=(
         CompletionFact("mexican", ("tortilla", "jalapeno", "red onion"), better="lime", worse="soy sauce"),
-        CompletionFact("italian", ("tomato", "mozzarella", "olive oil"), better="basil", worse="fish sauce"),
-        CompletionFact("japanese", ("scallion", "sesame oil", "ginger"), better="soy sauce", worse="parmesan"),
+        CompletionFact("italian", ("tomato", "mozzarella cheese", "olive oil"), better="basil", worse="fish sauce"),
+        CompletionFact("japanese", ("scallion", "sesame oil", "ginger"), better="soy sauce", worse="parmesan cheese"),
         CompletionFact("indian", ("cumin", "chili", "turmeric"), better="garam masala", worse="mirin"),
         CompletionFact("thai", ("galangal", "coconut milk", "makrut lime leaf"), better="lemongrass", worse="dijon mustard"),
     ),
@@ -560,10 +561,10 @@ _KNOBS = ("a knob of", "a large knob of", "1 stick", "1 stick (½ cup)", "½ cup
 _COUNT_PARENS = ("(about 1 lb)", "(about 450g)", "(about 150g/5½oz each)", "(optional)", "(about 2 cups chopped)")
 _HEADERS = ("For the sauce:", "For the marinade:", "For the dressing:", "To serve:", "For the garnish:",
             "FOR THE TOPPING", "Sauce:", "For the filling:", "For the salsa:")
-_SALT_AND_PEPPER = ("Salt and freshly ground black pepper, to taste", "salt and pepper",
-                    "Salt and pepper, to taste", "Sea salt and freshly ground black pepper",
+# A bare "pepper" is not guessed to be black pepper by the normalizer, so the sample names it.
+_SALT_AND_PEPPER = ("Salt and freshly ground black pepper, to taste", "Sea salt and freshly ground black pepper",
                     "salt and freshly ground black pepper", "Kosher salt and freshly ground black pepper",
-                    "Salt and black pepper", "salt & pepper, to taste", "sea salt and black pepper, to season",
+                    "Salt and black pepper", "salt & black pepper, to taste", "sea salt and black pepper, to season",
                     "Salt and ground black pepper")
 
 

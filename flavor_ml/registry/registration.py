@@ -7,7 +7,6 @@ promotion gates (see :mod:`flavor_ml.registry.promotion`).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from flavor_ml.errors import RegistryError
 from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
+from flavor_ml.settings import StorageSettings, TrackingSettings
 
 #: Run tags copied onto the model version, as they are named in the training run.
 PROVENANCE_TAGS = ("git_sha", "corpus_sha256", "prefect_flow_run_id")
@@ -61,11 +61,7 @@ def tracking_uri() -> str:
 
     ``FLAVOR_HOME`` defaults to ``.flavor`` in the working directory.
     """
-    configured = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if configured:
-        return configured
-    home = Path(os.environ.get("FLAVOR_HOME") or ".flavor").expanduser().resolve()
-    return f"sqlite:///{home / 'mlflow.db'}"
+    return TrackingSettings().resolved_tracking_uri(StorageSettings().home)
 
 
 def display_uri(uri: str) -> str:

@@ -1,0 +1,59 @@
+"""Task results and artifacts in an S3-compatible store (moto's server on loopback, addressed
+exactly as MinIO would be): a second process with empty local state is served from the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.s3_server import moto_endpoint_url, s3_server  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+CREATE_BLOCKS = """
+import sys
+from prefect_aws import AwsCredentials, S3Bucket
+from prefect_aws.client_parameters import AwsClientParameters
+url, bucket = sys.argv[1], sys.argv[2]
+credentials = AwsCredentials(
+    aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
+    aws_client_parameters=AwsClientParameters(endpoint_url=url, config={"s3": {"addressing_style": "path"}}),
+)
+credentials.save("flavor-s3", overwrite=True)
+S3Bucket(bucket_name=bucket, credentials=credentials, bucket_folder="prefect-results").save("flavor-results", overwrite=True)
+"""
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_results_persist_to_an_s3_bucket_block_and_serve_a_cache_hit_to_a_fresh_process(s3_server, tmp_path):
+    base = {**os.environ, **s3_server.env(), "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/flavor-results", "FLAVOR_TRAIN_EPOCHS": "3"}
+    created = run(["-c", CREATE_BLOCKS, s3_server.url, s3_server.bucket], base)
+    assert created.returncode == 0, created.stderr[-3000:]
+
+    def train(name: str) -> dict:
+        env = {**base, "FLAVOR_HOME": str(tmp_path / name), "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / f"{name}-results")}
+        done = run(["-m", "flavor_ml", "train", "--json"], env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+    first = train("machine-a")
+    second = train("machine-b")  # nothing local: a new home, a new local result folder
+
+    assert set(first["tasks"].values()) == {"Completed"}
+    assert set(second["tasks"].values()) == {"Cached"}
+    assert second["metrics"] == first["metrics"]
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_server.bucket).get("Contents", [])]
+    assert any(k.startswith("prefect-results/") for k in keys), keys
+    assert any(k.startswith("flavor-ml/snapshots/") for k in keys), keys
+    assert any(k.startswith("flavor-ml/models/") for k in keys), keys
+    for name in ("machine-a-results", "machine-b-results"):
+        local = tmp_path / name
+        assert not local.exists() or not any(local.iterdir()), f"results were written locally to {local}"
