@@ -19,6 +19,7 @@ from prefect.logging import get_run_logger
 
 from flavor_ml.atomic import atomic_path
 from flavor_ml.cache_keys import KeyParts, changed_parts, hash_parts
+from flavor_ml.errors import FlavorError
 from flavor_ml.settings import StorageSettings
 
 
@@ -59,7 +60,12 @@ class StepCachePolicy(CachePolicy):
                     **kwargs: Any) -> Optional[str]:
         assert self.parts is not None
         wanted = inspect.signature(self.parts).parameters
-        parts = self.parts(**{name: value for name, value in inputs.items() if name in wanted})
+        try:
+            parts = self.parts(**{name: value for name, value in inputs.items() if name in wanted})
+        except FlavorError as exc:
+            # The step itself will meet the same problem and fail with it; say it once, briefly.
+            get_run_logger().warning("no cache key for %s (%s); the step runs uncached", self.step, exc)
+            return None
         key = hash_parts(self.step, parts)
         explain_key(self.step, key, parts)
         return key

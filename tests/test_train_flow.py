@@ -147,3 +147,19 @@ def test_every_step_runs_as_a_plain_function_without_prefect(isolated_pipeline):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert 0.0 < float(done.stdout.strip().splitlines()[-1]) <= 1.0
+
+
+def test_a_corpus_with_too_many_unusable_recipes_fails_normalize_and_says_why(isolated_pipeline, tmp_path):
+    from flows.train import train_embeddings
+
+    from flavor_ml.errors import NormalizationError
+
+    corpus = tmp_path / "junk.jsonl"
+    corpus.write_text("\n".join(json.dumps({"id": str(i), "ingredients": ["For the sauce:"]}) for i in range(50)) + "\n")
+
+    with pytest.raises(NormalizationError) as failure:
+        train_embeddings(corpus=str(corpus))
+
+    message = str(failure.value)
+    assert "50 of 50 recipes (100%)" in message and "too_few_ingredients: 50" in message
+    assert "rejects.parquet" in message and "FLAVOR_NORMALIZE_MAX_REJECT_SHARE" in message
