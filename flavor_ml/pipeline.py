@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from flavor_ml.data.baskets import BasketCounts, build_baskets, read_baskets
+from flavor_ml.data.baskets import BasketCounts, build_baskets, check_reject_share, read_baskets
 from flavor_ml.data.fetch import CorpusRef, fetch_corpus
 from flavor_ml.data.normalization import normalize_lines
 from flavor_ml.data.sample import SAMPLE_CATEGORIES_PATH, SAMPLE_CORPUS_PATH
@@ -86,9 +86,11 @@ def normalize(corpus: CorpusRef, params: NormalizationParams, storage: StorageSe
     with tempfile.TemporaryDirectory(prefix="flavor-normalize-") as work:
         output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
         counts = build_baskets(raw, corpus.format, params, output, rejects)
+        # Rejects are kept even when the step fails, so that the failure can be looked into.
+        rejects_uri = store.put_file(rejects, f"rejects/{sha256_of_file(rejects)}/rejects.parquet")
+        check_reject_share(corpus.source, counts, params, rejects_uri)
         sha = sha256_of_file(output)
         uri = store.put_file(output, f"normalized/{sha}/baskets.parquet")
-        rejects_uri = store.put_file(rejects, f"normalized/{sha}/rejects.parquet")
     return NormalizedCorpus(source=corpus.source, uri=uri, sha256=sha, rejects_uri=rejects_uri, counts=counts,
                             seconds=time.perf_counter() - started)
 

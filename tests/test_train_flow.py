@@ -162,4 +162,10 @@ def test_a_corpus_with_too_many_unusable_recipes_fails_normalize_and_says_why(is
 
     message = str(failure.value)
     assert "50 of 50 recipes (100%)" in message and "too_few_ingredients: 50" in message
-    assert "rejects.parquet" in message and "FLAVOR_NORMALIZE_MAX_REJECT_SHARE" in message
+    assert "FLAVOR_NORMALIZE_MAX_REJECT_SHARE" in message
+    kept = message.split("are in ")[1].split(";")[0]
+    import polars as pl
+
+    from flavor_ml.storage import local_path_of
+
+    assert pl.read_parquet(local_path_of(kept)).height == 50  # nothing is lost: every rejected row is kept

@@ -75,8 +75,7 @@ def build_baskets(
     """Read ``raw_path`` in format ``fmt``, write baskets to ``output`` (Parquet) and rejected
     recipes with their reason to ``rejects_output`` (Parquet); both atomically.
 
-    Raises NormalizationError when more than ``params.max_reject_share`` of the recipes are
-    rejected (after writing the rejects, so they can be inspected).
+    Check the counts with :func:`check_reject_share` once the rejects are where users can see them.
     """
     recipes = read_recipes(raw_path, fmt)
     normalizer = Normalizer(params.extra_synonyms)
@@ -106,20 +105,20 @@ def build_baskets(
         rejects=dict(sorted(rejects.group_by("reason").len().iter_rows())),
         vocabulary_size=kept.select(pl.col("ingredients").explode().n_unique()).item() if kept.height else 0,
     )
-    _fail_if_too_many_rejects(raw_path, counts, params, rejects_output)
     _write_parquet(kept, output)
     return counts
 
 
-def _fail_if_too_many_rejects(raw_path: Path, counts: BasketCounts, params: NormalizationParams, rejects_output: Path) -> None:
+def check_reject_share(corpus: str, counts: BasketCounts, params: NormalizationParams, rejects_location: str) -> None:
+    """Raise NormalizationError, with the reasons and where the rejected rows are, when too many were rejected."""
     if counts.recipes_in == 0:
-        raise NormalizationError(f"{raw_path} holds no recipes")
+        raise NormalizationError(f"{corpus} holds no recipes")
     share = counts.rejected / counts.recipes_in
     if counts.recipes_out == 0 or share > params.max_reject_share:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in counts.rejects.items())
         raise NormalizationError(
-            f"{counts.rejected} of {counts.recipes_in} recipes ({share:.0%}) in {raw_path} were rejected, more than the "
-            f"allowed {params.max_reject_share:.0%} ({reasons}). The rejected rows and their reasons are in {rejects_output}; "
+            f"{counts.rejected} of {counts.recipes_in} recipes ({share:.0%}) in {corpus} were rejected, more than the "
+            f"allowed {params.max_reject_share:.0%} ({reasons}). The rejected rows and their reasons are in {rejects_location}; "
             "raise FLAVOR_NORMALIZE_MAX_REJECT_SHARE to accept them."
         )
 
