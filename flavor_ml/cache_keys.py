@@ -18,6 +18,7 @@ from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import Normalizer
 from flavor_ml.eval import baselines, categories, metrics
 from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
+from flavor_ml.storage import sha256_file
 from flavor_ml.training import train_embeddings
 from flavor_ml.versioning import code_version
 
@@ -76,7 +77,7 @@ def evaluate_parts(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
         "baskets_sha256": corpus.sha256,
         "model_sha256": model.sha256,
         "params": _params(params, exclude={"categories"}),
-        "categories_sha256": pipeline.sha256_of_file(Path(table)) if table else "none",
+        "categories_sha256": sha256_file(Path(table)) if table else "none",
         "code": code_version(metrics, baselines, categories, split, pipeline),
     }
 

@@ -25,7 +25,7 @@ from flavor_ml.eval.categories import read_categories
 from flavor_ml.eval.metrics import EvaluationReport, evaluate_embeddings
 from flavor_ml.faults import fail_if_injected
 from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams
-from flavor_ml.storage import ArtifactStore
+from flavor_ml.storage import ArtifactStore, sha256_file
 from flavor_ml.training.train_embeddings import train_embeddings
 
 MODEL_FILES = (EMBEDDINGS_FILE, CONTEXT_VECTORS_FILE, VOCABULARY_FILE)
@@ -65,14 +65,6 @@ def categories_for(source: str, params: EvaluationParams) -> Path | None:
     return SAMPLE_CATEGORIES_PATH if source == default_corpus() else None
 
 
-def sha256_of_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch(source: str | None, params: FetchParams, storage: StorageSettings) -> CorpusRef:
     """Snapshot the raw corpus (the bundled sample when ``source`` is None) into the store."""
     return fetch_corpus(source or default_corpus(), params, ArtifactStore.from_settings(storage))
@@ -87,9 +79,9 @@ def normalize(corpus: CorpusRef, params: NormalizationParams, storage: StorageSe
         output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
         counts = build_baskets(raw, corpus.format, params, output, rejects)
         # Rejects are kept even when the step fails, so that the failure can be looked into.
-        rejects_uri = store.put_file(rejects, f"rejects/{sha256_of_file(rejects)}/rejects.parquet")
+        rejects_uri = store.put_file(rejects, f"rejects/{sha256_file(rejects)}/rejects.parquet")
         check_reject_share(corpus.source, counts, params, rejects_uri)
-        sha = sha256_of_file(output)
+        sha = sha256_file(output)
         uri = store.put_file(output, f"normalized/{sha}/baskets.parquet")
     return NormalizedCorpus(source=corpus.source, uri=uri, sha256=sha, rejects_uri=rejects_uri, counts=counts,
                             seconds=time.perf_counter() - started)
@@ -149,7 +141,7 @@ def _sha256_of_files(directory: Path, names: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode())
-        digest.update(sha256_of_file(directory / name).encode())
+        digest.update(sha256_file(directory / name).encode())
     return digest.hexdigest()
 
 
