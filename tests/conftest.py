@@ -6,6 +6,7 @@ Prefect reads its settings when it is first imported.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -32,6 +33,8 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def pytest_sessionfinish(session, exitstatus):
+    # Prefect stops its ephemeral server at exit and logs that to a console pytest has closed.
+    logging.disable(logging.INFO)
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
