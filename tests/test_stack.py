@@ -26,7 +26,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -50,8 +49,7 @@ from flavor_ml.stack.services import (
     build_services,
     client_environment,
 )
-from tests.support.postgres import postgres_available
-from tests.support.processes import free_port
+from tests.support.stack import NativeStack, base_env, native_stack, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -234,68 +232,10 @@ def test_mlflow_refuses_to_start_without_an_admin_password(tmp_path):
 
 # -- the native stack, for real -----------------------------------------------------------------
 
-def base_env() -> dict[str, str]:
-    """This process's environment without any credential or server of the stack."""
-    dropped = {*CREDENTIAL_VARIABLES, "PREFECT_API_URL", "PREFECT_API_KEY", "MLFLOW_TRACKING_URI",
-               "FLAVOR_HOME", "FLAVOR_S3_BUCKET", "FLAVOR_S3_ENDPOINT_URL"}
-    return {name: value for name, value in os.environ.items() if name not in dropped}
-
-
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flavor_ml", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
-
-
-@dataclass
-class NativeStack:
-    env: dict[str, str]
-    home: Path
-    settings: StackSettings
-    first_up: dict
-
-    def cli(self, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
-        return run_cli(list(args), self.env, timeout)
-
-    def client_env(self) -> dict[str, str]:
-        result = self.cli("stack", "env", "--json", timeout=60)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-    def state(self) -> dict:
-        return json.loads((self.home / "stack" / "state.json").read_text())["services"]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[NativeStack]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    import importlib.util
-
-    if importlib.util.find_spec("flask_wtf") is None:
-        pytest.skip("MLflow's basic-auth app needs Flask-WTF: the project must depend on mlflow[auth]")
-    home = tmp_path_factory.mktemp("stack-home")
-    prefix = f"flavor_stacktest_{uuid.uuid4().hex[:8]}"
-    env = {
-        **base_env(),
-        "FLAVOR_HOME": str(home),
-        "FLAVOR_PREFECT_DB": f"{prefix}_prefect",
-        "FLAVOR_MLFLOW_DB": f"{prefix}_mlflow",
-        "FLAVOR_PREFECT_PORT": str(free_port()),
-        "FLAVOR_MLFLOW_PORT": str(free_port()),
-        "FLAVOR_S3_PORT": str(free_port()),
-        "FLAVOR_API_PORT": str(free_port()),
-        "FLAVOR_WORKER_PORT": str(free_port()),
-    }
-    settings = StackSettings(home=home, prefect_db=env["FLAVOR_PREFECT_DB"], mlflow_db=env["FLAVOR_MLFLOW_DB"])
-    try:
-        result = run_cli(["stack", "up", "--json"], env)
-        assert result.returncode == 0, f"stack up failed:\n{result.stderr[-6000:]}"
-        yield NativeStack(env, home, settings, json.loads(result.stdout))
-    finally:
-        run_cli(["stack", "down"], env, timeout=120)
-        from flavor_ml.stack.databases import drop_databases
-
-        drop_databases(settings)
+    with native_stack(tmp_path_factory.mktemp("stack-home"), "flavor_stacktest") as running:
+        yield running
 
 
 def by_name(report: list[dict]) -> dict[str, dict]:
