@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import PurePosixPath
 from collections.abc import Collection
 
 from prefect import get_client
@@ -22,6 +23,15 @@ def _read_task_runs(flow_run_id: str) -> list[TaskRun]:
         return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
 
 
+def _cache_key(run: TaskRun) -> str | None:
+    """The key the task's result is stored under. The ephemeral API fills in ``cache_key``; a
+    Prefect server may record it only as the result's storage key (``<storage>/<key>``)."""
+    if run.cache_key:
+        return run.cache_key
+    storage_key = getattr(getattr(run.state, "data", None), "storage_key", None)
+    return PurePosixPath(storage_key).name if isinstance(storage_key, str) and storage_key else None
+
+
 def task_summaries(flow_run_id: str, expected: Collection[str], timeout_seconds: float = 30.0) -> dict[str, TaskSummary]:
     """Task run name → summary (``Completed``, ``Cached``, ...) for the ``expected`` task runs.
 
@@ -36,7 +46,7 @@ def task_summaries(flow_run_id: str, expected: Collection[str], timeout_seconds:
             break
         time.sleep(0.2)
     return {
-        name: TaskSummary(state=run.state.name if run.state else "Unknown", cache_key=run.cache_key,
+        name: TaskSummary(state=run.state.name if run.state else "Unknown", cache_key=_cache_key(run),
                           seconds=run.total_run_time.total_seconds())
         for name, run in sorted(runs.items(), key=lambda item: list(expected).index(item[0]))
     }
