@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from http import HTTPStatus
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -142,8 +142,22 @@ def _http_client(params: FetchParams) -> httpx.Client:
     )
 
 
-def _http_attempt(client: httpx.Client, url: str, staging: Path, params: FetchParams) -> tuple[str, int]:
+def _write_hashed(chunks: Iterable[bytes], staging: Path, what: str, expected_bytes: int | None) -> tuple[str, int]:
+    """Write ``chunks`` to ``staging`` while hashing them; (sha256, bytes). Stops as soon as more
+    than ``expected_bytes`` arrive."""
     digest = hashlib.sha256()
+    size = 0
+    with open(staging, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+            if expected_bytes is not None and size > expected_bytes:
+                raise FetchError(f"{what} sent more than the expected {expected_bytes} bytes; nothing was kept")
+    return digest.hexdigest(), size
+
+
+def _http_attempt(client: httpx.Client, url: str, staging: Path, params: FetchParams) -> tuple[str, int]:
     size = 0
     declared: int | None = None
     response: httpx.Response | None = None
@@ -152,19 +166,11 @@ def _http_attempt(client: httpx.Client, url: str, staging: Path, params: FetchPa
             _raise_for_status(response, f"GET {url}")
             if "content-encoding" not in response.headers:  # else it counts encoded bytes
                 declared = _int_or_none(response.headers.get("content-length"))
-            with open(staging, "wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    if params.expected_bytes is not None and size > params.expected_bytes:
-                        raise FetchError(
-                            f"GET {url} sent more than the expected {params.expected_bytes} bytes; nothing was kept"
-                        )
+            sha, size = _write_hashed(response.iter_bytes(), staging, f"GET {url}", params.expected_bytes)
     except httpx.TimeoutException as error:
         raise _Retryable(f"timed out after {params.timeout_seconds:g} s ({type(error).__name__})") from error
     except httpx.RemoteProtocolError as error:
-        received = max(size, response.num_bytes_downloaded) if response is not None else size
+        received = response.num_bytes_downloaded if response is not None else 0
         if declared is not None and received < declared:
             raise _Retryable(
                 f"the body was cut short: received {received} of {declared} bytes (Content-Length)"
@@ -176,7 +182,7 @@ def _http_attempt(client: httpx.Client, url: str, staging: Path, params: FetchPa
         raise FetchError(f"GET {url} failed: {error}") from error
     if declared is not None and size != declared:
         raise _Retryable(f"the body was cut short: received {size} of {declared} bytes (Content-Length)")
-    return digest.hexdigest(), size
+    return sha, size
 
 
 def _raise_for_status(response: httpx.Response, what: str) -> None:
@@ -241,20 +247,10 @@ def _fetch_s3(uri: str, staging: Path, params: FetchParams, client: S3Client) ->
 def _s3_attempt(
     client: S3Client, uri: str, bucket: str, key: str, staging: Path, params: FetchParams
 ) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
     try:
         obj = client.get_object(Bucket=bucket, Key=key)
         declared = int(obj["ContentLength"])
-        with open(staging, "wb") as out:
-            for chunk in obj["Body"].iter_chunks(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                if params.expected_bytes is not None and size > params.expected_bytes:
-                    raise FetchError(
-                        f"GET {uri} sent more than the expected {params.expected_bytes} bytes; nothing was kept"
-                    )
+        sha, size = _write_hashed(obj["Body"].iter_chunks(_CHUNK), staging, f"GET {uri}", params.expected_bytes)
     except ClientError as error:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if status >= 500:
@@ -266,7 +262,7 @@ def _s3_attempt(
         raise _Retryable(f"{type(error).__name__}: {error}") from error
     if size != declared:
         raise _Retryable(f"the body was cut short: received {size} of {declared} bytes")
-    return digest.hexdigest(), size
+    return sha, size
 
 
 def _s3_status(error: ClientError) -> str:
@@ -305,17 +301,11 @@ def _local_source_path(source: str) -> Path:
 
 def _copy_local(source: str, staging: Path) -> tuple[str, int]:
     path = _local_source_path(source)
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with open(path, "rb") as src, open(staging, "wb") as out:
-            while chunk := src.read(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
+        with open(path, "rb") as src:
+            return _write_hashed(iter(lambda: src.read(_CHUNK), b""), staging, source, expected_bytes=None)
     except OSError as error:
         raise FetchError(f"{source}: cannot read it: {error.strerror or error}") from error
-    return digest.hexdigest(), size
 
 
 # --------------------------------------------------------------------------- shared
