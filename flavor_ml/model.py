@@ -6,6 +6,7 @@ themselves call :func:`load_embeddings`, which reads the same artifacts without 
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
 
-from flavor_ml.embeddings import IngredientEmbeddings
+from flavor_ml.embeddings import VOCABULARY_FILE, IngredientEmbeddings
 from flavor_ml.errors import ModelLoadError
 
 MODEL_NAME_IN_RUN = "model"
@@ -80,7 +81,7 @@ def load_embeddings(model_uri: str, destination: Path | None = None) -> Ingredie
 
 
 def _input_example(embeddings_dir: Path) -> pd.DataFrame:
-    first = IngredientEmbeddings.load(embeddings_dir).vocabulary[0]
+    first = json.loads((embeddings_dir / VOCABULARY_FILE).read_text())["ingredients"][0]
     return pd.DataFrame({"ingredients": [[first]], "query": ["complete"], "k": [5]})
 
 

@@ -100,5 +100,3 @@ def summary_as_text(summary) -> str:
     ]
     return "\n".join(lines)
 
-
-logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flavor_ml.cli import app, fail, print_json
+from flavor_ml.cli import app, print_json
 from flavor_ml.environment import use_local_defaults
 
 
@@ -58,5 +58,3 @@ def sample(
     write_sample_corpus(out, recipes, seed)
     typer.echo(f"wrote {recipes} recipes to {out}")
 
-
-__all__ = ["train", "sample", "fail"]
