@@ -15,7 +15,9 @@ from flavor_ml.errors import ConfigError, RegistryError
 from flavor_ml.model import load_embeddings, log_model
 from flavor_ml.registry.policy import load_policy, parse_policy
 from flavor_ml.registry.promotion import VersionSnapshot, evaluate_gates
-from flavor_ml.registry.registration import register_model_version, registry_client, tracking_uri
+from flavor_ml.registry.registration import (
+    ensure_model_version, list_versions, register_model_version, registry_client, tracking_uri,
+)
 
 pytest_plugins = ("tests.support.mlflow_server",)
 
@@ -94,6 +96,18 @@ def test_a_registered_version_carries_provenance_and_probe_metrics_and_no_alias(
         assert load_embeddings(first.uri).vocabulary == ("basil", "oregano", "lime")
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_ensuring_a_run_s_version_twice_registers_it_once(experiment):
+    client, experiment_id, scratch = experiment
+    name = f"registration-test-{uuid.uuid4().hex[:8]}"
+    run_id, model_uri = log_training_run(client, experiment_id, scratch)
+
+    first = ensure_model_version(client, run_id, model_uri, name=name)
+    again = ensure_model_version(client.tracking_uri, run_id, model_uri, name=name)  # e.g. a retried task
+
+    assert (first.version, again.version) == (1, 1)
+    assert [v.version for v in list_versions(client, name)] == [1]
 
 
 def test_registering_a_run_that_does_not_exist_says_so(experiment):

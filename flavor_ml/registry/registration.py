@@ -141,6 +141,17 @@ def _wait_until_ready(client: MlflowClient, version: ModelVersion, timeout_secon
     return version
 
 
+def ensure_model_version(client_or_tracking_uri: MlflowClient | str | None, run_id: str, model_uri: str,
+                         name: str = DEFAULT_MODEL_NAME) -> RegisteredVersion:
+    """The version of ``name`` registered for run ``run_id``, registering it if there is none.
+
+    Retry-safe: a retried training task that registered before failing gets the same version
+    back instead of adding a duplicate.
+    """
+    existing = [v for v in list_versions(client_or_tracking_uri, name) if v.run_id == run_id]
+    return existing[0] if existing else register_model_version(client_or_tracking_uri, run_id, model_uri, name=name)
+
+
 def get_version(client_or_tracking_uri: MlflowClient | str | None, name: str, version: int) -> RegisteredVersion:
     """One version of ``name``; RegistryError if it does not exist."""
     client = registry_client(client_or_tracking_uri)
