@@ -1,16 +1,46 @@
 # The two commands a fresh clone needs: `make train` (the main job) and `make test`.
+# Everything runs in the project environment .venv, built from uv.lock; nothing is installed
+# globally. uv comes from PATH, or is installed with pip into .tools/ on first use.
 PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/uv/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+# The 15 slowest tests are printed after every run.
+PYTEST := $(BIN)/python -m pytest --durations=15
 
-.PHONY: install train test bench
+.PHONY: install train test test-fast check lock bench clean
 
-install:
-	$(PYTHON) -m pip install --quiet -e '.[dev]'
+install: $(VENV)/.synced
+
+# Re-synced only when the lock or the project metadata changed.
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --locked --all-extras --quiet --python $(PYTHON)
+	@touch $@
+
+$(CURDIR)/.tools/uv/bin/uv:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools/uv uv
 
 train: install
-	flavor-ml train
+	$(BIN)/flavor-ml train
 
-test: install
-	$(PYTHON) -m pytest
+# Everything: checks, then every test (servers included).
+test: install check
+	$(PYTEST)
+
+# The inner loop: no servers, no flow runs, small corpora.
+test-fast: install
+	$(PYTEST) -m "not slow"
+
+# pyproject.toml and uv.lock agree.
+check: | $(UV)
+	$(UV) lock --check --quiet
+
+# After editing dependencies in pyproject.toml: `make lock`, then commit uv.lock.
+lock: | $(UV)
+	$(UV) lock
 
 bench: install
-	$(PYTHON) bench/bench_pipeline.py
+	$(BIN)/python bench/bench_pipeline.py
+
+clean:
+	rm -rf $(VENV) .tools
