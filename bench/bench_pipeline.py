@@ -50,7 +50,7 @@ def main() -> int:
     categories = str(SHARED / "ingr_info.tsv")
 
     from flavor_ml.pipeline import run_pipeline
-    from flavor_ml.settings import EvaluationParams, StorageSettings, TrainingParams
+    from flavor_ml.settings import EvaluationParams, StorageSettings, TrainingParams, load_settings
 
     training = TrainingParams(**({"epochs": args.epochs} if args.epochs else {}))
     evaluation = EvaluationParams(categories=categories)
@@ -68,15 +68,15 @@ def main() -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
     from flavor_ml.registry.registration import register_model_version
-    from flavor_ml.settings import NormalizationParams, TrackingSettings
+    from flavor_ml.settings import NormalizationParams, load_settings
     from flavor_ml.tracking import log_training_run
 
     def new_home(label: str) -> StorageSettings:
         os.environ["FLAVOR_HOME"] = str(work / label)
-        storage = StorageSettings()
+        storage = load_settings().storage
         from mlflow import MlflowClient
 
-        MlflowClient(TrackingSettings().resolved_tracking_uri(storage.home)).search_experiments()  # creates the store
+        MlflowClient(load_settings().resolved_tracking_uri).search_experiments()  # creates the store
         return storage
 
     def plain_run(label: str):
@@ -90,7 +90,7 @@ def main() -> int:
             result = run_pipeline(str(corpus), training=training, evaluation=evaluation, storage=storage)
             logged = log_training_run(raw=result.corpus, corpus=result.normalized, model=result.model,
                                       report=result.report, normalization=NormalizationParams(), training=training,
-                                      evaluation=evaluation, storage=storage, settings=TrackingSettings())
+                                      evaluation=evaluation, storage=storage, settings=load_settings().tracking)
             register_model_version(logged.tracking_uri, logged.run_id, logged.model_uri)
             return result
 

@@ -1,7 +1,9 @@
-"""The embedded default: with no servers configured, everything lives under one folder.
+"""Hand the settings root to the libraries that read their own environment (Prefect, MLflow)
+and to the flows and processes a command starts.
 
-Prefect reads its settings when it is first imported, so :func:`use_local_defaults` must run
-before that. It only fills in what the user has not set.
+Prefect reads its settings when it is first imported, so :func:`activate` must run before
+that: every CLI command calls it first, and importing :mod:`flows` calls it for notebooks.
+Only what the user has not set is filled in.
 """
 
 from __future__ import annotations
@@ -10,22 +12,49 @@ import logging
 import os
 from pathlib import Path
 
+from flavor_ml.settings import Settings, load_settings
 
-def flavor_home() -> Path:
-    return Path(os.environ.get("FLAVOR_HOME", ".flavor"))
+#: Off on every command: this machine has no route to the vendors, and nobody asked for it.
+_NO_TELEMETRY = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
+_QUIET = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    # A cold ephemeral Prefect server needs more than the default 20 s on a busy 2-core machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
 
 
-def use_local_defaults(home: Path | None = None) -> Path:
-    """Point Prefect's home and result storage into ``home`` unless a Prefect API is configured."""
-    home = Path(home or flavor_home()).resolve()
-    os.environ["FLAVOR_HOME"] = str(home)
-    if not os.environ.get("PREFECT_API_URL"):
+def activate(settings: Settings | None = None, **overrides: object) -> Settings:
+    """Make ``settings`` (the environment's, with ``overrides``) this process's settings.
+
+    Exports ``FLAVOR_HOME`` (absolute) and ``FLAVOR_MODEL_NAME`` for flows and child
+    processes; with no ``PREFECT_API_URL`` points Prefect's home and local results into
+    ``<home>``; turns telemetry off. Returns the settings with ``home`` made absolute.
+    """
+    settings = (settings or load_settings()).model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    settings = settings.model_copy(update={"home": Path(settings.home).resolve()})
+    os.environ["FLAVOR_HOME"] = str(settings.home)
+    os.environ["FLAVOR_MODEL_NAME"] = settings.model_name
+    if settings.tracking_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    configure_libraries(settings)
+    return settings
+
+
+def configure_libraries(settings: Settings) -> None:
+    """Prefect's home and local results under ``<home>`` when no Prefect API is configured;
+    telemetry off; quiet MLflow. Fills in only what is unset."""
+    if settings.embedded:
+        home = Path(settings.home).resolve()
         os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
         Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
         os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / "results"))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name, value in {**_NO_TELEMETRY, **_QUIET}.items():
+        os.environ.setdefault(name, value)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    return home
+    # "Failed to resolve installed pip version": uv-built environments have no pip; the model's
+    # requirements are pinned explicitly (flavor_ml.model), so the guess it warns about is unused.
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)

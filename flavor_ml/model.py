@@ -7,6 +7,7 @@ themselves call :func:`load_embeddings`, which reads the same artifacts without 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +21,8 @@ from mlflow.types.schema import Array
 
 from flavor_ml.embeddings import VOCABULARY_FILE, IngredientEmbeddings
 from flavor_ml.errors import ModelLoadError
+from flavor_ml.registry.registration import display_uri, registry_client
+from flavor_ml.settings import load_settings
 
 MODEL_NAME_IN_RUN = "model"
 EMBEDDINGS_ARTIFACT = "embeddings"
@@ -32,6 +35,9 @@ SIGNATURE = ModelSignature(
     ]),
     outputs=Schema([ColSpec(DataType.string, "ingredient"), ColSpec(DataType.double, "score"), ColSpec(DataType.long, "row")]),
 )
+
+#: ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` (not ``models:/m-<id>``, a logged model).
+_REGISTERED_MODEL_URI = re.compile(r"models:/([^/@]+)(?:/(\d+)|@([^/]+))/?")
 
 
 class IngredientEmbeddingsModel(mlflow.pyfunc.PythonModel):
@@ -69,15 +75,38 @@ def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> mlflow.mod
         )
 
 
-def load_embeddings(model_uri: str, destination: Path | None = None) -> IngredientEmbeddings:
-    """Download a logged model's embeddings (e.g. ``models:/flavor-ml-embeddings@production``)."""
-    destination = Path(destination or tempfile.mkdtemp(prefix="flavor-model-"))
+def load_embeddings(model_uri: str, destination: Path | None = None, tracking_uri: str | None = None) -> IngredientEmbeddings:
+    """Download a logged model's embeddings (e.g. ``models:/flavor-ml-embeddings@production``) from
+    ``tracking_uri`` (the settings root's store by default) into ``destination`` (a temporary folder,
+    removed once the vectors are in memory, by default)."""
+    if destination is None:
+        with tempfile.TemporaryDirectory(prefix="flavor-model-") as work:
+            return load_embeddings(model_uri, Path(work), tracking_uri)
+    tracking_uri = tracking_uri or load_settings().resolved_tracking_uri
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{model_uri.rstrip('/')}/artifacts/{EMBEDDINGS_ARTIFACT}",
-                                                    dst_path=str(destination))
+        location = _model_location(model_uri, tracking_uri)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{location.rstrip('/')}/artifacts/{EMBEDDINGS_ARTIFACT}",
+                                                    dst_path=str(destination), tracking_uri=tracking_uri)
     except Exception as exc:  # MLflow raises several unrelated types for a missing or unreadable model
-        raise ModelLoadError(f"cannot download the embeddings of {model_uri}: {exc}") from exc
+        raise ModelLoadError(f"cannot download the embeddings of {model_uri} from {display_uri(tracking_uri)}: "
+                             f"{exc}") from exc
     return IngredientEmbeddings.load(Path(local))
+
+
+def _model_location(model_uri: str, tracking_uri: str) -> str:
+    """Where the files of a registered model version are; other URIs as they are.
+
+    ``models:/`` URIs are resolved here, against ``tracking_uri``'s registry: MLflow would resolve
+    them against its global registry URI, not the one this call was given.
+    """
+    match = _REGISTERED_MODEL_URI.fullmatch(model_uri)
+    if not match:
+        return model_uri
+    name, version, alias = match.groups()
+    client = registry_client(tracking_uri)
+    if alias:
+        version = client.get_model_version_by_alias(name, alias).version
+    return client.get_model_version_download_uri(name, version)
 
 
 def _input_example(embeddings_dir: Path) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULA
 from flavor_ml.eval.categories import read_categories
 from flavor_ml.eval.metrics import EvaluationReport, evaluate_embeddings
 from flavor_ml.faults import fail_if_injected
-from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams
+from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams, load_settings
 from flavor_ml.storage import ArtifactStore, sha256_file
 from flavor_ml.training.train_embeddings import train_embeddings
 
@@ -161,7 +161,7 @@ def run_pipeline(
     storage: StorageSettings | None = None,
 ) -> PipelineResult:
     """All four steps in this process, no Prefect and no caching: the notebook and benchmark path."""
-    storage = storage or StorageSettings()
+    storage = storage or load_settings().storage
     evaluation = evaluation or EvaluationParams()
     corpus = fetch(source, fetch_params or FetchParams(), storage)
     normalized = normalize(corpus, normalization or NormalizationParams(), storage)

@@ -1,7 +1,8 @@
 """Configuration: pydantic models with working defaults, read from ``FLAVOR_*`` environment
-variables and overridable by flow parameters and CLI options.
+variables (and ``.env``) and overridable by flow parameters and CLI options.
 
-Each step has its own parameter model so that its cache key is exactly its parameters.
+:class:`Settings` is the root that every command reads once; each pipeline step has its own
+parameter model so that its cache key is exactly its parameters.
 """
 
 from __future__ import annotations
@@ -10,8 +11,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flavor_ml.errors import ConfigError
+from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
+
+#: Read by every settings class, in the working directory; the environment wins over it.
+ENV_FILE = ".env"
 
 CorpusFormat = Literal["auto", "tsv", "jsonl", "json", "csv", "parquet"]
 
@@ -19,7 +26,7 @@ CorpusFormat = Literal["auto", "tsv", "jsonl", "json", "csv", "parquet"]
 class FetchParams(BaseSettings):
     """How the raw corpus is fetched (``FLAVOR_FETCH_*``)."""
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_FETCH_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_FETCH_", env_file=ENV_FILE, extra="forbid")
 
     format: CorpusFormat = "auto"
     timeout_seconds: float = Field(30.0, gt=0)
@@ -35,7 +42,7 @@ class FetchParams(BaseSettings):
 class NormalizationParams(BaseSettings):
     """How raw recipes become baskets of canonical ingredient names (``FLAVOR_NORMALIZE_*``)."""
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_NORMALIZE_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_NORMALIZE_", env_file=ENV_FILE, extra="forbid")
 
     min_ingredients: int = Field(2, ge=1, description="baskets smaller than this are rejected")
     max_lines_per_recipe: int = Field(200, ge=1)
@@ -59,7 +66,7 @@ class TrainingParams(BaseSettings):
     the cost; 10 epochs as 15 or 20; 64 dimensions as 100, better than 32.
     """
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_TRAIN_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_TRAIN_", env_file=ENV_FILE, extra="forbid")
 
     vector_size: int = Field(64, ge=2)
     epochs: int = Field(10, ge=1)
@@ -79,7 +86,7 @@ class TrainingParams(BaseSettings):
 class EvaluationParams(BaseSettings):
     """Held-out split and probes (``FLAVOR_EVAL_*``)."""
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_EVAL_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_EVAL_", env_file=ENV_FILE, extra="forbid")
 
     holdout_fraction: float = Field(0.1, gt=0, lt=1)
     split_seed: int = 13
@@ -88,15 +95,13 @@ class EvaluationParams(BaseSettings):
     categories: str | None = Field(None, description="path or URL of an ingredient -> category table")
 
 
-class StorageSettings(BaseSettings):
-    """Where snapshots, normalized corpora, models and task results live (``FLAVOR_*``).
+class StorageSettings(BaseModel):
+    """Where snapshots, normalized corpora, models and task results live: a section of :class:`Settings`.
 
     Everything goes under ``home`` unless an S3-compatible bucket is configured.
     """
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore")
-
-    home: Path = Path(".flavor")
+    home: Path
     s3_bucket: str | None = None
     s3_prefix: str = "flavor-ml"
     s3_endpoint_url: str | None = None
@@ -106,15 +111,13 @@ class StorageSettings(BaseSettings):
     )
 
 
-class TrackingSettings(BaseSettings):
-    """Where runs and models are recorded. ``MLFLOW_TRACKING_URI`` wins; otherwise a SQLite
-    store under the flavor-ml home (the embedded default)."""
+class TrackingSettings(BaseModel):
+    """Where runs and models are recorded: a section of :class:`Settings`. ``tracking_uri`` (from
+    ``MLFLOW_TRACKING_URI``) wins; otherwise a SQLite store under the flavor-ml home (the embedded default)."""
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore", populate_by_name=True)
-
-    tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    tracking_uri: str | None
     experiment: str = "ingredient-embeddings"
-    model_name: str = "flavor-ml-embeddings"
+    model_name: str = DEFAULT_MODEL_NAME
     register_model: bool = True
 
     def resolved_tracking_uri(self, home: Path) -> str:
@@ -123,3 +126,73 @@ class TrackingSettings(BaseSettings):
     def default_artifact_location(self, home: Path) -> str | None:
         """Artifacts of the embedded default go beside its database, not into ./mlruns."""
         return None if self.tracking_uri else (Path(home).resolve() / "mlartifacts").as_uri()
+
+
+class Settings(BaseSettings):
+    """The settings root: every command, flow and service reads its shared settings from here.
+
+    Read once per command from the environment and a ``.env`` file in the working directory
+    (the environment wins), then overridden by CLI options (:func:`load_settings`' overrides)
+    and flow parameters. Sections (:attr:`storage`, :attr:`tracking`, serving, stack) take the
+    shared values from here, so a value such as ``FLAVOR_HOME`` means the same everywhere.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", env_file=ENV_FILE, extra="ignore",
+                                      populate_by_name=True)
+
+    home: Path = Field(Path(".flavor"), description="where the embedded default keeps everything")
+    model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, description="the registered model every command acts on")
+    experiment: str = Field("ingredient-embeddings", min_length=1, description="MLflow experiment of training runs")
+    register_model: bool = True
+    tracking_uri: str | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "tracking_uri"),
+        description="MLflow tracking and registry server; a SQLite store under home when unset",
+    )
+    prefect_api_url: str | None = Field(
+        None, validation_alias=AliasChoices("PREFECT_API_URL", "prefect_api_url"),
+        description="Prefect API; the embedded default (a local Prefect under home) when unset",
+    )
+    s3_bucket: str | None = Field(None, description="keep snapshots, baskets and models in this bucket")
+    s3_prefix: str = "flavor-ml"
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO), e.g. http://127.0.0.1:9000")
+    s3_region: str = "us-east-1"
+    result_storage_block: str | None = Field(
+        None, description="an S3Bucket block slug such as 's3-bucket/flavor-results' for Prefect task results"
+    )
+
+    @property
+    def storage(self) -> StorageSettings:
+        return StorageSettings(home=self.home, s3_bucket=self.s3_bucket, s3_prefix=self.s3_prefix,
+                               s3_endpoint_url=self.s3_endpoint_url, s3_region=self.s3_region,
+                               result_storage_block=self.result_storage_block)
+
+    @property
+    def tracking(self) -> TrackingSettings:
+        return TrackingSettings(tracking_uri=self.tracking_uri, experiment=self.experiment,
+                                model_name=self.model_name, register_model=self.register_model)
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow store every command uses: ``MLFLOW_TRACKING_URI``, else ``<home>/mlflow.db``."""
+        return self.tracking.resolved_tracking_uri(self.home)
+
+    @property
+    def embedded(self) -> bool:
+        """No Prefect API configured: Prefect runs locally with its files under ``home``."""
+        return not self.prefect_api_url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The settings root from the environment and ``.env``, with ``overrides`` (CLI options) on top;
+    ``None`` overrides are ignored. ConfigError naming every bad variable."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {describe_errors(exc, 'FLAVOR_')}") from None
+
+
+def describe_errors(exc: ValidationError, prefix: str) -> str:
+    """``FLAVOR_S3_PORT: Input should be a valid integer; ...``: each problem under its variable's name."""
+    return "; ".join(f"{prefix}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+                     for error in exc.errors())

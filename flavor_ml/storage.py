@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from flavor_ml.atomic import atomic_path
-from flavor_ml.settings import StorageSettings
+from flavor_ml.settings import StorageSettings, load_settings
 
 S3Client = Any  # a boto3 "s3" client; boto3 builds its classes at run time
 
@@ -95,8 +95,8 @@ class ArtifactStore:
 
     @classmethod
     def from_settings(cls, settings: StorageSettings | None = None) -> ArtifactStore:
-        """The store the settings describe (``StorageSettings()`` from the environment by default)."""
-        return cls(settings if settings is not None else StorageSettings())
+        """The store the settings describe (the settings root's storage section by default)."""
+        return cls(settings if settings is not None else load_settings().storage)
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.root})"

@@ -20,11 +20,11 @@ from prefect.logging import get_run_logger
 from flavor_ml.atomic import atomic_path
 from flavor_ml.cache_keys import KeyParts, changed_parts, hash_parts
 from flavor_ml.errors import FlavorError
-from flavor_ml.settings import StorageSettings
+from flavor_ml.settings import load_settings
 
 
 def _last_parts_file(step: str) -> Path:
-    return StorageSettings().home / "cache-keys" / f"{step}.json"
+    return load_settings().home / "cache-keys" / f"{step}.json"
 
 
 def explain_key(step: str, key: str, parts: KeyParts) -> None:

@@ -18,7 +18,7 @@ from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.registry.registration import RegisteredVersion, ensure_model_version
 from flavor_ml.settings import (
-    EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams,
+    EvaluationParams, FetchParams, NormalizationParams, TrainingParams, load_settings,
 )
 from flavor_ml.tracking import LoggedRun, log_training_run
 from flows.caching import StepCachePolicy
@@ -42,22 +42,22 @@ class TrainingSummary(BaseModel):
 
 @task(name="fetch", task_run_name="fetch", cache_policy=StepCachePolicy(step="fetch", parts=fetch_parts))
 def fetch_corpus(source: str | None, params: FetchParams) -> CorpusRef:
-    return pipeline.fetch(source, params, StorageSettings())
+    return pipeline.fetch(source, params, load_settings().storage)
 
 
 @task(name="normalize", task_run_name="normalize", cache_policy=StepCachePolicy(step="normalize", parts=normalize_parts))
 def normalize_corpus(corpus: CorpusRef, params: NormalizationParams) -> pipeline.NormalizedCorpus:
-    return pipeline.normalize(corpus, params, StorageSettings())
+    return pipeline.normalize(corpus, params, load_settings().storage)
 
 
 @task(name="train", task_run_name="train", cache_policy=StepCachePolicy(step="train", parts=train_parts))
 def train_model(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams) -> pipeline.TrainedModel:
-    return pipeline.train(corpus, params, split_params, StorageSettings())
+    return pipeline.train(corpus, params, split_params, load_settings().storage)
 
 
 @task(name="evaluate", task_run_name="evaluate", cache_policy=StepCachePolicy(step="evaluate", parts=evaluate_parts))
 def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams) -> EvaluationReport:
-    return pipeline.evaluate(corpus, model, params, StorageSettings())
+    return pipeline.evaluate(corpus, model, params, load_settings().storage)
 
 
 @task(name="log-to-mlflow", task_run_name="log-to-mlflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -67,7 +67,7 @@ def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipe
     tasks = task_summaries(flow_run.id, expected=PIPELINE_TASKS)
     return log_training_run(
         raw=raw, corpus=corpus, model=model, report=report, normalization=normalization, training=training,
-        evaluation=evaluation, storage=StorageSettings(), settings=TrackingSettings(), run_name=flow_run.name,
+        evaluation=evaluation, storage=load_settings().storage, settings=load_settings().tracking, run_name=flow_run.name,
         flow_run_id=flow_run.id,
         extra_tags={f"cache_key/{name}": s.cache_key or "none" for name, s in tasks.items()}
         | {f"task_state/{name}": s.state for name, s in tasks.items()},
@@ -78,7 +78,7 @@ def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipe
 @task(name="register-model", task_run_name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def register_model(logged: LoggedRun, report: EvaluationReport) -> RegisteredVersion | None:
     """A new registry version (no stage yet), announced so that the staging promotion can start."""
-    settings = TrackingSettings()
+    settings = load_settings().tracking
     if not settings.register_model:
         return None
     version = ensure_model_version(logged.tracking_uri, logged.run_id, logged.model_uri, name=settings.model_name)

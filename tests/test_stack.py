@@ -49,6 +49,7 @@ from flavor_ml.stack.services import (
     build_services,
     client_environment,
 )
+from tests.support.processes import free_port
 from tests.support.stack import NativeStack, base_env, native_stack, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -419,17 +420,37 @@ def test_up_restarts_only_a_service_that_died(stack):
 
 
 @pytest.mark.slow
-def test_up_reports_a_port_taken_by_another_program(stack, tmp_path):
+def test_up_that_fails_stops_what_it_started_and_names_the_taken_port(stack, tmp_path):
+    """The MLflow port is taken: the S3 store and the Prefect server `up` had started are stopped again."""
+    home = tmp_path / "home"
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        env = {**stack.env, "FLAVOR_HOME": str(tmp_path / "home"), "FLAVOR_S3_PORT": str(squatter.getsockname()[1])}
-        result = run_cli(["stack", "up"], env, timeout=120)
+        env = {**stack.env, "FLAVOR_HOME": str(home), "FLAVOR_S3_PORT": str(free_port()),
+               "FLAVOR_PREFECT_PORT": str(free_port()), "FLAVOR_MLFLOW_PORT": str(squatter.getsockname()[1])}
+        result = run_cli(["stack", "up"], env, timeout=180)
     assert result.returncode == 1
-    assert "FLAVOR_S3_PORT" in result.stderr and "taken by another program" in result.stderr
-    state = json.loads((tmp_path / "home" / "stack" / "state.json").read_text())["services"] \
-        if (tmp_path / "home" / "stack" / "state.json").exists() else {}
-    assert state == {}
+    assert "FLAVOR_MLFLOW_PORT" in result.stderr and "taken by another program" in result.stderr
+    started = {name: int(pid) for name, pid in re.findall(r"^(\S+): started \(pid (\d+)", result.stdout, re.M)}
+    assert set(started) == {S3, PREFECT_SERVER}
+    for name in started:
+        assert re.search(rf"^{name}: (stopped|killed) \(pid {started[name]}\), since `up` failed", result.stdout, re.M)
+    assert not any(processes.is_running(pid) for pid in started.values())
+    assert json.loads((home / "stack" / "state.json").read_text())["services"] == {}
+
+
+def test_up_says_what_to_install_before_starting_anything(tmp_path):
+    """moto (the S3 store without MinIO) missing: one line naming it and the extra; nothing started."""
+    home = tmp_path / "home"
+    hide_moto = ("import importlib.util, runpy, sys; find = importlib.util.find_spec; "
+                 "importlib.util.find_spec = lambda name, *a: None if name == 'moto' else find(name, *a); "
+                 "sys.argv = ['flavor-ml', 'stack', 'up']; runpy.run_module('flavor_ml', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", hide_moto], env={**base_env(), "FLAVOR_HOME": str(home),
+                            "FLAVOR_S3_BACKEND": "moto"}, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: the stack cannot start: the S3 store needs")
+    assert "moto" in result.stderr and "stack extra" in result.stderr and "Traceback" not in result.stderr
+    assert not (home / "stack" / "state.json").exists()
 
 
 @pytest.mark.slow

@@ -117,9 +117,8 @@ def test_rejected_recipes_are_counted_and_kept_beside_the_baskets(isolated_pipel
     import polars as pl
 
     from flavor_ml.storage import ArtifactStore
-    from flavor_ml.settings import StorageSettings
 
-    rejects = pl.read_parquet(ArtifactStore.from_settings(StorageSettings()).local_copy(summary.normalized.rejects_uri))
+    rejects = pl.read_parquet(ArtifactStore.from_settings().local_copy(summary.normalized.rejects_uri))
     assert rejects.height == counts.rejected
     assert set(rejects["reason"]) == set(counts.rejects)
 

@@ -1,18 +1,24 @@
 """The ``flavor-ml`` command. Each sub-module adds its commands to :data:`app`.
 
 Commands are a thin layer: they parse options, call the library or run a flow, and print.
-Errors of our own become one readable line on stderr and a non-zero exit, never a traceback.
+Every command starts from the settings root (environment, ``.env``, then ``--home``/``--model-name``)
+made this process's settings by :func:`flavor_ml.environment.activate`. Errors of our own become
+one readable line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
+from flavor_ml.environment import activate
 from flavor_ml.errors import FlavorError
+from flavor_ml.settings import Settings
 
 app = typer.Typer(
     name="flavor-ml",
@@ -21,6 +27,41 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def root(
+    home: Annotated[Optional[Path], typer.Option(
+        help="where the embedded default keeps everything, and the stack its state (FLAVOR_HOME, ./.flavor)")] = None,
+    model_name: Annotated[Optional[str], typer.Option(
+        help="the registered model to train, promote, list and serve (FLAVOR_MODEL_NAME)")] = None,
+) -> None:
+    """Learn ingredient embeddings from recipes, track them in MLflow, promote and serve them."""
+    activate(home=home, model_name=model_name)
+    _hide_tracebacks_of_own_errors()
+
+
+def settings(**overrides: object) -> Settings:
+    """The settings root of this command, with a command's own options (``None`` = not given) on top."""
+    return activate(**overrides)
+
+
+def _hide_tracebacks_of_own_errors() -> None:
+    """Prefect logs every task and flow failure with its traceback. For errors of ours the message
+    says everything a user needs, so records of them are made without the traceback, for every
+    handler, including those Prefect sets up later."""
+    make_record = logging.getLogRecordFactory()
+    if getattr(make_record, "flavor_quiet", False):
+        return
+
+    def without_own_tracebacks(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        if record.exc_info and isinstance(record.exc_info[1], FlavorError):
+            record.exc_info, record.exc_text = None, None
+        return record
+
+    without_own_tracebacks.flavor_quiet = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(without_own_tracebacks)
 
 
 def print_json(payload: Any) -> None:

@@ -13,13 +13,13 @@ from typing import Any
 
 import typer
 
-from flavor_ml.cli import app, fail, print_json
+from flavor_ml.cli import app, fail, print_json, settings
 from flavor_ml.errors import FlavorError
-from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
 
 EXIT_REJECTED = 3
 
-_MODEL_NAME = typer.Option(DEFAULT_MODEL_NAME, "--model-name", help="registered model name")
+_MODEL_NAME = typer.Option(None, "--model-name", help="registered model name [default: FLAVOR_MODEL_NAME, "
+                                                          "else flavor-ml-embeddings]")
 _JSON = typer.Option(False, "--json", help="print one JSON object on stdout")
 
 
@@ -31,12 +31,13 @@ def promote(
                                                                "[default: the bundled policy]"),
     dry_run: bool = typer.Option(False, "--dry-run", help="evaluate and report; move and record nothing"),
     json_output: bool = _JSON,
-    model_name: str = _MODEL_NAME,
+    model_name: str | None = _MODEL_NAME,
 ) -> None:
     """Promote a model version to a stage if it passes every gate of the policy."""
     from flavor_ml.registry.promotion import GatesFailed
     from flows.promote import promote_model
 
+    model_name = settings(model_name=model_name).model_name
     try:
         decision = promote_model(stage=to, version=version, policy_path=str(policy) if policy else None,
                                  dry_run=dry_run, model_name=model_name)
@@ -57,11 +58,12 @@ def promote(
 def rollback(
     stage: str = typer.Option(..., "--stage", help="stage to roll back: staging or production"),
     json_output: bool = _JSON,
-    model_name: str = _MODEL_NAME,
+    model_name: str | None = _MODEL_NAME,
 ) -> None:
     """Point a stage back at the version that held it before its last promotion."""
     from flows.promote import rollback_model
 
+    model_name = settings(model_name=model_name).model_name
     try:
         result = rollback_model(stage=stage, model_name=model_name)
     except FlavorError as exc:
@@ -73,11 +75,12 @@ def rollback(
 
 
 @app.command()
-def models(json_output: bool = _JSON, model_name: str = _MODEL_NAME) -> None:
+def models(json_output: bool = _JSON, model_name: str | None = _MODEL_NAME) -> None:
     """List a model's versions with their aliases, key metrics and last promotion decision."""
     from flavor_ml.registry.promotion import KEY_METRICS, list_models
     from flavor_ml.registry.registration import display_uri, registry_client
 
+    model_name = settings(model_name=model_name).model_name
     client = registry_client()
     try:
         versions = list_models(client, model_name)

@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
 from flavor_ml.errors import FlavorError
-
-
-class _OwnErrorsWithoutTraceback(logging.Filter):
-    """Prefect logs every task failure with its traceback. For errors of ours the message says
-    everything a user needs, so the console shows the message alone."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], FlavorError):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-def _hide_tracebacks_of_own_errors() -> None:
-    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
-                                       if name.startswith("prefect")]
-    for handler in {handler for logger in loggers for handler in logger.handlers}:
-        if not any(isinstance(f, _OwnErrorsWithoutTraceback) for f in handler.filters):
-            handler.addFilter(_OwnErrorsWithoutTraceback())
 
 
 def run_training_flow(*, corpus, fetch, normalization, training, evaluation, quiet: bool):
@@ -32,8 +13,6 @@ def run_training_flow(*, corpus, fetch, normalization, training, evaluation, qui
     if quiet:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.train import train_embeddings
-
-    _hide_tracebacks_of_own_errors()
 
     state = train_embeddings(corpus=corpus, fetch=fetch, normalization=normalization, training=training,
                              evaluation=evaluation, return_state=True)

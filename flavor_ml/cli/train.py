@@ -7,15 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from flavor_ml.cli import app, print_json
-from flavor_ml.environment import use_local_defaults
+from flavor_ml.cli import app, print_json, settings
 
 
 @app.command()
 def train(
     corpus: Annotated[Optional[str], typer.Option(help="http(s)://, s3://, file:// or a path; the bundled sample by default")] = None,
     format: Annotated[str, typer.Option(help="auto, tsv, jsonl, json, csv or parquet")] = "auto",
-    epochs: Annotated[Optional[int], typer.Option(help="training epochs (default from FLAVOR_TRAIN_EPOCHS or 20)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="training epochs (default: FLAVOR_TRAIN_EPOCHS, else the training settings' default)")] = None,
     vector_size: Annotated[Optional[int], typer.Option(help="embedding dimensions")] = None,
     deterministic: Annotated[bool, typer.Option(help="one worker, fixed seed: identical vectors on a re-run")] = False,
     categories: Annotated[Optional[str], typer.Option(help="ingredient -> category table for the kNN probe")] = None,
@@ -23,7 +22,7 @@ def train(
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")] = False,
 ) -> None:
     """Run the train-embeddings flow: fetch → normalize → train → evaluate → MLflow."""
-    use_local_defaults(home)
+    settings(home=home)
     from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
     from flavor_ml.cli.reporting import run_training_flow
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flavor_ml.data.formats import EXTENSIONS, Format, detect_format
 from flavor_ml.errors import FetchError
-from flavor_ml.settings import FetchParams, StorageSettings
+from flavor_ml.settings import FetchParams, load_settings
 from flavor_ml.storage import ArtifactStore, S3Client, local_path_of, s3_client, sha256_file, split_s3_uri
 
 logger = logging.getLogger("flavor_ml.fetch")
@@ -104,7 +104,7 @@ def source_fingerprint(source: str, params: FetchParams, *, s3: S3Client | None 
         return _http_fingerprint(source, params)
     if kind == "s3":
         bucket, key = _split_s3(source)
-        client = s3 if s3 is not None else s3_client(StorageSettings())
+        client = s3 if s3 is not None else s3_client(load_settings().storage)
         try:
             head = client.head_object(Bucket=bucket, Key=key)
         except ClientError as error:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from flavor_ml.errors import RegistryError
 from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
-from flavor_ml.settings import StorageSettings, TrackingSettings
+from flavor_ml.settings import load_settings
 
 #: Run tags copied onto the model version, as they are named in the training run.
 PROVENANCE_TAGS = ("git_sha", "corpus_sha256", "prefect_flow_run_id")
@@ -61,7 +61,7 @@ def tracking_uri() -> str:
 
     ``FLAVOR_HOME`` defaults to ``.flavor`` in the working directory.
     """
-    return TrackingSettings().resolved_tracking_uri(StorageSettings().home)
+    return load_settings().resolved_tracking_uri
 
 
 def display_uri(uri: str) -> str:

@@ -62,7 +62,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     """The API serving ``settings.model_name`` at ``settings.model_stage`` (from ``FLAVOR_*`` by default)."""
     settings = settings or load_settings()
     holder = ModelHolder(settings.model_name, settings.model_alias, settings.model_poll_seconds,
-                         settings.model_retry_seconds)
+                         settings.model_retry_seconds, settings.tracking_uri)
     normalize = training_normalizer()
     names = NameResolver(normalize)
     normalizing = anyio.CapacityLimiter(NORMALIZER_THREADS)

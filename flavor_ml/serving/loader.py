@@ -89,7 +89,7 @@ def load_version(client: MlflowClient, version: ModelVersion, alias: str) -> Ser
     """Download, load and smoke-check ``version``; ModelLoadError (or RegistryError) if it cannot be served."""
     uri = f"models:/{version.name}/{version.version}"
     with tempfile.TemporaryDirectory(prefix="flavor-serving-") as download:
-        embeddings = load_embeddings(uri, Path(download))
+        embeddings = load_embeddings(uri, Path(download), client.tracking_uri)
     smoke_check(embeddings)
     tags = _tags(client, version)
     return ServedModel(

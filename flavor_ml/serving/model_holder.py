@@ -19,6 +19,7 @@ from enum import Enum
 from mlflow import MlflowClient
 
 from flavor_ml.errors import RegistryError
+from flavor_ml.registry.registration import display_uri, registry_client
 from flavor_ml.serving.loader import ServedModel, load_version, resolve_alias
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ class ReloadFailure:
 class ModelHolder:
     """Serves the version that ``alias`` of ``model_name`` points at, polling for promotions."""
 
-    def __init__(self, model_name: str, alias: str, poll_seconds: float, retry_seconds: float = 300.0) -> None:
+    def __init__(self, model_name: str, alias: str, poll_seconds: float, retry_seconds: float = 300.0,
+                 tracking_uri: str | None = None) -> None:
         self.model_name = model_name
+        self.tracking_uri = tracking_uri
         self.alias = alias
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
@@ -99,6 +102,7 @@ class ModelHolder:
         return {
             **(served.describe() if served else {"name": self.model_name, "version": None, "alias": self.alias}),
             "loaded": served is not None,
+            "registry": display_uri(self._registry().tracking_uri),
             "alias_version": self._alias_version,
             "checked_at": self._checked_at.isoformat() if self._checked_at else None,
             "poll_seconds": self.poll_seconds,
@@ -189,5 +193,5 @@ class ModelHolder:
 
     def _registry(self) -> MlflowClient:
         if self._client is None:
-            self._client = MlflowClient()
+            self._client = registry_client(self.tracking_uri)
         return self._client

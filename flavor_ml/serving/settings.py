@@ -1,7 +1,8 @@
 """What the inference API serves and the limits it enforces (``FLAVOR_MODEL_*``, ``FLAVOR_API_*``).
 
-The MLflow tracking/registry URI and S3 credentials are read by MLflow itself
-(``MLFLOW_TRACKING_URI``, ``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``), as everywhere else.
+The model name and the registry come from the settings root (``FLAVOR_MODEL_NAME``,
+``MLFLOW_TRACKING_URI`` or the embedded default's store under ``FLAVOR_HOME``); S3 credentials
+are read by MLflow itself (``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``), as everywhere else.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flavor_ml.errors import ConfigError
 from flavor_ml.registry.stages import DEFAULT_MODEL_NAME, alias_for_stage
+from flavor_ml.settings import ENV_FILE, Settings, describe_errors
+from flavor_ml.settings import load_settings as load_root_settings
 
 
 class ServingSettings(BaseSettings):
     """Settings of ``flavor-ml serve``; every field is an environment variable ``FLAVOR_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", env_file=ENV_FILE, extra="ignore")
 
-    model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, description="registered model to serve")
+    model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, description="registered model to serve (from the root)")
+    tracking_uri: str | None = Field(None, description="the registry (from the root); None: the root's store")
     model_stage: str = Field("Production", description="stage (Staging/Production) or alias whose version is served")
     model_poll_seconds: float = Field(30.0, gt=0, description="how often the alias is checked for a promotion")
     model_retry_seconds: float = Field(
@@ -55,12 +59,13 @@ class ServingSettings(BaseSettings):
         return alias_for_stage(self.model_stage)
 
 
-def load_settings(**overrides: object) -> ServingSettings:
-    """Settings from the environment (and ``overrides``); ConfigError with every problem on one line."""
+def load_settings(root: Settings | None = None, **overrides: object) -> ServingSettings:
+    """The serving section: model name and registry from the settings ``root`` (the environment's by
+    default), limits from ``FLAVOR_MODEL_*``/``FLAVOR_API_*``, ``overrides`` on top.
+    ConfigError with every problem on one line."""
+    root = root or load_root_settings()
+    shared = {"model_name": root.model_name, "tracking_uri": root.resolved_tracking_uri}
     try:
-        return ServingSettings(**overrides)
+        return ServingSettings(**{**shared, **overrides})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"FLAVOR_{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
-        )
-        raise ConfigError(f"invalid serving settings: {problems}") from None
+        raise ConfigError(f"invalid serving settings: {describe_errors(exc, 'FLAVOR_')}") from None

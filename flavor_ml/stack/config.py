@@ -7,7 +7,6 @@ Secrets are not here: see :mod:`flavor_ml.stack.credentials`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import quote
 from typing import Literal
@@ -16,12 +15,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flavor_ml.errors import ConfigError
+from flavor_ml.settings import ENV_FILE
 
 
 class StackSettings(BaseSettings):
     """Settings of ``flavor-ml stack``; every field is the environment variable ``FLAVOR_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", env_file=ENV_FILE, extra="ignore")
 
     home: Path = Field(Path(".flavor"), description="the stack keeps state, logs and credentials in <home>/stack")
     stack_host: str = Field("127.0.0.1", description="interface every service listens on (loopback by default)")
@@ -42,7 +42,8 @@ class StackSettings(BaseSettings):
     s3_backend: Literal["auto", "minio", "moto"] = Field(
         "auto", description="auto: MinIO when `minio` is on PATH, otherwise moto's server"
     )
-    s3_bucket: str = Field("flavor-ml", min_length=3, max_length=63)
+    s3_bucket: str = Field("flavor-ml", min_length=3, max_length=63,
+                           description="the bucket the stack creates and hands to its clients (FLAVOR_S3_BUCKET)")
     s3_prefix: str = "flavor-ml"
     s3_region: str = "us-east-1"
     mlflow_artifacts_prefix: str = Field("mlflow-artifacts", description="folder of the bucket MLflow proxies to")
@@ -104,15 +105,17 @@ def load_settings(**overrides: object) -> StackSettings:
     then the defaults. ConfigError naming every bad variable."""
     from pydantic import ValidationError
 
-    home = Path(str(overrides.get("home") or os.environ.get("FLAVOR_HOME") or ".flavor"))
-    saved = home.resolve() / "stack" / SETTINGS_FILE
+    from flavor_ml.settings import describe_errors, load_settings as load_root_settings
+
+    root = load_root_settings()
+    home = Path(str(overrides.get("home") or root.home)).resolve()
+    saved = home / "stack" / SETTINGS_FILE
+    shared = {"home": home, **({"s3_bucket": root.s3_bucket} if root.s3_bucket else {})}
     try:
-        return StackSettings(_env_file=saved if saved.is_file() else None, **overrides)
+        # The environment and ./.env win over what `up` saved; the saved file over the defaults.
+        return StackSettings(_env_file=(saved, ENV_FILE) if saved.is_file() else ENV_FILE, **{**shared, **overrides})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"FLAVOR_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
-        )
-        raise ConfigError(f"invalid stack settings: {problems}") from None
+        raise ConfigError(f"invalid stack settings: {describe_errors(exc, 'FLAVOR_')}") from None
 
 
 def save_settings(settings: StackSettings) -> Path:

@@ -45,6 +45,7 @@ from flavor_ml.stack.services import (
     Service,
     bootstrap_environment,
     build_services,
+    s3_implementation,
 )
 
 Echo = Callable[[str], None]
@@ -198,14 +199,27 @@ def _service_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 # -- up / down / status -------------------------------------------------------------------------
 
-def preflight() -> None:
-    """Refuse early, with the fix, when a Python package a service needs is missing."""
-    needed = {"flask_wtf": "MLflow's basic-auth app needs Flask-WTF: pip install 'mlflow[auth]'",
-              "psycopg2": "MLflow's PostgreSQL backend store needs psycopg2: pip install psycopg2-binary",
-              "asyncpg": "Prefect's PostgreSQL database needs asyncpg: pip install asyncpg"}
+#: What the services import, beyond the base install, and what provides it.
+_STACK_EXTRA = "install the stack extra: `make install`, or `uv sync --extra stack` / `pip install 'flavor-ml[stack]'`"
+_NEEDED_MODULES = {
+    "flask_wtf": "MLflow's basic-auth app needs Flask-WTF (mlflow[auth])",
+    "psycopg2": "MLflow's PostgreSQL backend store needs psycopg2 (psycopg2-binary)",
+    "asyncpg": "Prefect's PostgreSQL database needs asyncpg",
+}
+_MOTO_MODULES = {
+    "moto": "the S3 store needs MinIO on PATH or moto's server (moto[server])",
+    "werkzeug": "moto's server needs werkzeug",
+}
+
+
+def preflight(settings: StackSettings) -> None:
+    """Refuse before anything starts, saying what to install, when a package a service needs is missing."""
+    needed = dict(_NEEDED_MODULES)
+    if s3_implementation(settings) == "moto":
+        needed.update(_MOTO_MODULES)
     missing = [message for module, message in needed.items() if importlib.util.find_spec(module) is None]
     if missing:
-        raise ConfigError("; ".join(missing))
+        raise ConfigError(f"the stack cannot start: {'; '.join(missing)}; {_STACK_EXTRA}")
 
 
 def up(settings: StackSettings | None = None, *, with_api: bool | None = None, echo: Echo = print,
@@ -216,8 +230,8 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
     by default.
     """
     settings = settings or load_settings()
+    preflight(settings)
     credentials = load_credentials(settings.credentials_file)
-    preflight()
     services = build_services(settings, credentials, with_api=with_api)
     save_settings(settings)
     by_name = {service.name: service for service in services}
@@ -254,36 +268,55 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
                 after_healthy[name]()
                 entry["prepared"] = name != PREFECT_SERVER  # the bootstrap: once it has succeeded
 
-        for service in services:
-            for dependency in service.depends_on:
-                make_ready(dependency)
-            entry = state.get(service.name)
-            if _alive(entry):
-                if entry["port"] != service.port:
-                    raise StackError(f"{service.name} already runs on port {entry['port']}, not "
-                                     f"{service.port} ({PORT_VARIABLES[service.name]}); run `flavor-ml stack down` first")
-                echo(f"{service.name}: already running (pid {entry['pid']})")
-                continue
-            if not _port_is_free(service.host, service.port):
-                raise StackError(f"port {service.port} on {service.host} is taken by another program; "
-                                 f"stop it or set {PORT_VARIABLES[service.name]} to a free port for {service.name}")
-            log = settings.log_dir / f"{service.name}.log"
-            process = processes.launch(service.command, log, _service_env(service.env), cwd=cwd)
-            state[service.name] = {
-                "pid": process.pid, "started": processes.start_time(process.pid), "port": service.port,
-                "url": service.url, "health_url": service.health_url, "log": str(log),
-                "implementation": service.implementation, "launched_at": time.time(),
-            }
-            _write_state(settings, state)
-            launched.add(service.name)
-            echo(f"{service.name}: started (pid {process.pid}, {service.implementation}), log {log}")
-        for service in services:
-            make_ready(service.name)
-        for entry, bootstrap in bootstraps:
-            bootstrap.wait(echo)
-            entry["prepared"] = True
+        try:
+            _start(services, state, settings, make_ready, launched, echo, cwd)
+            for entry, bootstrap in bootstraps:
+                bootstrap.wait(echo)
+                entry["prepared"] = True
+        except BaseException:
+            _stop_launched(state, launched, settings, echo)
+            raise
         _write_state(settings, state)
     return status(settings, with_api=with_api)
+
+
+def _start(services: list[Service], state: dict[str, Any], settings: StackSettings, make_ready: Callable[[str], None],
+           launched: set[str], echo: Echo, cwd: Path | None) -> None:
+    """Launch each service that is not running, its dependencies healthy first; wait until all are."""
+    for service in services:
+        for dependency in service.depends_on:
+            make_ready(dependency)
+        entry = state.get(service.name)
+        if _alive(entry):
+            if entry["port"] != service.port:
+                raise StackError(f"{service.name} already runs on port {entry['port']}, not "
+                                 f"{service.port} ({PORT_VARIABLES[service.name]}); run `flavor-ml stack down` first")
+            echo(f"{service.name}: already running (pid {entry['pid']})")
+            continue
+        if not _port_is_free(service.host, service.port):
+            raise StackError(f"port {service.port} on {service.host} is taken by another program; "
+                             f"stop it or set {PORT_VARIABLES[service.name]} to a free port for {service.name}")
+        log = settings.log_dir / f"{service.name}.log"
+        process = processes.launch(service.command, log, _service_env(service.env), cwd=cwd)
+        state[service.name] = {
+            "pid": process.pid, "started": processes.start_time(process.pid), "port": service.port,
+            "url": service.url, "health_url": service.health_url, "log": str(log),
+            "implementation": service.implementation, "launched_at": time.time(),
+        }
+        _write_state(settings, state)
+        launched.add(service.name)
+        echo(f"{service.name}: started (pid {process.pid}, {service.implementation}), log {log}")
+    for service in services:
+        make_ready(service.name)
+
+
+def _stop_launched(state: dict[str, Any], launched: set[str], settings: StackSettings, echo: Echo) -> None:
+    """`up` failed: stop what this call started (what already ran before it stays), newest first."""
+    for name in reversed([name for name in state if name in launched]):
+        entry = state.pop(name)
+        outcome = processes.terminate(entry["pid"], entry.get("started"))
+        echo(f"{name}: {outcome} (pid {entry['pid']}), since `up` failed; its log: {entry['log']}")
+    _write_state(settings, state)
 
 
 # Stopped in this order, the services of one step together: clients before the servers they use.
