@@ -2,7 +2,8 @@
 and to the flows and processes a command starts.
 
 Prefect reads its settings when it is first imported, so :func:`activate` must run before
-that: every CLI command calls it first, and importing :mod:`flows` calls it for notebooks.
+that: every CLI command calls it first, and importing :mod:`flows` (a command that runs a flow,
+a notebook) points Prefect at the home's background server.
 Only what the user has not set is filled in.
 """
 
@@ -12,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 
+from flavor_ml import local_prefect
 from flavor_ml.settings import Settings, load_settings
 
 #: Off on every command: this machine has no route to the vendors, and nobody asked for it.
@@ -40,21 +42,27 @@ def activate(settings: Settings | None = None, **overrides: object) -> Settings:
     os.environ["FLAVOR_MODEL_NAME"] = settings.model_name
     if settings.tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    configure_libraries(settings)
-    return settings
+    return configure_libraries(settings)
 
 
-def configure_libraries(settings: Settings) -> None:
-    """Prefect's home and local results under ``<home>`` when no Prefect API is configured;
-    telemetry off; quiet MLflow. Fills in only what is unset."""
+def configure_libraries(settings: Settings, *, start_prefect: bool = False) -> Settings:
+    """Prefect's home and local results under ``<home>`` when no Prefect API is configured, and
+    with ``start_prefect`` (about to run flows) its API the home's background server
+    (:mod:`flavor_ml.local_prefect`, started if need be); telemetry off; quiet MLflow. Fills in
+    only what is unset; returns the settings with the API."""
     if settings.embedded:
         home = Path(settings.home).resolve()
         os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
         Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
         os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / "results"))
+        if start_prefect and settings.prefect_server == "background":
+            url = local_prefect.api_url(home, settings.prefect_idle_seconds)
+            os.environ["PREFECT_API_URL"] = url
+            settings = settings.model_copy(update={"prefect_api_url": url})
     for name, value in {**_NO_TELEMETRY, **_QUIET}.items():
         os.environ.setdefault(name, value)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # "Failed to resolve installed pip version": uv-built environments have no pip; the model's
     # requirements are pinned explicitly (flavor_ml.model), so the guess it warns about is unused.
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    return settings

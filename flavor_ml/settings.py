@@ -152,6 +152,13 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("PREFECT_API_URL", "prefect_api_url"),
         description="Prefect API; the embedded default (a local Prefect under home) when unset",
     )
+    prefect_server: Literal["background", "per-process"] = Field(
+        "background", description="without PREFECT_API_URL: one local server per home, kept running between "
+        "commands (background), or Prefect's temporary server in every process (per-process)",
+    )
+    prefect_idle_seconds: float = Field(
+        1800.0, gt=0, description="the background server stops after this long with no command and no active run"
+    )
     s3_bucket: str | None = Field(None, description="keep snapshots, baskets and models in this bucket")
     s3_prefix: str = "flavor-ml"
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO), e.g. http://127.0.0.1:9000")

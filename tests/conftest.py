@@ -32,9 +32,31 @@ os.environ["GIT_PYTHON_REFRESH"] = "quiet"
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
+# One Prefect server for the whole test run (in each xdist worker), as the embedded default runs it
+# (flavor_ml.local_prefect): in-process flows and the CLI processes tests start share it instead
+# of each starting a temporary server. Tests of the embedded default itself drop PREFECT_API_URL
+# (tests.support.embedded) and stop their home's server after them.
+_PREFECT_SERVER_HOME = _SESSION_DIR / "flavor-home"
+
+
+def _runs_tests(config) -> bool:
+    """False in pytest-xdist's controller process, which only hands tests out."""
+    return bool(os.environ.get("PYTEST_XDIST_WORKER")) or not getattr(config.option, "numprocesses", None)
+
+
+def pytest_configure(config):
+    if _runs_tests(config):
+        from flavor_ml import local_prefect
+
+        os.environ["PREFECT_API_URL"] = local_prefect.api_url(_PREFECT_SERVER_HOME, idle_seconds=3600)
+
+
 def pytest_sessionfinish(session, exitstatus):
-    # Prefect stops its ephemeral server at exit and logs that to a console pytest has closed.
+    # Prefect logs the end of its services to a console pytest has closed.
     logging.disable(logging.INFO)
+    from flavor_ml import local_prefect
+
+    local_prefect.stop(_PREFECT_SERVER_HOME)
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 

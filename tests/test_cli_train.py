@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from flavor_ml import local_prefect
+from tests.support.embedded import stopping_local_prefect, user_env
 
 pytestmark = pytest.mark.slow
 
 
 def flavor_ml(*args: str, home, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "FLAVOR_HOME": str(home), "FLAVOR_TRAIN_EPOCHS": "5"}
-    for name in ("PREFECT_HOME", "PREFECT_RESULTS_LOCAL_STORAGE_PATH"):
-        env.pop(name, None)  # the embedded default puts them under FLAVOR_HOME
+    env = user_env(FLAVOR_HOME=str(home), FLAVOR_TRAIN_EPOCHS="5")  # the embedded default, under FLAVOR_HOME
     return subprocess.run([sys.executable, "-m", "flavor_ml", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=600)
 
 
-def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_as_json(tmp_path):
-    home = tmp_path / "state"
+@pytest.fixture
+def home(tmp_path) -> Iterator[Path]:
+    """The embedded default's home; its background Prefect server is stopped after the test."""
+    with stopping_local_prefect(tmp_path / "state"):
+        yield tmp_path / "state"
 
+
+def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_as_json(home, tmp_path):
     first = flavor_ml("train", home=home, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     for expected in ("flow run", "fetch: Completed", "train: Completed", "completion_hr10", "ppmi_svd",
@@ -30,6 +37,10 @@ def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_a
         assert expected in first.stdout
     assert (home / "prefect").is_dir() and (home / "results").is_dir() and (home / "mlflow.db").is_file()
     assert not (tmp_path / "mlruns").exists()  # everything under one folder
+    server = local_prefect.read_state(home)
+    # The run's link points at the home's own server.
+    assert server and f"View at {server['url'].removesuffix('/api')}/runs/" in first.stdout + first.stderr
+    assert "Starting temporary server" not in first.stderr + first.stdout
 
     second = flavor_ml("train", "--json", home=home, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -39,10 +50,11 @@ def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_a
     assert report["tracking_uri"] == f"sqlite:///{home.resolve() / 'mlflow.db'}"
     assert report["metrics"]["completion_hr10"] > report["metrics"]["popularity/completion_hr10"]
     assert report["registered_version"] == 2
+    assert local_prefect.read_state(home) == server  # the same server, reused
 
 
-def test_a_corpus_that_does_not_exist_is_a_one_line_error_not_a_traceback(tmp_path):
-    done = flavor_ml("train", "--corpus", str(tmp_path / "missing.jsonl"), home=tmp_path / "state", cwd=tmp_path)
+def test_a_corpus_that_does_not_exist_is_a_one_line_error_not_a_traceback(home, tmp_path):
+    done = flavor_ml("train", "--corpus", str(tmp_path / "missing.jsonl"), home=home, cwd=tmp_path)
     assert done.returncode == 1
     assert "error:" in done.stderr and "missing.jsonl" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout

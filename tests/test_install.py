@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.embedded import stopping_local_prefect, user_env
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -44,10 +46,9 @@ def base_install(tmp_path_factory) -> Path:
 
 
 def flavor_ml(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    dropped = ("PREFECT_HOME", "PREFECT_RESULTS_LOCAL_STORAGE_PATH", "FLAVOR_HOME", "MLFLOW_TRACKING_URI")
-    env = {k: v for k, v in os.environ.items() if k not in dropped} | {"FLAVOR_TRAIN_EPOCHS": "2"}
-    return subprocess.run([str(venv / "bin" / "flavor-ml"), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    with stopping_local_prefect(cwd / ".flavor"):
+        return subprocess.run([str(venv / "bin" / "flavor-ml"), *args], cwd=cwd, env=user_env(FLAVOR_TRAIN_EPOCHS="2"),
+                              capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow

@@ -8,9 +8,11 @@ the race.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
+from unittest import mock
 
 import pytest
 from prefect import flow
@@ -176,7 +178,8 @@ def cli(registry, monkeypatch):
     runner = CliRunner()
 
     def invoke(*args: str):
-        result = runner.invoke(app, list(args), catch_exceptions=False)
+        with mock.patch.dict(os.environ):  # the command exports its settings; keep them out of later tests
+            result = runner.invoke(app, list(args), catch_exceptions=False)
         out = json.loads(result.stdout) if "--json" in args and result.stdout.strip() else result.stdout
         return result.exit_code, out, result.stderr
 

@@ -10,7 +10,6 @@ overridden by CLI options.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from flavor_ml.serving.settings import load_settings as load_serving_settings
 from flavor_ml.settings import load_settings
 from flavor_ml.stack.config import load_settings as load_stack_settings
 from tests.support import processes
+from tests.support.embedded import stopping_local_prefect, user_env
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "tests" / "data" / "promotion-policy.yaml"
@@ -180,14 +180,17 @@ COMMANDS: list[tuple[str, Callable[[Place], None]]] = [
 
 def embedded_default(tmp_path: Path) -> Iterator[Place]:
     cwd = tmp_path / "project"
-    yield Place(env=base_env(), cwd=cwd, home=cwd / ".flavor", model_name="flavor-ml-embeddings",
-                mlflow_db=cwd / ".flavor" / "mlflow.db")
+    with stopping_local_prefect(cwd / ".flavor"):
+        yield Place(env=base_env(), cwd=cwd, home=cwd / ".flavor", model_name="flavor-ml-embeddings",
+                    mlflow_db=cwd / ".flavor" / "mlflow.db")
 
 
 def flavor_home_and_model_name(tmp_path: Path) -> Iterator[Place]:
     home = tmp_path / "state"
-    yield Place(env={**base_env(), "FLAVOR_HOME": str(home), "FLAVOR_MODEL_NAME": "x"}, cwd=tmp_path / "project",
-                home=home, model_name="x", mlflow_db=home / "mlflow.db", untouched=[tmp_path / "project" / ".flavor"])
+    with stopping_local_prefect(home):
+        yield Place(env={**base_env(), "FLAVOR_HOME": str(home), "FLAVOR_MODEL_NAME": "x"},
+                    cwd=tmp_path / "project", home=home, model_name="x", mlflow_db=home / "mlflow.db",
+                    untouched=[tmp_path / "project" / ".flavor"])
 
 
 def tracking_uri_and_prefect_api(tmp_path: Path) -> Iterator[Place]:
@@ -206,10 +209,8 @@ SETTINGS = {"embedded default": embedded_default, "FLAVOR_HOME + FLAVOR_MODEL_NA
 
 
 def base_env() -> dict[str, str]:
-    """The test process's environment without the root's variables and the test session's Prefect home:
-    a user's shell, FLAVOR_TRAIN_EPOCHS kept small."""
-    dropped = {*ROOT_VARIABLES, "PREFECT_HOME", "PREFECT_RESULTS_LOCAL_STORAGE_PATH"}
-    return {**{k: v for k, v in os.environ.items() if k not in dropped}, "FLAVOR_TRAIN_EPOCHS": "5"}
+    """A user's shell: no root variable, no test session's Prefect; FLAVOR_TRAIN_EPOCHS kept small."""
+    return {k: v for k, v in user_env(FLAVOR_TRAIN_EPOCHS="5").items() if k not in ROOT_VARIABLES}
 
 
 @contextmanager
@@ -247,5 +248,5 @@ def test_every_command_honours_the_setting(setting, tmp_path):
             assert {p.name for p in place.cwd.iterdir()} <= {".flavor", "serve.log"}, f"{name} under {setting}"
         if place.prefect_api_url:
             assert len(flow_runs_on(place.prefect_api_url)) == 3  # train, promote, rollback
-        else:
-            assert (place.home / "prefect").is_dir()
+        else:  # the embedded default's one background server served every command
+            assert (place.home / "prefect" / "local-server.json").is_file()
