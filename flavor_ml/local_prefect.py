@@ -141,11 +141,13 @@ def _locked(folder: Path) -> Iterator[None]:
 
 # -- the watcher (runs in its own process) --------------------------------------------------------
 
-def _idle_for(folder: Path) -> float:
+def _idle_for(folder: Path, since: float) -> float:
+    """Seconds since a command last asked for the server, or since ``since`` (its start)."""
     try:
-        return time.time() - (folder / "last-used").stat().st_mtime
+        last_used = max((folder / "last-used").stat().st_mtime, since)
     except FileNotFoundError:
-        return float("inf")
+        last_used = since
+    return time.time() - last_used
 
 
 def _active_flow_runs(url: str) -> int:
@@ -169,10 +171,10 @@ def watch(folder: Path, port: int, idle_seconds: float) -> int:
 
     signal.signal(signal.SIGTERM, stop_server)
     signal.signal(signal.SIGINT, stop_server)
-    url = f"http://127.0.0.1:{port}/api"
+    url, started = f"http://127.0.0.1:{port}/api", time.time()
     while server.poll() is None and not stopping:
         time.sleep(min(WATCH_SECONDS, max(idle_seconds / 4, 0.5)))
-        if _idle_for(folder) > idle_seconds and _active_flow_runs(url) == 0:
+        if _idle_for(folder, started) > idle_seconds and _active_flow_runs(url) == 0:
             print(f"idle for {idle_seconds:.0f} s with no active flow run: stopping", flush=True)
             break
     if server.poll() is None:
