@@ -50,11 +50,13 @@ def configure_libraries(settings: Settings, *, start_prefect: bool = False) -> S
     with ``start_prefect`` (about to run flows) its API the home's background server
     (:mod:`flavor_ml.local_prefect`, started if need be); telemetry off; quiet MLflow. Fills in
     only what is unset; returns the settings with the API."""
+    home = Path(settings.home).resolve()
+    # Task results (the cache) belong to the home whose files they point at, with any Prefect API:
+    # in Prefect's default, ~/.prefect/storage, a result could outlive the files of another home.
+    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / "results"))
     if settings.embedded:
-        home = Path(settings.home).resolve()
         os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
         Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
-        os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / "results"))
         if start_prefect and settings.prefect_server == "background":
             url = local_prefect.api_url(home, settings.prefect_idle_seconds)
             os.environ["PREFECT_API_URL"] = url

@@ -124,8 +124,12 @@ class TrackingSettings(BaseModel):
         return self.tracking_uri or f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
 
     def default_artifact_location(self, home: Path) -> str | None:
-        """Artifacts of the embedded default go beside its database, not into ./mlruns."""
-        return None if self.tracking_uri else (Path(home).resolve() / "mlartifacts").as_uri()
+        """Artifacts of a SQLite store (the embedded default's or another) go beside its database, not
+        into ./mlruns of whatever folder a command runs in; a tracking server decides for itself."""
+        uri = self.resolved_tracking_uri(home)
+        if not uri.startswith("sqlite:///"):
+            return None
+        return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
 
 
 class Settings(BaseSettings):

@@ -201,7 +201,7 @@ def tracking_uri_and_prefect_api(tmp_path: Path) -> Iterator[Place]:
         yield Place(env={**base_env(), "FLAVOR_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{db}",
                          "PREFECT_API_URL": api_url},
                     cwd=tmp_path / "project", home=home, model_name="flavor-ml-embeddings", mlflow_db=db,
-                    prefect_api_url=api_url, untouched=[home / "mlflow.db", home / "prefect", home / "results"])
+                    prefect_api_url=api_url, untouched=[home / "mlflow.db", home / "prefect"])
 
 
 SETTINGS = {"embedded default": embedded_default, "FLAVOR_HOME + FLAVOR_MODEL_NAME": flavor_home_and_model_name,
