@@ -34,7 +34,7 @@ def promote(
     model_name: str = _MODEL_NAME,
 ) -> None:
     """Promote a model version to a stage if it passes every gate of the policy."""
-    from flavor_ml.registry.promotion import GatesFailed
+    from flavor_ml.registry.decisions import GatesFailed
     from flows.promote import promote_model
 
     try:
@@ -75,20 +75,20 @@ def rollback(
 @app.command()
 def models(json_output: bool = _JSON, model_name: str = _MODEL_NAME) -> None:
     """List a model's versions with their aliases, key metrics and last promotion decision."""
-    from flavor_ml.registry.promotion import KEY_METRICS, list_models
-    from flavor_ml.registry.registration import display_uri, registry_client
+    from flavor_ml.registry.listing import KEY_METRICS, list_models
+    from flavor_ml.registry.store import Registry
 
-    client = registry_client()
+    registry = Registry.at()
     try:
-        versions = list_models(client, model_name)
+        versions = list_models(registry, model_name)
     except FlavorError as exc:
         fail(str(exc))
     if json_output:
-        print_json({"model_name": model_name, "tracking_uri": display_uri(client.tracking_uri),
+        print_json({"model_name": model_name, "tracking_uri": registry.uri,
                     "versions": [v.as_json() for v in versions]})
         return
     if not versions:
-        typer.echo(f"no versions of {model_name} in {display_uri(client.tracking_uri)} yet")
+        typer.echo(f"no versions of {model_name} in {registry.uri} yet")
         return
     rows = [["version", "aliases", *KEY_METRICS, "last decision", "git sha"]]
     for v in versions:
