@@ -31,9 +31,10 @@ test: install check
 test-fast: install
 	$(PYTEST) -m "not slow"
 
-# pyproject.toml and uv.lock agree.
-check: | $(UV)
+# pyproject.toml and uv.lock agree; imports run one way (contracts in pyproject.toml).
+check: install | $(UV)
 	$(UV) lock --check --quiet
+	$(BIN)/lint-imports
 
 # After editing dependencies in pyproject.toml: `make lock`, then commit uv.lock.
 lock: | $(UV)

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flavor_ml.cli import app, print_json
+from flavor_ml.cli import app, fail, print_json
 
 stack_app = typer.Typer(
     help="Run the full stack (Prefect server + worker, MLflow, S3 store, API) as local processes on loopback.",
@@ -41,6 +41,18 @@ def _table(report) -> str:
                      for row in rows)
 
 
+def _bootstrap_script():
+    """``deployments/bootstrap.py``: the CLI sits above the deployments, so it names them to the stack."""
+    from flavor_ml.stack.native import BootstrapScript
+
+    try:
+        import deployments.bootstrap as script
+    except ImportError:
+        fail("deployments/bootstrap.py is not importable: run from the project folder or reinstall the project "
+             "(pip install -e .)")
+    return BootstrapScript(script.__name__, Path(script.__file__).resolve().parents[1])
+
+
 def _echo(quiet: bool):
     return (lambda line: typer.echo(line, err=True)) if quiet else typer.echo
 
@@ -55,7 +67,7 @@ def up(
     from flavor_ml.stack import native
 
     settings = _settings(home)
-    report = native.up(settings, with_api=api, echo=_echo(json_output))
+    report = native.up(settings, with_api=api, echo=_echo(json_output), bootstrap=_bootstrap_script())
     if json_output:
         print_json({"services": native.as_dicts(report), "logs": str(settings.log_dir)})
     else:
@@ -123,4 +135,4 @@ def bootstrap(
     from flavor_ml.stack.credentials import load_credentials
 
     settings = _settings(home)
-    native.run_bootstrap(settings, load_credentials(settings.credentials_file), echo=typer.echo)
+    native.run_bootstrap(settings, load_credentials(settings.credentials_file), _bootstrap_script(), echo=typer.echo)

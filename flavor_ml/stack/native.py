@@ -7,8 +7,10 @@ files (Prefect's home, MinIO's data, MLflow's auth config).
 ``up`` creates the databases, then starts each service once the services it depends on are
 healthy, and leaves running whatever already runs healthy, so calling it twice is harmless.
 After the S3 store is healthy it creates the bucket; after the Prefect server is healthy it
-runs ``deployments/bootstrap.py`` (work pool and blocks). ``down`` stops every service and
-everything it started (SIGTERM, then SIGKILL), the API and the worker before the servers.
+runs the bootstrap script the caller names (:class:`BootstrapScript`; the CLI passes
+``deployments/bootstrap.py``: work pool and blocks), so the library never imports the app
+layer. ``down`` stops every service and everything it started (SIGTERM, then SIGKILL), the API
+and the worker before the servers.
 """
 
 from __future__ import annotations
@@ -146,28 +148,29 @@ def _port_is_free(host: str, port: int) -> bool:
 
 # -- bootstrap (Prefect work pool and blocks) ---------------------------------------------------
 
-class _Bootstrap:
-    """``python -m deployments.bootstrap`` against the running stack, output in logs/bootstrap.log."""
+@dataclass(frozen=True)
+class BootstrapScript:
+    """A Python module run as ``python -m <module>`` (from ``project_root``) once the Prefect
+    server is healthy; it reads :func:`~flavor_ml.stack.services.bootstrap_environment`."""
 
-    def __init__(self, settings: StackSettings, credentials: Mapping[str, str]) -> None:
-        try:
-            spec = importlib.util.find_spec("deployments.bootstrap")
-        except ModuleNotFoundError:
-            spec = None
-        if spec is None or spec.origin is None:
-            raise StackError("deployments/bootstrap.py is not importable: run from the project folder or "
-                             "reinstall the project (pip install -e .)")
-        project_root = str(Path(spec.origin).resolve().parents[1])
+    module: str
+    project_root: Path
+
+
+class _Bootstrap:
+    """The bootstrap script against the running stack, output in logs/bootstrap.log."""
+
+    def __init__(self, settings: StackSettings, credentials: Mapping[str, str], script: BootstrapScript) -> None:
         env = _service_env({**bootstrap_environment(settings, credentials),
                             "PREFECT_HOME": str(settings.stack_dir / "prefect-home")})
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(script.project_root), env.get("PYTHONPATH")]))
         self.settings = settings
         self.log = settings.log_dir / "bootstrap.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as handle:
             handle.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} bootstrap\n".encode())
             handle.flush()
-            self.process = subprocess.Popen([sys.executable, "-m", "deployments.bootstrap"],
+            self.process = subprocess.Popen([sys.executable, "-m", script.module],
                                             stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
                                             env=env)
 
@@ -185,9 +188,10 @@ class _Bootstrap:
              f"'aws-credentials/{settings.aws_credentials_block}' are in place")
 
 
-def run_bootstrap(settings: StackSettings, credentials: Mapping[str, str], echo: Echo = print) -> None:
+def run_bootstrap(settings: StackSettings, credentials: Mapping[str, str], script: BootstrapScript,
+                  echo: Echo = print) -> None:
     """Create the work pool and blocks on the stack's Prefect server (idempotent); StackError if it fails."""
-    _Bootstrap(settings, credentials).wait(echo)
+    _Bootstrap(settings, credentials, script).wait(echo)
 
 
 def _service_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -209,11 +213,11 @@ def preflight() -> None:
 
 
 def up(settings: StackSettings | None = None, *, with_api: bool | None = None, echo: Echo = print,
-       cwd: Path | None = None) -> list[ServiceStatus]:
+       cwd: Path | None = None, bootstrap: BootstrapScript | None = None) -> list[ServiceStatus]:
     """Start whatever of the stack is not running, in dependency order; return the status of each.
 
     ``cwd`` is the working directory of the worker (and so of its flow runs); the current one
-    by default.
+    by default. ``bootstrap`` runs once the Prefect server is healthy (none: no bootstrap).
     """
     settings = settings or load_settings()
     credentials = load_credentials(settings.credentials_file)
@@ -233,10 +237,10 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
 
     # Run once per process of the service (recorded in its state entry), once it is healthy.
     # The bootstrap runs beside the services started after it; `up` waits for it at the end.
-    after_healthy: dict[str, Callable[[], None]] = {
-        S3: create_bucket,
-        PREFECT_SERVER: lambda: bootstraps.append((state[PREFECT_SERVER], _Bootstrap(settings, credentials))),
-    }
+    after_healthy: dict[str, Callable[[], None]] = {S3: create_bucket}
+    if bootstrap is not None:
+        after_healthy[PREFECT_SERVER] = lambda: bootstraps.append(
+            (state[PREFECT_SERVER], _Bootstrap(settings, credentials, bootstrap)))
     with _locked(settings):
         state = _read_state(settings)
         ready: set[str] = set()
