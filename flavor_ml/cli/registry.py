@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from flavor_ml.cli import app, fail, print_json
+from flavor_ml.cli.tables import render_table
 from flavor_ml.errors import FlavorError
 from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
 
@@ -90,22 +91,20 @@ def models(json_output: bool = _JSON, model_name: str = _MODEL_NAME) -> None:
     if not versions:
         typer.echo(f"no versions of {model_name} in {registry.uri} yet")
         return
-    rows = [["version", "aliases", *KEY_METRICS, "last decision", "git sha"]]
+    rows = []
     for v in versions:
         last = v.last_decision
         rows.append([str(v.version), ",".join(v.aliases) or "-",
                      *(f"{v.metrics[m]:.4f}" if m in v.metrics else "-" for m in KEY_METRICS),
                      f"{last['status']} ({last['stage']}, {last['decided_at'][:19]})" if last else "-",
                      (v.git_sha or "-")[:10]])
-    typer.echo(_columns(rows))
+    typer.echo(render_table(["version", "aliases", *KEY_METRICS, "last decision", "git sha"], rows))
 
 
 def _gate_table(gates: list[Any]) -> str:
-    rows = [["gate", "value", "rule", "result", "reason"]]
-    for gate in gates:
-        rows.append([gate.name, _number(gate.value), f"{gate.op} {_number(gate.threshold)}".strip(),
-                     "pass" if gate.passed else "FAIL", gate.reason])
-    return _columns(rows)
+    rows = [[gate.name, _number(gate.value), f"{gate.op} {_number(gate.threshold)}".strip(),
+             "pass" if gate.passed else "FAIL", gate.reason] for gate in gates]
+    return render_table(["gate", "value", "rule", "result", "reason"], rows)
 
 
 def _number(value: Any) -> str:
@@ -113,7 +112,3 @@ def _number(value: Any) -> str:
         return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-
-def _columns(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)

@@ -33,12 +33,11 @@ def _settings(home: Path | None):
 
 
 def _table(report) -> str:
-    rows = [("SERVICE", "STATE", "PID", "PORT", "URL", "RUNS")]
-    rows += [(item.name, item.state, str(item.pid or "-"), str(item.port), item.url, item.implementation)
-             for item in report]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
-                     for row in rows)
+    from flavor_ml.cli.tables import render_table
+
+    return render_table(("SERVICE", "STATE", "PID", "PORT", "URL", "RUNS"),
+                        [(item.name, item.state, str(item.pid or "-"), str(item.port), item.url, item.implementation)
+                         for item in report])
 
 
 def _bootstrap_script():

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from flavor_ml.atomic import atomic_path
 from flavor_ml.errors import ConfigError
 from flavor_ml.stack import processes
 from flavor_ml.stack.bucket import ensure_bucket
@@ -81,9 +82,8 @@ def _read_state(settings: StackSettings) -> dict[str, dict[str, Any]]:
 
 def _write_state(settings: StackSettings, services: Mapping[str, Mapping[str, Any]]) -> None:
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"services": services}, indent=2))
-    os.replace(tmp, settings.state_file)
+    with atomic_path(settings.state_file) as tmp:
+        tmp.write_text(json.dumps({"services": services}, indent=2))
 
 
 @contextlib.contextmanager
