@@ -30,8 +30,8 @@ from flavor_ml.errors import RegistryError
 from flavor_ml.registry import promotion
 from flavor_ml.registry.decisions import GatesFailed, PromotionDecision, RollbackResult
 from flavor_ml.registry.policy import PromotionPolicy, load_policy
-from flavor_ml.registry.store import Registry
 from flavor_ml.registry.stages import DEFAULT_MODEL_NAME, alias_for_stage
+from flavor_ml.registry.store import Registry
 from flows.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_stage_moved
 
 #: How long a promotion waits for another one of the same stage to finish.

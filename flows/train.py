@@ -19,7 +19,12 @@ from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.registry.registration import ensure_model_version
 from flavor_ml.registry.store import RegisteredVersion, Registry
 from flavor_ml.settings import (
-    EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams,
+    EvaluationParams,
+    FetchParams,
+    NormalizationParams,
+    StorageSettings,
+    TrackingSettings,
+    TrainingParams,
 )
 from flavor_ml.tracking import LoggedRun, log_training_run
 from flows.caching import StepCachePolicy

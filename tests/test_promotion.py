@@ -19,12 +19,12 @@ from mlflow.entities import Metric
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import ConfigError, PromotionRejected, RegistryError
 from flavor_ml.model import log_model
-from flavor_ml.registry.policy import load_policy
 from flavor_ml.registry import store
 from flavor_ml.registry.audit import promotion_log
 from flavor_ml.registry.decisions import GatesFailed
 from flavor_ml.registry.gates import VersionSnapshot, evaluate_gates
 from flavor_ml.registry.listing import list_models
+from flavor_ml.registry.policy import load_policy
 from flavor_ml.registry.promotion import previous_holder, promote, rollback
 from flavor_ml.registry.registration import register_model_version
 
@@ -120,7 +120,7 @@ def test_a_stage_the_policy_does_not_define_is_a_configuration_error():
 
 
 @pytest.fixture(scope="session", params=["postgres-server", "sqlite"])
-def registry(request, tmp_path_factory) -> "Registry":
+def registry(request, tmp_path_factory) -> Registry:
     """A tracking URI (server on Postgres, or SQLite file) and one logged model its test versions share."""
     if request.param == "postgres-server":
         uri = request.getfixturevalue("mlflow_server").tracking_uri
@@ -141,7 +141,7 @@ class Registry:
         self.store = store.Registry(self.client)
 
     @classmethod
-    def create(cls, uri: str, scratch: Path) -> "Registry":
+    def create(cls, uri: str, scratch: Path) -> Registry:
         client = MlflowClient(uri, uri)
         experiment_id = client.create_experiment(
             f"promotion-tests-{uuid.uuid4().hex[:8]}",

@@ -13,8 +13,8 @@ from mlflow import MlflowClient
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import ConfigError, RegistryError
 from flavor_ml.model import load_embeddings, log_model
-from flavor_ml.registry.policy import load_policy, parse_policy
 from flavor_ml.registry.gates import VersionSnapshot, evaluate_gates
+from flavor_ml.registry.policy import load_policy, parse_policy
 from flavor_ml.registry.registration import ensure_model_version, register_model_version
 from flavor_ml.registry.store import Registry, tracking_uri
 

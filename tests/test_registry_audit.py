@@ -7,7 +7,7 @@ reported with both causes.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from mlflow import MlflowClient
@@ -36,7 +36,7 @@ def test_the_gates_say_passed_or_failed_and_never_promoted():
 def test_log_entries_carry_the_schema_version_and_are_numbered_in_the_order_they_were_written(registry, name):
     v1, v2 = registry.train(name, metrics()), registry.train(name, metrics(hr10=0.64))
     log = AuditLog(registry.store)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # The second decision comes from a machine whose clock is an hour behind.
     for version, decided_at in ((v1, now), (v2, now - timedelta(hours=1))):
         verdict = evaluate_gates(registry.store.snapshot(version, name), None, POLICY, "staging", name)

@@ -339,7 +339,7 @@ def test_a_new_ingredient_in_the_table_only_appears_as_noise_where_it_wins():
     before, after = _generate(tables), _generate(tables.replace(ingredients=tables.ingredients + (newcomer,)))
     differing = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
     assert differing, "a tenth of the recipes draw one noise ingredient; some should now draw lovage"
-    for old, new in differing:
+    for _old, new in differing:
         assert any("lovage" in line for line in new["ingredients"])
     assert len(differing) < 0.02 * len(before)
 

@@ -116,8 +116,8 @@ def test_rejected_recipes_are_counted_and_kept_beside_the_baskets(isolated_pipel
     assert counts.rejects["too_few_ingredients"] >= 1
     import polars as pl
 
-    from flavor_ml.storage import ArtifactStore
     from flavor_ml.settings import StorageSettings
+    from flavor_ml.storage import ArtifactStore
 
     rejects = pl.read_parquet(ArtifactStore.from_settings(StorageSettings()).local_copy(summary.normalized.rejects_uri))
     assert rejects.height == counts.rejected
@@ -151,9 +151,8 @@ def test_every_step_runs_as_a_plain_function_without_prefect(isolated_pipeline):
 
 
 def test_a_corpus_with_too_many_unusable_recipes_fails_normalize_and_says_why(isolated_pipeline, tmp_path):
-    from flows.train import train_embeddings
-
     from flavor_ml.errors import NormalizationError
+    from flows.train import train_embeddings
 
     corpus = tmp_path / "junk.jsonl"
     corpus.write_text("\n".join(json.dumps({"id": str(i), "ingredients": ["For the sauce:"]}) for i in range(50)) + "\n")

@@ -42,7 +42,9 @@ def main() -> None:
 
 
 # Command modules register themselves on import; keep this list in the order of `--help`.
+# isort: off
 from flavor_ml.cli import train  # noqa: E402,F401
 from flavor_ml.cli import serve  # noqa: E402,F401
 from flavor_ml.cli import registry  # noqa: E402,F401
 from flavor_ml.cli import stack  # noqa: E402,F401
+# isort: on

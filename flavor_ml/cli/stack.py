@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,7 @@ stack_app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 
 HomeOption = Annotated[
-    Optional[Path], typer.Option(help="folder of the stack's state, logs and credentials (FLAVOR_HOME, ./.flavor)")
+    Path | None, typer.Option(help="folder of the stack's state, logs and credentials (FLAVOR_HOME, ./.flavor)")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")]
 
@@ -59,7 +59,7 @@ def _echo(quiet: bool):
 @stack_app.command()
 def up(
     home: HomeOption = None,
-    api: Annotated[Optional[bool], typer.Option("--api/--no-api", help="run the inference API (default: FLAVOR_STACK_API, auto)")] = None,
+    api: Annotated[bool | None, typer.Option("--api/--no-api", help="run the inference API (default: FLAVOR_STACK_API, auto)")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start what is not running yet, health-checked, in dependency order (safe to repeat)."""
@@ -87,7 +87,7 @@ def down(home: HomeOption = None, json_output: JsonOption = False) -> None:
 @stack_app.command()
 def status(
     home: HomeOption = None,
-    api: Annotated[Optional[bool], typer.Option("--api/--no-api", help="whether the API is expected")] = None,
+    api: Annotated[bool | None, typer.Option("--api/--no-api", help="whether the API is expected")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Each service: up, unhealthy or down, with pid, port and URL. Exit status 3 unless all are up."""

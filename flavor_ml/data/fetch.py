@@ -19,8 +19,8 @@ import logging
 import os
 import tempfile
 import time
-from http import HTTPStatus
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
 

@@ -391,7 +391,7 @@ class Normalizer:
 
         # Regexes built once from the tables.
         units = _alternation(units_any)
-        number = rf"[^\s]*\d[^\s]*(?: +(?:to|or) +[^\s]*\d[^\s]*)?"
+        number = r"[^\s]*\d[^\s]*(?: +(?:to|or) +[^\s]*\d[^\s]*)?"
         leading = _alternation(units_leading)
         worded = rf"{_alternation(quantity_words)}(?: +{units})?"
         token = rf"(?:{number}(?: +{units})?(?: +{leading})?|{worded}|{leading}|[/x\u2013-])"

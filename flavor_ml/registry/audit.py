@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
@@ -177,7 +177,7 @@ def _entry(run: Any) -> LogEntry:
         from_version=_version_param(p.get("from_version")), to_version=_version_param(p.get("to_version")),
         who=p.get("who", ""), flow_run_id=p.get("flow_run_id") or None, policy_version=p.get("policy_version", ""),
         decided_at=datetime.fromisoformat(p["decided_at"]) if p.get("decided_at") else
-        datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc),
+        datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC),
         failed_gates=[name for name in p.get("failed_gates", "").split(",") if name],
     )
 

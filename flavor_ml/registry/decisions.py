@@ -6,7 +6,7 @@ gates give a :class:`~flavor_ml.registry.gates.GateVerdict` (passed/failed).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -18,7 +18,7 @@ Decision = Literal["promoted", "rejected", "dry-run", "unchanged"]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def version_label(version: int | None) -> str:

@@ -7,7 +7,7 @@ once (``Registry.at(uri)``) and every function takes the same kind of argument.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -52,7 +52,7 @@ class RegisteredVersion(BaseModel):
 
     @classmethod
     def from_mlflow(cls, version: ModelVersion) -> RegisteredVersion:
-        created = (datetime.fromtimestamp(version.creation_timestamp / 1000, tz=timezone.utc)
+        created = (datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
                    if version.creation_timestamp else None)
         return cls(name=version.name, version=int(version.version), run_id=version.run_id or None,
                    source=version.source, aliases=list(version.aliases or []), tags=dict(version.tags or {}),
