@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -322,8 +323,7 @@ class Normalizer:
         """
         frame = pl.DataFrame({"t": list(texts)}, schema={"t": pl.String})
         words = self._words(self._clean(pl.col("t"))).str.replace_all(r"[^\pL _]", " ")
-        words = frame.select(self._collapse(words).alias("w"))
-        readings = words.select(
+        readings = frame.select(self._collapse(words).alias("w")).select(
             LABEL_FIRST_ALONE.first(pl.col("w")).alias("alone"),
             pl.when(pl.col("w").str.contains(r"^[^ ]+ (?:or|and) [^ _]+[ _][^ ]"))
             .then(LABEL_FIRST_SHARED.first(pl.col("w")))
@@ -346,7 +346,7 @@ class Normalizer:
 
     # -- running on Python lists -------------------------------------------------------------
 
-    def _run(self, lines: Iterable[str | None], *, first_only: bool) -> list:
+    def _run(self, lines: Iterable[str | None], *, first_only: bool) -> list[Any]:
         values = lines if isinstance(lines, list) else list(lines)
         for index, value in enumerate(values):
             if value is not None and not isinstance(value, str):

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from flavor_ml.atomic import atomic_path
 
@@ -624,10 +625,10 @@ def intended_names() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType(names)
 
 
-def intended_basket(recipe: Mapping[str, object]) -> list[str]:
+def intended_basket(recipe: Mapping[str, Any]) -> list[str]:
     """The canonical names a generated recipe was written with, in line order, each once."""
     names = intended_names()
-    return list(dict.fromkeys(n for line in recipe["ingredients"] for n in names[line]))  # type: ignore[union-attr]
+    return list(dict.fromkeys(n for line in recipe["ingredients"] for n in names[line]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -773,7 +774,7 @@ SAMPLE_TABLES = SampleTables(CUISINES, STAPLES, PAIRS, _INGREDIENTS)
 
 
 def iter_sample_recipes(n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SEED,
-                        tables: SampleTables | None = None) -> Iterator[dict]:
+                        tables: SampleTables | None = None) -> Iterator[dict[str, Any]]:
     """The recipes of :func:`generate_sample_corpus`, one at a time."""
     if n_recipes < 0:
         raise ValueError(f"n_recipes must be 0 or more, not {n_recipes}")
@@ -792,7 +793,7 @@ def iter_sample_recipes(n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SE
 
 
 def generate_sample_corpus(n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SEED,
-                           tables: SampleTables | None = None) -> list[dict]:
+                           tables: SampleTables | None = None) -> list[dict[str, Any]]:
     """``n_recipes`` synthetic recipes with the structure of :data:`PLANTED`; the same seed gives the same recipes.
 
     Each recipe is ``{"id", "title", "cuisine", "ingredients"}`` with ``ingredients`` a list

@@ -111,7 +111,7 @@ class AuditLog:
                               metrics=[Metric("sequence", float(sequence), int(time.time() * 1000), 0)],
                               tags=[RunTag("decision", decision)])
         self.client.set_terminated(run.info.run_id)
-        return run.info.run_id
+        return str(run.info.run_id)
 
     def _experiment_id(self) -> str:
         experiment = self.client.get_experiment_by_name(PROMOTION_LOG_EXPERIMENT)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from flavor_ml.atomic import atomic_path
 from flavor_ml.errors import ConfigError
@@ -73,7 +73,8 @@ class ServiceStatus:
 
 def _read_state(settings: StackSettings) -> dict[str, dict[str, Any]]:
     try:
-        return json.loads(settings.state_file.read_text())["services"]
+        services: dict[str, dict[str, Any]] = json.loads(settings.state_file.read_text())["services"]
+        return services
     except FileNotFoundError:
         return {}
     except (ValueError, KeyError) as exc:
@@ -98,8 +99,8 @@ def _locked(settings: StackSettings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _alive(entry: Mapping[str, Any] | None) -> bool:
-    return bool(entry) and processes.is_running(entry.get("pid"), entry.get("started"))
+def _alive(entry: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    return entry is not None and bool(entry) and processes.is_running(entry.get("pid"), entry.get("started"))
 
 
 # -- health -------------------------------------------------------------------------------------
@@ -123,7 +124,7 @@ def _tail(path: Path, chars: int = 3000) -> str:
 _WHAT_NOW = "`flavor-ml stack status` shows what runs, `flavor-ml stack down` stops it"
 
 
-def _wait_healthy(service: Service, entry: Mapping[str, Any], log: Path, timeout: float) -> None:
+def _wait_healthy(service: Service, entry: dict[str, Any], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _alive(entry):
@@ -283,8 +284,8 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
             echo(f"{service.name}: started (pid {process.pid}, {service.implementation}), log {log}")
         for service in services:
             make_ready(service.name)
-        for entry, bootstrap in bootstraps:
-            bootstrap.wait(echo)
+        for entry, running in bootstraps:
+            running.wait(echo)
             entry["prepared"] = True
         _write_state(settings, state)
     return status(settings, with_api=with_api)
