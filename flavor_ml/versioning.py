@@ -184,7 +184,8 @@ class ImportGraph:
     def version_of(self, module_name: str, function: str) -> CodeVersion:
         """The code version of ``module_name.function``: see the module docstring."""
         statements, imported = self.function_code(module_name, function)
-        reached = self.closure(imported | self._with_parents(module_name.rpartition(".")[0])) - {module_name}
+        # The step's own module counts whole only if something the step imports imports it back.
+        reached = self.closure(imported | self._with_parents(module_name.rpartition(".")[0]))
         modules = {name: self.modules[name].digest for name in reached}
         modules[f"{module_name}:{function}"] = _digest(*statements)
         return CodeVersion(modules=dict(sorted(modules.items())), tables=self.tables_named_in(reached | {module_name}))
