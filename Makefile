@@ -31,9 +31,14 @@ test: install check
 test-fast: install
 	$(PYTEST) -m "not slow"
 
-# pyproject.toml and uv.lock agree.
-check: | $(UV)
+# pyproject.toml and uv.lock agree; lint; types; imports run one way; declared = imported
+# dependencies. Each tool's configuration is in pyproject.toml.
+check: install | $(UV)
 	$(UV) lock --check --quiet
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 # After editing dependencies in pyproject.toml: `make lock`, then commit uv.lock.
 lock: | $(UV)

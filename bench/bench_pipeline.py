@@ -68,7 +68,8 @@ def main() -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
     from flavor_ml.registry.registration import register_model_version
-    from flavor_ml.settings import NormalizationParams, load_settings
+    from flavor_ml.registry.store import Registry
+    from flavor_ml.settings import NormalizationParams
     from flavor_ml.tracking import log_training_run
 
     def new_home(label: str) -> StorageSettings:
@@ -91,7 +92,7 @@ def main() -> int:
             logged = log_training_run(raw=result.corpus, corpus=result.normalized, model=result.model,
                                       report=result.report, normalization=NormalizationParams(), training=training,
                                       evaluation=evaluation, storage=storage, settings=load_settings().tracking)
-            register_model_version(logged.tracking_uri, logged.run_id, logged.model_uri)
+            register_model_version(Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri)
             return result
 
         return timed(label, run)

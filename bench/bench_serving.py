@@ -311,7 +311,7 @@ class Run:
 
 
 def run_load(server: Server, names: list[str], endpoint: str, mode: str, duration: float, rate: float,
-             work: Path, cpu: int | None, during=None) -> "Run":
+             work: Path, cpu: int | None, during=None) -> Run:
     """Run the generator process for ``duration`` s.
 
     With ``during``, call it SWAP_AT s in (it moves the alias and returns the wall time), then stop

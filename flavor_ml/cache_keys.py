@@ -1,7 +1,8 @@
 """What each step's result really depends on. The flows hash these parts into cache keys.
 
 Parts are plain strings so that a changed key can be explained part by part. A step's code
-version is a hash of its modules' syntax trees: comments and formatting do not change it.
+parts come from the import graph of its pipeline function (:mod:`flavor_ml.versioning`): one
+part per ``flavor_ml`` module it reaches and per data file those modules name.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from flavor_ml import pipeline
-from flavor_ml.data import baskets, fetch, formats, normalization, split
 from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import Normalizer
-from flavor_ml.eval import baselines, categories, metrics
 from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
 from flavor_ml.storage import sha256_file
-from flavor_ml.training import train_embeddings
 from flavor_ml.versioning import code_version
 
 KeyParts = dict[str, str]
@@ -46,8 +44,7 @@ def fetch_parts(source: str | None, params: FetchParams) -> KeyParts:
         "source": source,
         "validators": json.dumps(source_fingerprint(source, params), sort_keys=True),
         "params": _params(params, exclude={"timeout_seconds", "max_attempts", "backoff_seconds", "freshness_seconds"}),
-        "code": code_version(fetch, formats),
-    }
+    } | code_version(pipeline.fetch).parts()
 
 
 def normalize_parts(corpus: CorpusRef, params: NormalizationParams) -> KeyParts:
@@ -56,9 +53,7 @@ def normalize_parts(corpus: CorpusRef, params: NormalizationParams) -> KeyParts:
         "format": corpus.format,
         "params": _params(params, exclude={"extra_synonyms"}),
         "tables": Normalizer(params.extra_synonyms).fingerprint(),
-        "code": code_version(normalization, formats, baskets, pipeline),
-    }
-
+    } | code_version(pipeline.normalize).parts()
 
 
 def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams) -> KeyParts:
@@ -67,8 +62,7 @@ def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split
         "baskets_sha256": corpus.sha256,
         "params": _params(params, exclude={"workers"}),
         "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed}),
-        "code": code_version(train_embeddings, split, pipeline),
-    }
+    } | code_version(pipeline.train).parts()
 
 
 def evaluate_parts(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams) -> KeyParts:
@@ -78,8 +72,7 @@ def evaluate_parts(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
         "model_sha256": model.sha256,
         "params": _params(params, exclude={"categories"}),
         "categories_sha256": sha256_file(Path(table)) if table else "none",
-        "code": code_version(metrics, baselines, categories, split, pipeline),
-    }
+    } | code_version(pipeline.evaluate).parts()
 
 
 def changed_parts(previous: KeyParts | None, current: KeyParts) -> list[str]:

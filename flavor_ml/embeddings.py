@@ -138,7 +138,7 @@ class IngredientEmbeddings:
         return directory
 
     @classmethod
-    def load(cls, directory: Path) -> "IngredientEmbeddings":
+    def load(cls, directory: Path) -> IngredientEmbeddings:
         directory = Path(directory)
         try:
             inputs = KeyedVectors.load_word2vec_format(directory / EMBEDDINGS_FILE, binary=True)

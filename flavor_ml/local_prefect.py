@@ -53,18 +53,19 @@ def api_url(home: Path, idle_seconds: float) -> str:
         state = read_state(home)
         if state and is_healthy(state):
             _touch(folder)
-            return state["url"]
+            return str(state["url"])
         if state:  # a dead or stuck server: clear it before starting anew
             processes.terminate(state["pid"], state.get("started"), timeout=10)
-        return _start(folder, idle_seconds)["url"]
+        return str(_start(folder, idle_seconds)["url"])
 
 
 def read_state(home: Path) -> dict[str, Any] | None:
     """What the running server recorded (pid, start time, port, url), or None."""
     try:
-        return json.loads((prefect_dir(home) / STATE_FILE).read_text())
+        state: dict[str, Any] = json.loads((prefect_dir(home) / STATE_FILE).read_text())
     except (FileNotFoundError, ValueError):
         return None
+    return state
 
 
 def stop(home: Path) -> str:
@@ -93,12 +94,12 @@ def _start(folder: Path, idle_seconds: float) -> dict[str, Any]:
     command = [sys.executable, "-m", "flavor_ml.local_prefect", "--folder", str(folder), "--port", str(port),
                "--idle-seconds", str(idle_seconds)]
     process = processes.launch(command, log, _server_env(folder, url))
-    state = {"pid": process.pid, "started": processes.start_time(process.pid), "port": port, "url": url,
-             "log": str(log)}
+    started = processes.start_time(process.pid)
+    state: dict[str, Any] = {"pid": process.pid, "started": started, "port": port, "url": url, "log": str(log)}
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not is_healthy(state):
         if process.poll() is not None or time.monotonic() > deadline:
-            processes.terminate(process.pid, state["started"], timeout=10)
+            processes.terminate(process.pid, started, timeout=10)
             raise ConfigError(f"the local Prefect server did not start (log: {log}); set PREFECT_API_URL to use "
                               f"another server, or FLAVOR_PREFECT_SERVER=per-process")
         time.sleep(0.5)

@@ -21,7 +21,7 @@ from mlflow.types.schema import Array
 
 from flavor_ml.embeddings import VOCABULARY_FILE, IngredientEmbeddings
 from flavor_ml.errors import ModelLoadError
-from flavor_ml.registry.registration import display_uri, registry_client
+from flavor_ml.registry.store import Registry, display_uri
 from flavor_ml.settings import load_settings
 
 MODEL_NAME_IN_RUN = "model"
@@ -103,7 +103,7 @@ def _model_location(model_uri: str, tracking_uri: str) -> str:
     if not match:
         return model_uri
     name, version, alias = match.groups()
-    client = registry_client(tracking_uri)
+    client = Registry.at(tracking_uri).client
     if alias:
         version = client.get_model_version_by_alias(name, alias).version
     return client.get_model_version_download_uri(name, version)

@@ -24,7 +24,14 @@ from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULA
 from flavor_ml.eval.categories import read_categories
 from flavor_ml.eval.metrics import EvaluationReport, evaluate_embeddings
 from flavor_ml.faults import fail_if_injected
-from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams, load_settings
+from flavor_ml.settings import (
+    EvaluationParams,
+    FetchParams,
+    NormalizationParams,
+    StorageSettings,
+    TrainingParams,
+    load_settings,
+)
 from flavor_ml.storage import ArtifactStore, sha256_file
 from flavor_ml.training.train_embeddings import train_embeddings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -196,7 +196,7 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """The settings root from the environment and ``.env``, with ``overrides`` (CLI options) on top;
     ``None`` overrides are ignored. ConfigError naming every bad variable."""
-    given = {name: value for name, value in overrides.items() if value is not None}
+    given: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
     try:
         return Settings(**given)
     except ValidationError as exc:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
@@ -54,10 +54,10 @@ class StepCachePolicy(CachePolicy):
     """Cache on ``parts(**inputs)``: never on object identity or the task's source text."""
 
     step: str = ""
-    parts: Optional[Callable[..., KeyParts]] = None
+    parts: Callable[..., KeyParts] | None = None
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
-                    **kwargs: Any) -> Optional[str]:
+                    **kwargs: Any) -> str | None:
         assert self.parts is not None
         wanted = inspect.signature(self.parts).parameters
         try:

@@ -6,8 +6,7 @@ that serialises every promotion and rollback of that stage, a Markdown artifact 
 table on the flow run, and events for whatever reacts to a moved alias.
 
 A rejected promotion ends the flow run Failed with a message naming each failed gate.
-
-    python flows/promote.py --stage staging [--version N] [--policy FILE] [--dry-run]
+Run them with ``flavor-ml promote`` / ``flavor-ml rollback`` or as deployments.
 """
 
 from __future__ import annotations
@@ -29,10 +28,10 @@ from prefect.states import Failed, State
 
 from flavor_ml.errors import RegistryError
 from flavor_ml.registry import promotion
+from flavor_ml.registry.decisions import GatesFailed, PromotionDecision, RollbackResult
 from flavor_ml.registry.policy import PromotionPolicy, load_policy
-from flavor_ml.registry.promotion import GatesFailed, PromotionDecision, RollbackResult
-from flavor_ml.registry.registration import registry_client
 from flavor_ml.registry.stages import DEFAULT_MODEL_NAME, alias_for_stage
+from flavor_ml.registry.store import Registry
 from flows.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, emit_stage_moved
 
 #: How long a promotion waits for another one of the same stage to finish.
@@ -93,14 +92,14 @@ def decide(stage: str, version: int | None, policy: PromotionPolicy, dry_run: bo
            tracking_uri: str | None) -> PromotionDecision:
     """Evaluate the gates and, on pass, move the alias — all while holding the stage's lock."""
     return promotion.promote(
-        registry_client(tracking_uri), stage, version, policy=policy, model_name=model_name, dry_run=dry_run,
+        Registry.at(tracking_uri), stage, version, policy=policy, model_name=model_name, dry_run=dry_run,
         lock=None if dry_run else stage_lock(stage), flow_run_id=flow_run.id, raise_on_reject=False,
     )
 
 
 @task(cache_policy=NO_CACHE)
 def roll_back(stage: str, model_name: str, tracking_uri: str | None) -> RollbackResult:
-    return promotion.rollback(registry_client(tracking_uri), stage, model_name=model_name, lock=stage_lock(stage),
+    return promotion.rollback(Registry.at(tracking_uri), stage, model_name=model_name, lock=stage_lock(stage),
                               flow_run_id=flow_run.id)
 
 
@@ -152,16 +151,3 @@ def rollback_model(stage: str = "production", model_name: str = DEFAULT_MODEL_NA
     get_run_logger().info(result.summary())
     return result
 
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Run the promote-model flow once, in-process.")
-    parser.add_argument("--stage", default="staging")
-    parser.add_argument("--version", type=int)
-    parser.add_argument("--policy")
-    parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
-    arguments = parser.parse_args()
-    promote_model(stage=arguments.stage, version=arguments.version, policy_path=arguments.policy,
-                  dry_run=arguments.dry_run, model_name=arguments.model_name)

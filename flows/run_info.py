@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from pathlib import PurePosixPath
 from collections.abc import Collection
+from pathlib import PurePosixPath
 
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId

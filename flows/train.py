@@ -16,9 +16,14 @@ from flavor_ml import pipeline
 from flavor_ml.cache_keys import evaluate_parts, fetch_parts, normalize_parts, train_parts
 from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.eval.metrics import EvaluationReport
-from flavor_ml.registry.registration import RegisteredVersion, ensure_model_version
+from flavor_ml.registry.registration import ensure_model_version
+from flavor_ml.registry.store import RegisteredVersion, Registry
 from flavor_ml.settings import (
-    EvaluationParams, FetchParams, NormalizationParams, TrainingParams, load_settings,
+    EvaluationParams,
+    FetchParams,
+    NormalizationParams,
+    TrainingParams,
+    load_settings,
 )
 from flavor_ml.tracking import LoggedRun, log_training_run
 from flows.caching import StepCachePolicy
@@ -81,7 +86,8 @@ def register_model(logged: LoggedRun, report: EvaluationReport) -> RegisteredVer
     settings = load_settings().tracking
     if not settings.register_model:
         return None
-    version = ensure_model_version(logged.tracking_uri, logged.run_id, logged.model_uri, name=settings.model_name)
+    version = ensure_model_version(Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri,
+                                   name=settings.model_name)
     emit_training_completed(version.name, version.version, logged.run_id, metrics=report.metrics)
     return version
 

@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -404,7 +404,7 @@ def installed_version(distribution: str) -> str:
 @pytest.mark.slow
 def test_a_schedule_produces_runs_that_the_worker_executes(deployed, api, stack, client_env):
     interval = 20
-    anchor = datetime.now(timezone.utc) - timedelta(seconds=interval - 2)  # first run due in ~2 s
+    anchor = datetime.now(UTC) - timedelta(seconds=interval - 2)  # first run due in ~2 s
     deployment_id = api.create_deployment(
         "train-embeddings", name="every-20s", entrypoint=DEPLOYMENTS["train-embeddings/adhoc"],
         work_pool_name=client_env["FLAVOR_WORK_POOL"], pull_steps=[], enforce_parameter_schema=False,

@@ -300,6 +300,29 @@ def test_a_missing_s3_object_is_not_retried(s3_server: S3Endpoint, tmp_path: Pat
     assert stored_files(store) == []
 
 
+def test_an_s3_server_error_is_retried_by_boto3_alone_not_again_on_top(s3_server: S3Endpoint, tmp_path: Path) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    store = ArtifactStore.from_settings(s3_server.settings(tmp_path / "home"))
+    sent: list[str] = []
+
+    class Body:
+        def stream(self, **kwargs):
+            yield b"<Error><Code>ServiceUnavailable</Code><Message>busy</Message></Error>"
+
+    def answer_503(**kwargs) -> AWSResponse:
+        sent.append("GetObject")
+        return AWSResponse(kwargs["request"].url, 503, {}, Body())
+
+    store.s3.meta.events.register("before-send.s3.GetObject", answer_503)
+    source = f"s3://{s3_server.bucket}/busy.jsonl"
+
+    with pytest.raises(FetchError, match=rf"GET {source} answered 503 .*after boto3's retries"):
+        fetch_corpus(source, params(max_attempts=2), store)
+    assert len(sent) == 4, "boto3's attempt and 3 retries (storage.s3_client), not twice that"
+    assert stored_files(store) == []
+
+
 # --------------------------------------------------------------------------- fingerprints
 
 

@@ -23,7 +23,9 @@ from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFi
 from typer.testing import CliRunner
 
 from flavor_ml.cli import app
-from flavor_ml.registry.promotion import GatesFailed, promote, promotion_log
+from flavor_ml.registry.audit import promotion_log
+from flavor_ml.registry.decisions import GatesFailed
+from flavor_ml.registry.promotion import promote
 from flows.events import MODEL_PROMOTED, TRAINING_COMPLETED, emit_training_completed, staging_trigger
 from flows.promote import lock_name, promote_model
 from tests.test_promotion import POLICY, POLICY_FILE, metrics, registry  # noqa: F401  (registry is a fixture)
@@ -86,7 +88,7 @@ def test_the_flow_promotes_and_publishes_the_gate_table_as_an_artifact(registry,
 @sqlite_only
 def test_a_rejection_fails_the_run_with_a_message_naming_each_failed_gate_and_moves_nothing(registry, name):
     held = registry.train(name, metrics())
-    promote(registry.client, "staging", held, policy=POLICY, model_name=name)
+    promote(registry.store, "staging", held, policy=POLICY, model_name=name)
     bad = registry.train(name, metrics(hr10=0.45, popularity=0.44))
 
     state = run_promotion(registry, name, version=bad)
@@ -107,7 +109,7 @@ def test_a_rejection_fails_the_run_with_a_message_naming_each_failed_gate_and_mo
 
 def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, name):
     held = registry.train(name, metrics(hr10=0.60, mrr=0.25))
-    promote(registry.client, "staging", held, policy=POLICY, model_name=name)
+    promote(registry.store, "staging", held, policy=POLICY, model_name=name)
     # Each rival beats the holder but is worse than the other on one metric, so whichever moves
     # first must make the other fail — unless both are judged against the old holder.
     rivals = [registry.train(name, metrics(hr10=0.70, mrr=0.30)), registry.train(name, metrics(hr10=0.66, mrr=0.36))]
@@ -127,7 +129,7 @@ def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, nam
     [loser] = [v for v, state in states.items() if state.is_failed()]
     assert registry.holder(name, "staging") == winner
     assert states[loser].result(raise_on_failure=False).decision.from_version == winner
-    assert [(e.decision, e.from_version, e.to_version) for e in promotion_log(registry.client, name)] == [
+    assert [(e.decision, e.from_version, e.to_version) for e in promotion_log(registry.store, name)] == [
         ("promoted", None, held), ("promoted", held, winner), ("rejected", winner, winner)]
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(lock_name("Staging"))
@@ -214,7 +216,7 @@ def test_cli_promote_prints_the_decision_as_json_and_exits_by_verdict(registry, 
 def test_cli_rollback_and_models(registry, name, cli):
     first, second = registry.train(name, metrics()), registry.train(name, metrics(hr10=0.65))
     for version in (first, second):
-        promote(registry.client, "staging", version, policy=POLICY, model_name=name)
+        promote(registry.store, "staging", version, policy=POLICY, model_name=name)
 
     code, rolled_back, _ = cli("rollback", "--stage", "staging", "--model-name", name, "--json")
     assert code == 0

@@ -13,11 +13,10 @@ from mlflow import MlflowClient
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import ConfigError, RegistryError
 from flavor_ml.model import load_embeddings, log_model
+from flavor_ml.registry.gates import VersionSnapshot, evaluate_gates
 from flavor_ml.registry.policy import load_policy, parse_policy
-from flavor_ml.registry.promotion import VersionSnapshot, evaluate_gates
-from flavor_ml.registry.registration import (
-    ensure_model_version, list_versions, register_model_version, registry_client, tracking_uri,
-)
+from flavor_ml.registry.registration import ensure_model_version, register_model_version
+from flavor_ml.registry.store import Registry, tracking_uri
 
 pytest_plugins = ("tests.support.mlflow_server",)
 
@@ -53,7 +52,7 @@ def experiment(request, tmp_path_factory) -> tuple[MlflowClient, str, Path]:
         path.parent.mkdir(exist_ok=True)
         uri = f"sqlite:///{path}"
     scratch = tmp_path_factory.mktemp("registration")
-    client = registry_client(uri)
+    client = Registry.at(uri).client
     experiment_id = client.create_experiment(
         f"registration-tests-{uuid.uuid4().hex[:8]}",
         artifact_location=(scratch / "artifacts").as_uri() if uri.startswith("sqlite") else None)
@@ -83,8 +82,8 @@ def test_a_registered_version_carries_provenance_and_probe_metrics_and_no_alias(
     name = f"registration-test-{uuid.uuid4().hex[:8]}"
     run_id, model_uri = log_training_run(client, experiment_id, scratch)
 
-    first = register_model_version(client, run_id, model_uri, name=name, tags={"trigger": "test"})
-    second = register_model_version(client.tracking_uri, run_id, model_uri, name=name)
+    first = register_model_version(Registry(client), run_id, model_uri, name=name, tags={"trigger": "test"})
+    second = register_model_version(Registry.at(client.tracking_uri), run_id, model_uri, name=name)
 
     assert (first.name, first.version, second.version) == (name, 1, 2)
     assert first.run_id == run_id and first.aliases == []
@@ -103,17 +102,17 @@ def test_ensuring_a_run_s_version_twice_registers_it_once(experiment):
     name = f"registration-test-{uuid.uuid4().hex[:8]}"
     run_id, model_uri = log_training_run(client, experiment_id, scratch)
 
-    first = ensure_model_version(client, run_id, model_uri, name=name)
-    again = ensure_model_version(client.tracking_uri, run_id, model_uri, name=name)  # e.g. a retried task
+    first = ensure_model_version(Registry(client), run_id, model_uri, name=name)
+    again = ensure_model_version(Registry.at(client.tracking_uri), run_id, model_uri, name=name)  # e.g. a retried task
 
     assert (first.version, again.version) == (1, 1)
-    assert [v.version for v in list_versions(client, name)] == [1]
+    assert [v.version for v in Registry(client).versions(name)] == [1]
 
 
 def test_registering_a_run_that_does_not_exist_says_so(experiment):
     client, _, _ = experiment
     with pytest.raises(RegistryError, match="run 0123abcd: the run was not found at"):
-        register_model_version(client, "0123abcd", "models:/m-0123", name="never-registered")
+        register_model_version(Registry(client), "0123abcd", "models:/m-0123", name="never-registered")
 
 
 # --------------------------------------------------------------------------- policies

@@ -264,3 +264,91 @@ def test_adding_fresh_to_a_line_does_not_change_its_ingredient():
     wrong = _disagreements(lines, [(f.ingredient,) for f in facts for _ in (0, 1)])
     assert not wrong, "\n".join(wrong)
 
+
+
+# --- stable generation: editing one table changes only what depends on it --------------------
+
+def _generate(tables: sample.SampleTables, n: int = 1500) -> list[dict]:
+    return generate_sample_corpus(n, seed=7, tables=tables)
+
+
+def _lines_for(recipe: dict) -> dict[str, str]:
+    names = intended_names()
+    return {name: line for line in recipe["ingredients"] for name in names.get(line, ())}
+
+
+def _with_cuisine(tables: sample.SampleTables, name: str, **changes) -> sample.SampleTables:
+    import dataclasses
+    return tables.replace(cuisines=tuple(dataclasses.replace(c, **changes) if c.name == name else c
+                                         for c in tables.cuisines))
+
+
+def _only_recipes_with(ingredient: str, before: list[dict], after: list[dict]) -> None:
+    """Recipes with ``ingredient`` in neither version are identical; in the others every other
+    ingredient is written with the same line."""
+    changed = 0
+    for old, new in zip(before, after, strict=True):
+        involved = ingredient in intended_basket(old) or ingredient in intended_basket(new)
+        if not involved:
+            assert old == new
+            continue
+        changed += old != new
+        assert (old["id"], old["cuisine"]) == (new["id"], new["cuisine"])
+        old_lines, new_lines = _lines_for(old), _lines_for(new)
+        shared = old_lines.keys() & new_lines.keys() - {ingredient, "salt", "black pepper"}
+        assert {n: old_lines[n] for n in shared} == {n: new_lines[n] for n in shared}
+    assert changed, f"the edit was meant to change recipes with {ingredient}"
+
+
+def test_a_changed_ingredient_probability_changes_only_recipes_with_that_ingredient():
+    italian = sample.SAMPLE_TABLES.cuisines[0]
+    assert italian.name == "italian"
+    edited = _with_cuisine(sample.SAMPLE_TABLES, "italian", core={**italian.core, "pine nut": 0.3})
+    _only_recipes_with("pine nut", _generate(sample.SAMPLE_TABLES), _generate(edited))
+
+
+def test_an_ingredient_added_to_a_cuisine_changes_only_the_recipes_it_joins():
+    italian = sample.PLANTED.cuisine("italian")
+    edited = _with_cuisine(sample.SAMPLE_TABLES, "italian", core={**italian.core, "mint": 0.1})
+    _only_recipes_with("mint", _generate(sample.SAMPLE_TABLES), _generate(edited))
+
+
+def test_new_ways_of_writing_an_ingredient_change_only_its_own_lines():
+    import dataclasses
+    tables = sample.SAMPLE_TABLES
+    edited = tables.replace(ingredients=tuple(
+        dataclasses.replace(i, after=i.after + ("very finely shredded",)) if i.name == "basil" else i
+        for i in tables.ingredients))
+    before, after = _generate(tables), _generate(edited)
+    for old, new in zip(before, after, strict=True):
+        if "basil" not in intended_basket(old):
+            assert old == new
+        else:  # the same recipe, but maybe for the basil line
+            basil_at = next(i for i, line in enumerate(old["ingredients"]) if intended_names()[line] == ("basil",))
+            assert old["ingredients"][:basil_at] == new["ingredients"][:basil_at]
+            assert old["ingredients"][basil_at + 1:] == new["ingredients"][basil_at + 1:]
+            assert {**old, "ingredients": []} == {**new, "ingredients": []}
+    assert before != after
+
+
+def test_a_new_ingredient_in_the_table_only_appears_as_noise_where_it_wins():
+    import dataclasses
+    tables = sample.SAMPLE_TABLES
+    newcomer = dataclasses.replace(next(i for i in tables.ingredients if i.name == "mint"), name="lovage",
+                                   forms=(("lovage", "lovage"),))
+    before, after = _generate(tables), _generate(tables.replace(ingredients=tables.ingredients + (newcomer,)))
+    differing = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
+    assert differing, "a tenth of the recipes draw one noise ingredient; some should now draw lovage"
+    for _old, new in differing:
+        assert any("lovage" in line for line in new["ingredients"])
+    assert len(differing) < 0.02 * len(before)
+
+
+def test_changed_dish_words_change_only_that_cuisines_titles():
+    before = _generate(sample.SAMPLE_TABLES)
+    after = _generate(_with_cuisine(sample.SAMPLE_TABLES, "thai", dishes=("larb", "som tam")))
+    for old, new in zip(before, after, strict=True):
+        if old["cuisine"] != "thai":
+            assert old == new
+        else:
+            assert {**old, "title": ""} == {**new, "title": ""}

@@ -21,8 +21,15 @@ from flavor_ml.serving.app import create_app
 from flavor_ml.serving.settings import ServingSettings, load_settings
 from tests.support.mlflow_server import mlflow_server  # noqa: F401  (fixture)
 from tests.support.processes import free_port, start, stop, wait_until_healthy
-from tests.support.serving import (CORPUS_SHA256, GIT_SHA, INGREDIENTS, RegistryStore, small_embeddings,
-                                   unique_model_name, wait_until)
+from tests.support.serving import (
+    CORPUS_SHA256,
+    GIT_SHA,
+    INGREDIENTS,
+    RegistryStore,
+    small_embeddings,
+    unique_model_name,
+    wait_until,
+)
 
 POLL = 0.3  # seconds between alias checks in these tests
 LOAD_ALLOWANCE = 5.0  # download + load + smoke check of a tiny model, on a busy 2-core machine

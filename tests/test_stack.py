@@ -384,7 +384,7 @@ def test_stack_env_prints_the_exports_a_client_needs(stack):
     assert result.returncode == 0
     exports = dict(re.fullmatch(r"export (\w+)=(.*)", line).groups() for line in result.stdout.splitlines())
     assert CLIENT_VARIABLES <= set(exports)
-    evaluated = subprocess.run(["bash", "-c", f'eval "$(cat)"; echo "$PREFECT_API_URL $MLFLOW_TRACKING_URI"'],
+    evaluated = subprocess.run(["bash", "-c", 'eval "$(cat)"; echo "$PREFECT_API_URL $MLFLOW_TRACKING_URI"'],
                                input=result.stdout, capture_output=True, text=True, timeout=30)
     assert evaluated.stdout.split() == [f"http://127.0.0.1:{stack.env['FLAVOR_PREFECT_PORT']}/api",
                                         f"http://127.0.0.1:{stack.env['FLAVOR_MLFLOW_PORT']}"]

@@ -150,9 +150,8 @@ def test_every_step_runs_as_a_plain_function_without_prefect(isolated_pipeline):
 
 
 def test_a_corpus_with_too_many_unusable_recipes_fails_normalize_and_says_why(isolated_pipeline, tmp_path):
-    from flows.train import train_embeddings
-
     from flavor_ml.errors import NormalizationError
+    from flows.train import train_embeddings
 
     corpus = tmp_path / "junk.jsonl"
     corpus.write_text("\n".join(json.dumps({"id": str(i), "ingredients": ["For the sauce:"]}) for i in range(50)) + "\n")

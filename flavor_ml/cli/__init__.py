@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -31,9 +31,9 @@ app = typer.Typer(
 
 @app.callback()
 def root(
-    home: Annotated[Optional[Path], typer.Option(
+    home: Annotated[Path | None, typer.Option(
         help="where the embedded default keeps everything, and the stack its state (FLAVOR_HOME, ./.flavor)")] = None,
-    model_name: Annotated[Optional[str], typer.Option(
+    model_name: Annotated[str | None, typer.Option(
         help="the registered model to train, promote, list and serve (FLAVOR_MODEL_NAME)")] = None,
 ) -> None:
     """Learn ingredient embeddings from recipes, track them in MLflow, promote and serve them."""
@@ -83,8 +83,10 @@ def main() -> None:
 
 
 # Command modules register themselves on import; keep this list in the order of `--help`.
+# isort: off
 from flavor_ml.cli import train  # noqa: E402,F401
 from flavor_ml.cli import serve  # noqa: E402,F401
 from flavor_ml.cli import registry  # noqa: E402,F401
 from flavor_ml.cli import stack  # noqa: E402,F401
 from flavor_ml.cli import local  # noqa: E402,F401
+# isort: on

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from flavor_ml.cli import app, fail, print_json, settings
+from flavor_ml.cli.tables import render_table
 from flavor_ml.errors import FlavorError
 
 EXIT_REJECTED = 3
@@ -34,7 +35,7 @@ def promote(
     model_name: str | None = _MODEL_NAME,
 ) -> None:
     """Promote a model version to a stage if it passes every gate of the policy."""
-    from flavor_ml.registry.promotion import GatesFailed
+    from flavor_ml.registry.decisions import GatesFailed
     from flows.promote import promote_model
 
     model_name = settings(model_name=model_name).model_name
@@ -77,38 +78,36 @@ def rollback(
 @app.command()
 def models(json_output: bool = _JSON, model_name: str | None = _MODEL_NAME) -> None:
     """List a model's versions with their aliases, key metrics and last promotion decision."""
-    from flavor_ml.registry.promotion import KEY_METRICS, list_models
-    from flavor_ml.registry.registration import display_uri, registry_client
+    from flavor_ml.registry.listing import KEY_METRICS, list_models
+    from flavor_ml.registry.store import Registry
 
     model_name = settings(model_name=model_name).model_name
-    client = registry_client()
+    registry = Registry.at()
     try:
-        versions = list_models(client, model_name)
+        versions = list_models(registry, model_name)
     except FlavorError as exc:
         fail(str(exc))
     if json_output:
-        print_json({"model_name": model_name, "tracking_uri": display_uri(client.tracking_uri),
+        print_json({"model_name": model_name, "tracking_uri": registry.uri,
                     "versions": [v.as_json() for v in versions]})
         return
     if not versions:
-        typer.echo(f"no versions of {model_name} in {display_uri(client.tracking_uri)} yet")
+        typer.echo(f"no versions of {model_name} in {registry.uri} yet")
         return
-    rows = [["version", "aliases", *KEY_METRICS, "last decision", "git sha"]]
+    rows = []
     for v in versions:
         last = v.last_decision
         rows.append([str(v.version), ",".join(v.aliases) or "-",
                      *(f"{v.metrics[m]:.4f}" if m in v.metrics else "-" for m in KEY_METRICS),
                      f"{last['status']} ({last['stage']}, {last['decided_at'][:19]})" if last else "-",
                      (v.git_sha or "-")[:10]])
-    typer.echo(_columns(rows))
+    typer.echo(render_table(["version", "aliases", *KEY_METRICS, "last decision", "git sha"], rows))
 
 
 def _gate_table(gates: list[Any]) -> str:
-    rows = [["gate", "value", "rule", "result", "reason"]]
-    for gate in gates:
-        rows.append([gate.name, _number(gate.value), f"{gate.op} {_number(gate.threshold)}".strip(),
-                     "pass" if gate.passed else "FAIL", gate.reason])
-    return _columns(rows)
+    rows = [[gate.name, _number(gate.value), f"{gate.op} {_number(gate.threshold)}".strip(),
+             "pass" if gate.passed else "FAIL", gate.reason] for gate in gates]
+    return render_table(["gate", "value", "rule", "result", "reason"], rows)
 
 
 def _number(value: Any) -> str:
@@ -116,7 +115,3 @@ def _number(value: Any) -> str:
         return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-
-def _columns(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)

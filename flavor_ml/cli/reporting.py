@@ -49,16 +49,13 @@ def summary_as_json(summary) -> dict[str, Any]:
 
 
 def _metrics_table(report) -> list[str]:
+    from flavor_ml.cli.tables import render_table
+
     scorers = sorted(report.baselines)
-    header = f"  {'probe':<22}{'model':>10}" + "".join(f"{s:>14}" for s in scorers)
-    lines = [header]
-    for name, value in report.metrics.items():
-        row = f"  {name:<22}{value:>10.3f}"
-        for scorer in scorers:
-            baseline = report.baselines[scorer].get(name)
-            row += f"{baseline:>14.3f}" if baseline is not None else f"{'-':>14}"
-        lines.append(row)
-    return lines
+    rows = [[name, f"{value:.3f}", *(f"{b:.3f}" if (b := report.baselines[s].get(name)) is not None else "-"
+                                      for s in scorers)]
+            for name, value in report.metrics.items()]
+    return render_table(["probe", "model", *scorers], rows, right=range(1, len(scorers) + 2), indent=2).splitlines()
 
 
 def summary_as_text(summary) -> str:

@@ -23,7 +23,7 @@ def serve(
     """
     import uvicorn
 
-    from flavor_ml.registry.registration import display_uri
+    from flavor_ml.registry.store import display_uri
     from flavor_ml.serving.app import create_app
     from flavor_ml.serving.settings import load_settings
 

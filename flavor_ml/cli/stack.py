@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from flavor_ml.cli import app, print_json
+from flavor_ml.cli import app, fail, print_json
 
 stack_app = typer.Typer(
     help="Run the full stack (Prefect server + worker, MLflow, S3 store, API) as local processes on loopback.",
@@ -21,7 +21,7 @@ stack_app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 
 HomeOption = Annotated[
-    Optional[Path], typer.Option(help="folder of the stack's state, logs and credentials (FLAVOR_HOME, ./.flavor)")
+    Path | None, typer.Option(help="folder of the stack's state, logs and credentials (FLAVOR_HOME, ./.flavor)")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")]
 
@@ -33,12 +33,23 @@ def _settings(home: Path | None):
 
 
 def _table(report) -> str:
-    rows = [("SERVICE", "STATE", "PID", "PORT", "URL", "RUNS")]
-    rows += [(item.name, item.state, str(item.pid or "-"), str(item.port), item.url, item.implementation)
-             for item in report]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1]
-                     for row in rows)
+    from flavor_ml.cli.tables import render_table
+
+    return render_table(("SERVICE", "STATE", "PID", "PORT", "URL", "RUNS"),
+                        [(item.name, item.state, str(item.pid or "-"), str(item.port), item.url, item.implementation)
+                         for item in report])
+
+
+def _bootstrap_script():
+    """``deployments/bootstrap.py``: the CLI sits above the deployments, so it names them to the stack."""
+    from flavor_ml.stack.native import BootstrapScript
+
+    try:
+        import deployments.bootstrap as script
+    except ImportError:
+        fail("deployments/bootstrap.py is not importable: run from the project folder or reinstall the project "
+             "(pip install -e .)")
+    return BootstrapScript(script.__name__, Path(script.__file__).resolve().parents[1])
 
 
 def _echo(quiet: bool):
@@ -48,14 +59,14 @@ def _echo(quiet: bool):
 @stack_app.command()
 def up(
     home: HomeOption = None,
-    api: Annotated[Optional[bool], typer.Option("--api/--no-api", help="run the inference API (default: FLAVOR_STACK_API, auto)")] = None,
+    api: Annotated[bool | None, typer.Option("--api/--no-api", help="run the inference API (default: FLAVOR_STACK_API, auto)")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start what is not running yet, health-checked, in dependency order (safe to repeat)."""
     from flavor_ml.stack import native
 
     settings = _settings(home)
-    report = native.up(settings, with_api=api, echo=_echo(json_output))
+    report = native.up(settings, with_api=api, echo=_echo(json_output), bootstrap=_bootstrap_script())
     if json_output:
         print_json({"services": native.as_dicts(report), "logs": str(settings.log_dir)})
     else:
@@ -76,7 +87,7 @@ def down(home: HomeOption = None, json_output: JsonOption = False) -> None:
 @stack_app.command()
 def status(
     home: HomeOption = None,
-    api: Annotated[Optional[bool], typer.Option("--api/--no-api", help="whether the API is expected")] = None,
+    api: Annotated[bool | None, typer.Option("--api/--no-api", help="whether the API is expected")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Each service: up, unhealthy or down, with pid, port and URL. Exit status 3 unless all are up."""
@@ -123,4 +134,4 @@ def bootstrap(
     from flavor_ml.stack.credentials import load_credentials
 
     settings = _settings(home)
-    native.run_bootstrap(settings, load_credentials(settings.credentials_file), echo=typer.echo)
+    native.run_bootstrap(settings, load_credentials(settings.credentials_file), _bootstrap_script(), echo=typer.echo)

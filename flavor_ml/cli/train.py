@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,19 +12,19 @@ from flavor_ml.cli import app, print_json, settings
 
 @app.command()
 def train(
-    corpus: Annotated[Optional[str], typer.Option(help="http(s)://, s3://, file:// or a path; the bundled sample by default")] = None,
+    corpus: Annotated[str | None, typer.Option(help="http(s)://, s3://, file:// or a path; the bundled sample by default")] = None,
     format: Annotated[str, typer.Option(help="auto, tsv, jsonl, json, csv or parquet")] = "auto",
-    epochs: Annotated[Optional[int], typer.Option(help="training epochs (default: FLAVOR_TRAIN_EPOCHS, else the training settings' default)")] = None,
-    vector_size: Annotated[Optional[int], typer.Option(help="embedding dimensions")] = None,
+    epochs: Annotated[int | None, typer.Option(help="training epochs (default: FLAVOR_TRAIN_EPOCHS, else the training settings' default)")] = None,
+    vector_size: Annotated[int | None, typer.Option(help="embedding dimensions")] = None,
     deterministic: Annotated[bool, typer.Option(help="one worker, fixed seed: identical vectors on a re-run")] = False,
-    categories: Annotated[Optional[str], typer.Option(help="ingredient -> category table for the kNN probe")] = None,
-    home: Annotated[Optional[Path], typer.Option(help="where the embedded default keeps everything (FLAVOR_HOME, ./.flavor)")] = None,
+    categories: Annotated[str | None, typer.Option(help="ingredient -> category table for the kNN probe")] = None,
+    home: Annotated[Path | None, typer.Option(help="where the embedded default keeps everything (FLAVOR_HOME, ./.flavor)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")] = False,
 ) -> None:
     """Run the train-embeddings flow: fetch → normalize → train → evaluate → MLflow."""
     settings(home=home)
-    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
     from flavor_ml.cli.reporting import run_training_flow
+    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
 
     training_overrides = {k: v for k, v in {"epochs": epochs, "vector_size": vector_size}.items() if v is not None}
     if deterministic:

@@ -6,9 +6,10 @@ complete download that matches ``FetchParams.expected_sha256``/``expected_bytes`
 given) is moved into the store as ``snapshots/<sha256><ext>``. Anything else raises
 ``FetchError`` and leaves nothing behind.
 
-Connection errors, timeouts, bodies cut short and 5xx answers are retried up to
+Connection errors, timeouts, bodies cut short and 5xx answers are retried (tenacity) up to
 ``max_attempts`` times, waiting ``backoff_seconds`` and then twice as long each time; 4xx
-answers are not retried. ``timeout_seconds`` bounds connecting and each wait for data.
+answers are not retried. From S3, only a body cut short is retried here: boto3 already retries
+the requests themselves. ``timeout_seconds`` bounds connecting and each wait for data.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import logging
 import os
 import tempfile
 import time
-from http import HTTPStatus
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 from pydantic import BaseModel, ConfigDict
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from flavor_ml.data.formats import EXTENSIONS, Format, detect_format
 from flavor_ml.errors import FetchError
@@ -247,18 +249,22 @@ def _fetch_s3(uri: str, staging: Path, params: FetchParams, client: S3Client) ->
 def _s3_attempt(
     client: S3Client, uri: str, bucket: str, key: str, staging: Path, params: FetchParams
 ) -> tuple[str, int]:
+    # The request itself is retried by boto3 (its standard retry mode, see storage.s3_client): an
+    # error here is final. Only a body cut short while streaming is worth another attempt.
     try:
         obj = client.get_object(Bucket=bucket, Key=key)
-        declared = int(obj["ContentLength"])
-        sha, size = _write_hashed(obj["Body"].iter_chunks(_CHUNK), staging, f"GET {uri}", params.expected_bytes)
     except ClientError as error:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        if status >= 500:
-            raise _Retryable(f"answered {_s3_status(error)}") from error
-        raise FetchError(f"GET {uri} answered {_s3_status(error)}; not retried") from error
+        after = " after boto3's retries" if status >= 500 else "; not retried"
+        raise FetchError(f"GET {uri} answered {_s3_status(error)}{after}") from error
     except (NoCredentialsError, PartialCredentialsError) as error:
         raise FetchError(f"GET {uri}: {error} (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from error
-    except BotoCoreError as error:  # connection errors, timeouts, bodies cut short
+    except BotoCoreError as error:  # connection errors and timeouts, already retried by boto3
+        raise FetchError(f"GET {uri} failed after boto3's retries: {type(error).__name__}: {error}") from error
+    declared = int(obj["ContentLength"])
+    try:
+        sha, size = _write_hashed(obj["Body"].iter_chunks(_CHUNK), staging, f"GET {uri}", params.expected_bytes)
+    except BotoCoreError as error:  # the connection dropped or stalled mid-body
         raise _Retryable(f"{type(error).__name__}: {error}") from error
     if size != declared:
         raise _Retryable(f"the body was cut short: received {size} of {declared} bytes")
@@ -325,18 +331,24 @@ def _kind_of(source: str) -> str:
 
 def _with_retries(what: str, params: FetchParams, attempt: Callable[[], T]) -> T:
     """Run ``attempt`` until it succeeds, raises FetchError, or ``max_attempts`` is spent."""
-    for number in range(1, params.max_attempts + 1):
-        try:
-            return attempt()
-        except _Retryable as error:
-            if number == params.max_attempts:
-                tries = "1 attempt" if number == 1 else f"{number} attempts"
-                raise FetchError(f"{what} failed after {tries}: {error}; nothing was kept") from error
-            wait = min(params.backoff_seconds * 2 ** (number - 1), _MAX_BACKOFF_SECONDS)
-            logger.warning("%s failed (attempt %d of %d): %s; retrying in %.2g s",
-                           what, number, params.max_attempts, error, wait)
-            time.sleep(wait)
-    raise AssertionError("unreachable: max_attempts >= 1")
+
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        logger.warning("%s failed (attempt %d of %d): %s; retrying in %.2g s",
+                       what, state.attempt_number, params.max_attempts, error, wait)
+
+    def give_up(state: RetryCallState) -> T:
+        error = state.outcome.exception() if state.outcome else None
+        tries = "1 attempt" if state.attempt_number == 1 else f"{state.attempt_number} attempts"
+        raise FetchError(f"{what} failed after {tries}: {error}; nothing was kept") from error
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(_Retryable), stop=stop_after_attempt(params.max_attempts),
+        wait=wait_exponential(multiplier=params.backoff_seconds, exp_base=2, max=_MAX_BACKOFF_SECONDS),
+        before_sleep=log_retry, retry_error_callback=give_up,
+    )
+    return retrying(attempt)
 
 
 def _verify(source: str, digest: str, size: int, params: FetchParams) -> None:

@@ -1,96 +1,10 @@
 """Turn raw recipe ingredient lines into canonical ingredient names.
 
-``"2 cups finely chopped onions"`` -> ``"onion"``;
-``"1 (15 oz) can black beans, drained and rinsed"`` -> ``"black bean"``;
-``"150g/5¼oz canned chickpeas"`` -> ``"chickpea"``; ``"For the sauce:"`` -> ``None``.
-
-The whole job is one polars expression (:meth:`Normalizer.names_expr`) made of string
-operations, Aho-Corasick ``replace_many`` passes and regexes, so a corpus is normalized
-without a Python call per row. The list functions run that same expression on the
-distinct lines of their input, which is why the list and polars forms always agree.
-Word lists are data in ``flavor_ml/data/resources/`` (each file explains itself).
-
-What a canonical name is
-    Lowercase, accents folded (``crème fraîche`` -> ``creme fraiche``), words separated
-    by single spaces and never by underscores (the flavor-network token ``olive_oil`` ->
-    ``olive oil``), every word singular (``tomatoes`` -> ``tomato``, ``leaves`` ->
-    ``leaf``, ``berries`` -> ``berry``), no digits, no quantity, unit, size, preparation,
-    parenthetical or trailing comment, and mapped through the synonym table
-    (``spring onion``/``green onion`` -> ``scallion``, ``aubergine`` -> ``eggplant``).
-    Normalizing a canonical name returns it unchanged.
-
-How a line is read, in order
-    1. Clean-up: lowercase; accented letters and vulgar fractions folded by a table built
-       from Unicode decompositions (``½`` -> ``1⁄2``); quotes, dashes, ``_``, ``&``
-       unified; hyphens between words become spaces; possessives dropped.
-    2. Lines that are not ingredients give nothing: blank lines, section headers
-       (``For the sauce:``, ``To serve``, ``Serves 4``), equipment (``You will need:
-       ...``, or a name ending in an ``equipment.txt`` entry such as ``cocktail
-       sticks``). A short label before a colon is dropped (``Garnish: parsley``).
-    3. Words are singularised (``plurals.csv`` for irregular and invariant words, then
-       suffix rules); multi-word names are protected from everything below
-       (``phrases.txt`` plus every synonym variant and canonical name); descriptor and
-       brand words are dropped (``descriptors.txt``, ``brands.txt``).
-    4. Parentheticals are cut, and so is everything from the first trailing-comment
-       marker (``comment_markers.txt``: ``to taste``, ``for frying``, ``in brine``,
-       ``such as ...``) or spaced dash. Commas and ``;`` split the line into parts, and
-       the first part that still names something is read (``"mixed, boned, diced game
-       meat"`` -> game meat); a lone modifier joins the next part (``"dried, hot red
-       chillies"``).
-    5. The leading amount of a part is stripped: numbers, unicode and ASCII fractions,
-       ranges (``1-2``, ``1 to 2``), metric and imperial units and abbreviations
-       (``units.csv``), dual units (``10g/½oz``, ``700g/1lb 9oz``), multipliers
-       (``2 x 400g tin``), quantity words (``a couple of``, ``each``). A unit is only
-       stripped when a word follows it, so ``6 cloves`` is the spice ``clove``. Any other
-       word holding a digit is dropped.
-    6. Alternatives keep the first: ``onions or shallots`` -> ``onion``. When the first is
-       one word and the second ends in a head noun (``heads.csv``) the head is shared:
-       ``chicken or vegetable stock`` -> ``chicken stock``, ``olive or sunflower oil`` ->
-       ``olive oil``; but ``butter or olive oil`` -> ``butter`` (butter is a whole
-       ingredient) and ``onion or spring onion`` -> ``onion``.
-    7. ``and`` joins ingredients: ``salt and pepper`` names ``salt`` in
-       :func:`normalize_lines` and ``["salt", "pepper"]`` in :func:`ingredient_names`;
-       ``green and red chillies`` shares the head -> ``["green chili", "red chili"]``.
-       Protected phrases (``sweet and sour sauce``, ``half and half``) are not split.
-    8. A trailing part word or past participle is dropped (``part_words.txt``:
-       ``fennel bulb`` -> fennel, ``garlic cloves`` -> garlic, ``salmon fillet`` ->
-       salmon, ``double cream, whipped`` -> heavy cream), then synonyms map words and
-       phrases to one canonical spelling.
-
-Documented choices
-    * Descriptors that change the ingredient are kept: colours and varieties
-      (``brown sugar``, ``black bean``, ``red onion``, ``baby spinach``) and processes
-      that make a different product (``smoked``, ``dried``, ``roasted``, ``toasted``,
-      ``cured``, ``pickled``, ``powdered``, ``condensed``). Dropped are state, size,
-      quality, packaging and preparation words (``fresh``, ``chopped``, ``large``,
-      ``organic``, ``unsalted``, ``free-range``, ``extra virgin``, ``canned``,
-      ``frozen``, ``hot``) and brands. ``descriptors.txt`` has the full list.
-    * ``ground``: ``ground beef`` is not ``beef`` (mince is a different product from a
-      cut; UK ``beef mince``/``minced beef`` map to ``ground beef``), nor ``ground
-      almonds`` almonds or ``ground ginger`` fresh ginger. A ground spice is the spice,
-      whose usual form it is: ``ground cumin`` -> ``cumin``, ``ground cinnamon`` ->
-      ``cinnamon`` (synonym rows), while whole seeds stay apart (``cumin seed``).
-    * ``freshly ground`` is preparation, so ``Salt and freshly ground pepper, to taste``
-      -> ``["salt", "pepper"]``, the same as ``salt and pepper``; a bare ``pepper`` is
-      not guessed to be black pepper. ``ground black pepper`` is ``black pepper``.
-    * A bare ``coriander`` stays ``coriander``: it is the leaf in UK recipes and the seed
-      in US ones (and in the flavor-network corpus). ``coriander leaves`` is ``cilantro``,
-      ``ground coriander`` is ``coriander``, ``coriander seeds`` stay ``coriander seed``.
-    * Canonical spellings follow the US usage of the flavor-network corpus, whose tokens
-      stay as they are: ``scallion``, ``eggplant``, ``zucchini``, ``yogurt``,
-      ``gelatin``, ``parmesan cheese``; ``makrut lime leaf`` for kaffir lime leaves.
-    * ``juice of 1 lemon`` and ``1 lemon, juice only`` both name ``lemon``; ``lemon
-      juice`` written as such stays ``lemon juice``.
-    * Only the first comma part of a line is read, so ``salt, pepper`` names only
-      ``salt``: later parts are far more often preparation notes than more ingredients.
-    * Words holding digits are dropped, so ``'00' flour`` -> ``flour``.
-    * Known limit: ``tuna or tuna steaks`` shares the head and gives ``tuna steak``.
-
-Extending the tables
-    ``Normalizer(extra_synonyms=path)`` reads a CSV with a ``variant,canonical`` header;
-    its rows are normalized like ingredient text, override the packaged rows for the same
-    variant, and their canonical names are final. :meth:`Normalizer.fingerprint` changes
-    whenever any table in effect, or :data:`RULES_VERSION`, changes.
+``"1 (15 oz) can black beans, drained and rinsed"`` -> ``"black bean"``. The whole job is one
+polars expression (:meth:`Normalizer.names_expr`) of string operations, Aho-Corasick passes and
+named-group regexes (:class:`Rewrite`), so a corpus is normalized without a Python call per row;
+the list functions run the same expression on distinct lines. Word lists are data in
+``flavor_ml/data/resources/``; the rules and the choices behind them are in docs/normalization.md.
 """
 
 from __future__ import annotations
@@ -98,11 +12,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -207,6 +124,62 @@ def _alternation(words: Iterable[str]) -> str:
 def _padded(phrase: str) -> str:
     """The form a phrase takes in padded text, where every word has its own spaces."""
     return " " + "  ".join(phrase.split()) + " "
+
+
+# ---------------------------------------------------------------------------------------
+# Rewrites: a regex and what a match becomes, its groups named
+
+
+_GROUP_NAME = re.compile(r"\(\?P<(\w+)>")
+_UNNAMED_GROUP = re.compile(r"(?<!\\)\((?!\?)")
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A regex and its replacement (``${name}`` refers to the group ``(?P<name>...)``).
+
+    Every group is named, so adding an alternative cannot shift what the replacement keeps.
+    """
+
+    pattern: str
+    replacement: str
+
+    def __post_init__(self) -> None:
+        unknown = set(re.findall(r"\$\{(\w+)\}", self.replacement)) - set(_GROUP_NAME.findall(self.pattern))
+        if unknown or re.search(r"\$(?!\{)", self.replacement) or _UNNAMED_GROUP.search(self.pattern):
+            raise ValueError(f"rewrite {self.pattern!r} -> {self.replacement!r}: use named groups only")
+
+    @classmethod
+    def keeping_any(cls, pattern: str) -> Rewrite:
+        """Keep whichever groups took part in the match: each alternative of ``pattern`` has
+        its own groups, so only the matching alternative's are non-empty."""
+        return cls(pattern, "".join(f"${{{name}}}" for name in _GROUP_NAME.findall(pattern)))
+
+    def first(self, e: pl.Expr) -> pl.Expr:
+        return e.str.replace(self.pattern, self.replacement)
+
+    def every(self, e: pl.Expr) -> pl.Expr:
+        return e.str.replace_all(self.pattern, self.replacement)
+
+
+# Plural suffix rules (irregular and invariant words are handled before them).
+IES_PLURAL = Rewrite(r"(?P<stem>[a-z]{2,})ies ", "${stem}y ")
+ES_PLURAL = Rewrite(r"(?P<stem>[a-z]+(?:ch|sh|x|ss|zz|o))es ", "${stem} ")
+S_PLURAL = Rewrite(r"(?P<stem>[a-z]{2,}[a-rtv-z])s ", "${stem} ")
+# A spaced dash between words starts a comment: "1 lemon - juice only".
+SPACED_DASH_COMMENT = Rewrite(r"(?P<before>[a-z]) +\u2013 +[a-z].*$", "${before}")
+# "Garnish: parsley" -> parsley (a short label before a colon).
+LABEL = Rewrite(r"^\s*[^\d\s:]+(?:\s+[^\d\s:]+){0,3}\s*:(?P<rest>.*)$", "${rest}")
+# "salt / pepper" reads as an alternative.
+SLASH_ALTERNATIVE = Rewrite(r"(?P<left>\pL) +/ +(?P<right>\pL)", "${left} or ${right}")
+# Comma parts held as lines: the first one.
+FIRST_LINE = Rewrite(r"(?s)^\n*(?P<first>[^\n]*).*$", "${first}")
+# Only the first two alternatives matter: "rum or orange or coffee liqueur" -> rum.
+THIRD_ALTERNATIVE = Rewrite(r"^(?P<first_two>.*? or [^\n]*?) or .*$", "${first_two}")
+# Hand labels that name alternatives or a pair: the first alone, or sharing the rest.
+LABEL_FIRST_ALONE = Rewrite(r"^(?P<first>.*?) (?:or|and) .*$", "${first}")
+LABEL_FIRST_SHARED = Rewrite(r"^(?P<first>[^ ]+) (?:or|and) [^ _]+[ _](?P<rest>.*?)(?: (?:or|and) .*)?$",
+                             "${first} ${rest}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,16 +323,22 @@ class Normalizer:
         """
         frame = pl.DataFrame({"t": list(texts)}, schema={"t": pl.String})
         words = self._words(self._clean(pl.col("t"))).str.replace_all(r"[^\pL _]", " ")
-        words = frame.select(self._collapse(words).alias("w"))
-        readings = words.select(
-            pl.col("w").str.replace(r"^(.*?) (?:or|and) .*$", "$1").alias("alone"),
+        readings = frame.select(self._collapse(words).alias("w")).select(
+            LABEL_FIRST_ALONE.first(pl.col("w")).alias("alone"),
             pl.when(pl.col("w").str.contains(r"^[^ ]+ (?:or|and) [^ _]+[ _][^ ]"))
-            .then(pl.col("w").str.replace(r"^([^ ]+) (?:or|and) [^ _]+[ _](.*?)(?: (?:or|and) .*)?$", "$1 $2"))
+            .then(LABEL_FIRST_SHARED.first(pl.col("w")))
             .otherwise(pl.lit(""))
             .alias("shared"),
         )
         keys = readings.select(self._finish(pl.col(c)).alias(c) for c in ("alone", "shared"))
         return [{k for k in row if k} for row in keys.iter_rows()]
+
+    @property
+    def rewrites(self) -> dict[str, Rewrite]:
+        """The rewrites built from this normalizer's word tables, by name (each has its own tests)."""
+        return {"comment_cut": self._cut, "lone_modifier": self._modifier, "same_head": self._same_head,
+                "alternatives": self._or, "and_whole": self._and_alone, "and_shared_head": self._and_shared,
+                "participle": self._participle, "part_word": self._part}
 
     @cached_property
     def _key_names_expr(self) -> pl.Expr:
@@ -367,7 +346,7 @@ class Normalizer:
 
     # -- running on Python lists -------------------------------------------------------------
 
-    def _run(self, lines: Iterable[str | None], *, first_only: bool) -> list:
+    def _run(self, lines: Iterable[str | None], *, first_only: bool) -> list[Any]:
         values = lines if isinstance(lines, list) else list(lines)
         for index, value in enumerate(values):
             if value is not None and not isinstance(value, str):
@@ -412,7 +391,7 @@ class Normalizer:
 
         # Regexes built once from the tables.
         units = _alternation(units_any)
-        number = rf"[^\s]*\d[^\s]*(?: +(?:to|or) +[^\s]*\d[^\s]*)?"
+        number = r"[^\s]*\d[^\s]*(?: +(?:to|or) +[^\s]*\d[^\s]*)?"
         leading = _alternation(units_leading)
         worded = rf"{_alternation(quantity_words)}(?: +{units})?"
         token = rf"(?:{number}(?: +{units})?(?: +{leading})?|{worded}|{leading}|[/x\u2013-])"
@@ -423,39 +402,42 @@ class Normalizer:
         self._fillers_rx = rf"(?m)^(?:{fillers} +)+|(?: +{fillers})+$|^(?:{fillers}|{_alternation(lone_units)})$"
         # Cut from the first comment marker to the end; a line's first word is never a marker.
         # Leading amounts are stripped before the cut, so "1 to 2 tbsp" never reaches it.
-        self._cut_rx = rf"(?s)(?:([^\s]) |\n){_alternation(markers)} .*$"
+        self._cut = Rewrite(rf"(?s)(?:(?P<before>[^\s]) |\n){_alternation(markers)} .*$", "${before}")
         alone, head = _alternation(standalone), _alternation(shared_heads)
         # "dried, hot red chillies": a lone modifier before a comma joins what follows.
         modifier = rf"(?:{_alternation(modifiers)}|[a-z]+[^e\s]ed)"
-        self._modifier_rx = rf"^\n*({modifier})\n+"
+        self._modifier = Rewrite(rf"^\n*(?P<modifier>{modifier})\n+", "${modifier} ")
         # "onion or spring onion", "tomato or cherry tomato": the first is whole already.
-        self._same_head_rx = "^(?:" + "|".join(
-            rf"({_rx(h)}) or (?:[^ ]*[ _])?{_rx(h)}(?: (?:or|and) .*)?" for h in shared_heads
-        ) + ")$"
-        self._same_head_out = "".join(f"${{{i + 1}}}" for i in range(len(shared_heads)))
-        # Only the first two alternatives matter: "rum or orange or coffee liqueur" -> rum.
-        self._third_alternative_rx = r"^(.*? or [^\n]*?) or .*$"
+        self._same_head = Rewrite.keeping_any("^(?:" + "|".join(
+            rf"(?P<head{i}>{_rx(h)}) or (?:[^ ]*[ _])?{_rx(h)}(?: (?:or|and) .*)?" for i, h in enumerate(shared_heads)
+        ) + ")$")
         # The head is shared when the first alternative is one word and the second ends in
         # a head noun; the second's first word is a whole token ("long_grain rice") or the
         # first word of a protected phrase ("vegetable_stock"). The result is plain words.
-        shared_tail = rf"(?:[^ ]+ ((?:[^ ]+ )*?{head})|[^ _]+_((?:[^ _]+_)*?{head}))"
+        shared_tail = rf"(?:[^ ]+ (?P<word_head>(?:[^ ]+ )*?{head})|[^ _]+_(?P<phrase_head>(?:[^ _]+_)*?{head}))"
         # Two modifiers share what follows the second ("red or white wine vinegar" -> red wine
         # vinegar); a modifier before a bare name shares it ("roasted or poached chicken" ->
         # roasted chicken once "poached" is dropped); two modifiers alone keep the first.
-        self._or_rx = (
-            rf"^(?:({alone}) or .*|({modifier})( )or {modifier}[ _]((?:[^ _]+[ _])*?{head})(?: and .*)?"
-            rf"|({modifier}) or {modifier}|({modifier})( )or ([^ ]+)"
-            rf"|([^ _]+)( )or {shared_tail}(?: and .*)?|(.*?) or .*)$"
+        self._or = Rewrite.keeping_any(
+            rf"^(?:(?P<whole>{alone}) or .*"
+            rf"|(?P<modifier_a>{modifier})(?P<space_a> )or {modifier}[ _](?P<head_a>(?:[^ _]+[ _])*?{head})(?: and .*)?"
+            rf"|(?P<modifier_alone>{modifier}) or {modifier}"
+            rf"|(?P<modifier_b>{modifier})(?P<space_b> )or (?P<name_b>[^ ]+)"
+            rf"|(?P<word>[^ _]+)(?P<space_c> )or {shared_tail}(?: and .*)?"
+            rf"|(?P<first>.*?) or .*)$"
         )
-        self._or_out = "".join(f"${{{i}}}" for i in range(1, 14))
-        self._and_alone_rx = rf"^({alone}) and "
-        self._and_shared_rx = rf"^([^ _]+) and ([^ ]+?)(?: ((?:[^ ]+ )*?{head})|_((?:[^ _]+_)*?{head}))$"
+        self._and_alone = Rewrite(rf"^(?P<whole>{alone}) and ", "${whole}\n")
+        self._and_shared = Rewrite(
+            rf"^(?P<first>[^ _]+) and (?P<second>[^ ]+?)"
+            rf"(?: (?P<word_head>(?:[^ ]+ )*?{head})|_(?P<phrase_head>(?:[^ _]+_)*?{head}))$",
+            "${first} ${word_head}${phrase_head}\n${second} ${word_head}${phrase_head}",
+        )
         # Trailing past participles ("double cream whipped") and part words ("fennel bulb",
         # "sea bass fillet pieces"); equipment is recognised between the two steps.
         participle = rf"(?:[a-z]{{2,}}[^e\s_]ed|{fillers})"
-        self._participle_rx = rf"(?m)([^ \n])(?: {participle})+$"
+        self._participle = Rewrite(rf"(?m)(?P<last>[^ \n])(?: {participle})+$", "${last}")
         parts = _alternation(self._forms(t.lines("part_words.txt")))
-        self._part_rx = rf"(?m)([^ \n])(?: (?:{parts}|{participle}))+$"
+        self._part = Rewrite(rf"(?m)(?P<last>[^ \n])(?: (?:{parts}|{participle}))+$", "${last}")
         self._equipment_rx = rf"(?m)^(?:[^\n]* )?{_alternation(equipment)}$"
 
     def _normal_forms(self, texts: list[str], *, marked: bool = False) -> list[str]:
@@ -528,9 +510,7 @@ class Normalizer:
         patterns = [_padded(p) for p in self._irregular] + [_padded(w) for w in self._invariant]
         values = [_padded(s) for s in self._irregular.values()] + [" " + w + _KEEP + " " for w in self._invariant]
         e = padded.str.replace_many(patterns, values, leftmost=True)
-        e = e.str.replace_all(r"([a-z]{2,})ies ", "${1}y ")
-        e = e.str.replace_all(r"([a-z]+(?:ch|sh|x|ss|zz|o))es ", "$1 ")
-        return e.str.replace_all(r"([a-z]{2,}[a-rtv-z])s ", "$1 ")
+        return S_PLURAL.every(ES_PLURAL.every(IES_PLURAL.every(e)))
 
     @staticmethod
     def _unmark(e: pl.Expr) -> pl.Expr:
@@ -562,7 +542,7 @@ class Normalizer:
         """Raw line -> its comma parts as cleaned lines of text ('' for a non-ingredient line)."""
         e = self._clean(expr)
         # A spaced dash between words starts a comment: "1 lemon - juice only".
-        e = e.str.replace(r"([a-z]) +\u2013 +[a-z].*$", "$1")
+        e = SPACED_DASH_COMMENT.first(e)
         # Section headers and equipment notes give nothing.
         e = e.str.replace(
             r"^(?:.*:\s*|\s*(?:for|to)\s[^\d]*|\s*(?:you will need|youll need|you need|you also need|"
@@ -570,23 +550,22 @@ class Normalizer:
             "",
         )
         # "Garnish: parsley" -> parsley; "1kg sugar: regular, not pectin" -> 1kg sugar.
-        e = e.str.replace(r"^\s*[^\d\s:]+(?:\s+[^\d\s:]+){0,3}\s*:(.*)$", "$1").str.replace(r":.*$", "")
+        e = LABEL.first(e).str.replace(r":.*$", "")
         # Parentheticals (one level of nesting); an unclosed bracket or ';' ends the line.
         e = e.str.replace_all(r"\([^()]*\)", " ").str.replace_all(r"\([^()]*\)", " ").str.replace(r"[(;].*$", "")
         e = e.str.replace_all(r"\d+\s*%(?:\s*(?:fat|cocoa solids|cocoa|proof|abv|vol))?", " ")
-        e = e.str.replace_all(r"[^\pL\pN\s,/⁄_\ue000\u2013]", " ").str.replace_all(r"(\pL) +/ +(\pL)", "$1 or $2")
+        e = SLASH_ALTERNATIVE.every(e.str.replace_all(r"[^\pL\pN\s,/⁄_\ue000\u2013]", " "))
         e = self._words(e)
         # Comma parts become lines. Amounts go before the comment cut ("2 tbsp or so honey"
         # keeps honey); the cut runs from the first marker to the end of the line's text.
         e = e.str.replace_all(r" ?, ?", "\n").str.strip_chars(" ").str.replace_all(self._lead_rx, "")
-        return (e + " ").str.replace(self._cut_rx, "$1").str.strip_chars(" ")
+        return self._cut.first(e + " ").str.strip_chars(" ")
 
     def _first_part(self, parts: pl.Expr) -> pl.Expr:
         """Comma parts (lines) -> the first one that still names something, or ''."""
         # "juice of 1 lemon", "grated zest and juice of 2 limes" -> the fruit.
         e = parts.str.replace_all(r"(?m)^ *(?:(?:juice|zest|rind|peel) +(?:and +)?)+of +", "")
-        e = self._strip(e).str.replace(self._modifier_rx, "$1 ")
-        return e.str.replace(r"(?s)^\n*([^\n]*).*$", "$1")
+        return FIRST_LINE.first(self._modifier.first(self._strip(e)))
 
     def _names(self, part: pl.Expr) -> pl.Expr:
         """First comma part -> list of canonical names."""
@@ -596,16 +575,15 @@ class Normalizer:
         e = e.str.replace_all(self._lead_rx, "").str.replace_many(
             [" \ue001\n", " \ue002\n", "\ue001\n", "\ue002\n"], [" or ", " and ", "or ", "and "]
         )
-        e = e.str.replace(self._third_alternative_rx, "$1").str.replace(self._same_head_rx, self._same_head_out)
-        e = e.str.replace(self._or_rx, self._or_out)
-        e = e.str.replace(self._and_alone_rx, "$1\n").str.replace(self._and_shared_rx, "$1 $3$4\n$2 $3$4")
+        e = self._or.first(self._same_head.first(THIRD_ALTERNATIVE.first(e)))
+        e = self._and_shared.first(self._and_alone.first(e))
         e = self._finish(e.str.replace_all(" and ", "\n", literal=True))
         return e.str.split("\n").list.eval(pl.element().filter(pl.element() != "")).list.unique(maintain_order=True)
 
     def _finish(self, e: pl.Expr) -> pl.Expr:
         """Lines of cleaned names -> canonical names ('' when nothing is left or equipment)."""
-        e = self._strip(e).str.replace_all(self._participle_rx, "$1").str.replace_all(self._equipment_rx, "")
-        e = e.str.replace_all(self._part_rx, "$1").str.replace_all(_JOIN, " ", literal=True)
+        e = self._participle.every(self._strip(e)).str.replace_all(self._equipment_rx, "")
+        e = self._part.every(e).str.replace_all(_JOIN, " ", literal=True)
         # Phrases are protected afresh (a shared head may have split one), then synonyms map
         # them to padded canonical names; a second pass catches a canonical name that forms
         # a new phrase with its neighbour ("cooking chorizo sausage" -> "chorizo sausage" ->

@@ -1,71 +1,20 @@
 """The sample corpus that ships with the package: synthetic recipes with planted structure.
 
 ``flavor-ml train`` runs on it when no corpus is given, with no data and no network, and the
-tests check that trained embeddings recover what was planted. It is generated, never copied
-from a real data set: :func:`generate_sample_corpus` makes any number of recipes from a seed,
-deterministically (same seed, same bytes), and :data:`SAMPLE_CORPUS_PATH` is what it makes
-with the defaults (3000 recipes, seed 7). Regenerate the bundled files with
-``python -m flavor_ml.data.sample``.
-
-Recipes
-    JSON objects ``{"id", "title", "cuisine", "ingredients"}`` where ``ingredients`` holds raw
-    lines as real recipes have them: unicode and ASCII fractions and ranges (``1½``,
-    ``1 1/2``, ``2-3``), metric, imperial and dual units (``150g/5½oz``, ``400ml/14fl oz``),
-    sizes, descriptors before the name (``freshly grated``, ``extra-virgin``), preparation
-    after a comma, parentheticals (``1 (15 oz) can black beans, drained``), regular and
-    irregular plurals (``tomatoes``, ``chillies``, ``bay leaves``, ``anchovies``), regional
-    variants (``spring onions``/``green onions``/``scallions``, ``coriander leaves``/
-    ``cilantro``, ``aubergine``/``eggplant``, ``prawns``/``shrimp``), occasional section
-    headers (``For the sauce:``) and ``Salt and freshly ground black pepper, to taste``.
-
-Canonical names
-    Every raw line the generator can write is listed by :func:`intended_names` with the
-    canonical ingredient name(s) it was written for (an empty tuple for a section header,
-    ``("salt", "black pepper")`` for ``salt and black pepper``). Canonical names are lower case,
-    singular, with spaces: regional variants map to one name (``scallion``, ``cilantro``,
-    ``eggplant``, ``shrimp``, ``heavy cream``, ``chickpea``, ``bell pepper``, ``onion`` for
-    yellow/brown onions), descriptors that change the ingredient are kept (``brown sugar``,
-    ``black bean``, ``red onion``, ``soy sauce``, ``thai basil``, ``basmati rice``,
-    ``dried apricot``), and descriptors that do not are dropped (``fresh``, ``ground`` spices,
-    ``extra-virgin``, ``dry`` wine, sizes, ``whole-milk``); accents are folded (``jalapeno``,
-    ``gruyere cheese``, ``creme fraiche``; cheeses are named as in the flavor-network corpus,
-    ``parmesan cheese``). Descriptors whose effect is a matter of convention
-    (dried herbs, toasted nuts, baby spinach, colours of chillies) are not written at all.
-
-Planted structure (:data:`PLANTED`)
-    * Seven cuisines with shares 22/18/15/13/12/11/9 % -- italian, mexican, indian, french,
-      japanese, thai, moroccan -- each with a core of ingredients drawn independently, each
-      with its own probability.
-    * Cross-cuisine staples (salt, garlic, onion, olive oil, black pepper, vegetable oil,
-      sugar, butter, ...) with a popularity skew (salt in half the recipes, milk in 3 %) and
-      per-cuisine adjustments (little olive oil in japanese and thai, much butter in french).
-    * One strong pair per cuisine, at the heart of a dish that is 40 % of that cuisine's
-      recipes: basil-oregano with tomato and mozzarella (italian), lime-cilantro with
-      jalapeno and red onion (mexican), soy sauce-ginger with scallion and sesame oil
-      (japanese), garam masala-turmeric with cumin and chili (indian), thyme-bay leaf with
-      carrot and white wine (french), lemongrass-makrut lime leaf with galangal and coconut
-      milk (thai), couscous-chickpea with dried apricot and almond (moroccan). The dish has
-      both of the pair or one of them, so the two go together *and* share their contexts
-      (Item2Vec puts them next to each other); see :class:`Pair`.
-    * Noise: a tenth of the recipes get one ingredient drawn uniformly from all non-staples.
-    * Every ingredient has a category (vegetable, fruit, herb, spice, dairy, meat, seafood,
-      grain, legume, nut, condiment, oil, sweetener, alcohol, stock), bundled as
-      :data:`SAMPLE_CATEGORIES_PATH` (``ingredient,category``).
-
-Behavioural facts (``PLANTED.neighbours``, ``.completions``, ``.invariances``)
-    What a model trained on this corpus should show: "basil's neighbours include oregano"
-    (:class:`NeighbourFact`, one per pair, in the top 5 by input-vector cosine), "a Mexican
-    basket completes with lime before soy sauce" (:class:`CompletionFact`, one per dish),
-    "adding 'fresh' to a line does not change its ingredient" (:class:`InvarianceFact`).
-    With the default training parameters every neighbour is first and every completion's
-    ``better`` is in the top 3 on the bundled corpus.
+tests check that trained embeddings recover what was planted (:data:`PLANTED`). It is generated,
+never copied: every random decision of a recipe is keyed by what it decides (:class:`_Draws`),
+so the same seed gives the same bytes and editing one table changes only what uses it.
+Regenerate the bundled files with ``python -m flavor_ml.data.sample``; docs/sample-corpus.md
+describes the recipes, the planted structure and the facts a model should show.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import functools
+import hashlib
 import io
 import itertools
 import json
@@ -74,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from flavor_ml.atomic import atomic_path
 
@@ -636,18 +586,20 @@ def _render(ing: _Ingredient, rng: random.Random) -> str:
 
 
 @functools.cache
+def _line_pool(ing: _Ingredient) -> tuple[str, ...]:
+    """An ingredient's distinct raw lines, most common first: its own stream, whatever the corpus seed
+    or the other ingredients."""
+    rng = random.Random(f"flavor-ml sample lines: {ing.name}")
+    lines: dict[str, None] = {}
+    for _ in range(ing.variants * 20):
+        lines.setdefault(_render(ing, rng))
+        if len(lines) == ing.variants:
+            break
+    return tuple(lines)
+
+
 def _line_pools() -> dict[str, tuple[str, ...]]:
-    """Each ingredient's distinct raw lines, most common first; fixed, whatever the corpus seed."""
-    pools: dict[str, tuple[str, ...]] = {}
-    for ing in _INGREDIENTS:
-        rng = random.Random(f"flavor-ml sample lines: {ing.name}")
-        lines: dict[str, None] = {}
-        for _ in range(ing.variants * 20):
-            lines.setdefault(_render(ing, rng))
-            if len(lines) == ing.variants:
-                break
-        pools[ing.name] = tuple(lines)
-    return pools
+    return {ing.name: _line_pool(ing) for ing in _INGREDIENTS}
 
 
 @functools.cache
@@ -673,10 +625,10 @@ def intended_names() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType(names)
 
 
-def intended_basket(recipe: Mapping[str, object]) -> list[str]:
+def intended_basket(recipe: Mapping[str, Any]) -> list[str]:
     """The canonical names a generated recipe was written with, in line order, each once."""
     names = intended_names()
-    return list(dict.fromkeys(n for line in recipe["ingredients"] for n in names[line]))  # type: ignore[union-attr]
+    return list(dict.fromkeys(n for line in recipe["ingredients"] for n in names[line]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -690,111 +642,164 @@ _TITLE_MAIN = ("meat", "seafood", "legume", "vegetable", "grain", "dairy", "frui
 _TITLE_ADJECTIVES = ("Easy", "Quick", "Weeknight", "Classic", "Spicy", "Simple", "Rustic", "Family")
 
 
-class _Plan:
-    """Everything the recipe loop needs, precomputed once."""
+@dataclass(frozen=True, eq=False)   # compared (and cached) by identity: the tables hold dicts
+class SampleTables:
+    """What the generator draws from. Each recipe's draws are keyed by what they are about (see
+    :class:`_Draws`), so editing one table changes only the recipes, lines or titles that use it."""
 
-    def __init__(self) -> None:
-        self.cuisines = CUISINES
-        self.cuisine_cum = list(itertools.accumulate(c.share for c in CUISINES))
-        self.core = {c.name: tuple(c.core.items()) for c in CUISINES}
-        self.core_names = {c.name: tuple(c.core) for c in CUISINES}
-        self.staples = {c.name: tuple({**STAPLES, **c.staples}.items()) for c in CUISINES}
-        self.pair = {p.cuisine: p for p in PAIRS}
-        if len(self.pair) != len(PAIRS):
+    cuisines: tuple[Cuisine, ...]
+    staples: Mapping[str, float]
+    pairs: tuple[Pair, ...]
+    ingredients: tuple[_Ingredient, ...]
+
+    def replace(self, **changes: object) -> SampleTables:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+class _Plan:
+    """Everything the recipe loop needs, precomputed once per set of tables."""
+
+    def __init__(self, tables: SampleTables) -> None:
+        self.cuisines = tables.cuisines
+        self.cuisine_cum = list(itertools.accumulate(c.share for c in tables.cuisines))
+        self.core = {c.name: tuple(c.core.items()) for c in tables.cuisines}
+        self.core_names = {c.name: tuple(c.core) for c in tables.cuisines}
+        self.staples = {c.name: tuple({**tables.staples, **c.staples}.items()) for c in tables.cuisines}
+        self.staple_names = frozenset(tables.staples)
+        self.pair = {p.cuisine: p for p in tables.pairs}
+        if len(self.pair) != len(tables.pairs):
             raise ValueError("one dish (Pair) per cuisine at most")
-        self.noise = tuple(i.name for i in _INGREDIENTS if i.name not in STAPLES)
-        pools = _line_pools()
-        self.pools = pools
+        self.noise = tuple(i.name for i in tables.ingredients if i.name not in tables.staples)
+        self.pools = {ing.name: _line_pool(ing) for ing in tables.ingredients}
         self.pool_cum = {name: list(itertools.accumulate(1.0 / (rank + 1) ** 0.7 for rank in range(len(lines))))
-                         for name, lines in pools.items()}
-        self.rank = {i.name: (_LINE_ORDER[i.category], n) for n, i in enumerate(_INGREDIENTS)}
-        self.category = {i.name: i.category for i in _INGREDIENTS}
+                         for name, lines in self.pools.items()}
+        self.rank = {i.name: (_LINE_ORDER[i.category], i.name) for i in tables.ingredients}
+        self.category = {i.name: i.category for i in tables.ingredients}
 
 
 @functools.cache
-def _plan() -> _Plan:
-    return _Plan()
+def _plan(tables: SampleTables) -> _Plan:
+    return _Plan(tables)
 
 
-def _draw_basket(cuisine: Cuisine, plan: _Plan, rng: random.Random) -> list[str]:
-    rand = rng.random
+_MASK64 = (1 << 64) - 1
+
+
+@functools.lru_cache(maxsize=65536)
+def _hash64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def _mix64(x: int) -> int:
+    """SplitMix64's finaliser: one recipe hash and one key hash -> an independent-looking draw."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+class _Draws:
+    """The random numbers of one recipe, each keyed by what it decides (``("core", "basil")``,
+    ``("line", "salt")``, ``("title",)``): a draw never depends on how many came before it, so a
+    changed probability or an added ingredient moves only the decisions about that ingredient."""
+
+    def __init__(self, seed: int, number: int) -> None:
+        self._recipe = _hash64(f"{seed}/{number}")
+
+    def uniform(self, *about: str) -> float:
+        return _mix64(self._recipe ^ _hash64("/".join(about))) / 2.0 ** 64
+
+    def pick(self, options: tuple[str, ...], *about: str) -> str:
+        """One of ``options`` by rendezvous hashing: adding an option changes the pick only where it wins."""
+        return min(options, key=lambda option: self.uniform(*about, option))
+
+    def index(self, length: int, *about: str) -> int:
+        return int(self.uniform(*about) * length)
+
+
+def _draw_basket(cuisine: Cuisine, plan: _Plan, draws: _Draws) -> list[str]:
     pair = plan.pair.get(cuisine.name)
-    if pair is not None and rand() < pair.dish:
-        basket = [c for c in pair.companions if rand() < pair.company]
-        u = rand()
+    if pair is not None and draws.uniform("dish") < pair.dish:
+        basket = [c for c in pair.companions if draws.uniform("companion", c) < pair.company]
+        u = draws.uniform("pair")
         if u < pair.both:
             basket += [pair.first, pair.second]
         else:
             basket.append(pair.first if u < (1 + pair.both) / 2 else pair.second)
-        basket += [name for name, p in plan.core[cuisine.name] if rand() < p * pair.rest]
+        basket += [name for name, p in plan.core[cuisine.name] if draws.uniform("core", name) < p * pair.rest]
         fillers = pair.companions + (pair.first, pair.second)
     else:
-        basket = [name for name, p in plan.core[cuisine.name] if rand() < p]
+        basket = [name for name, p in plan.core[cuisine.name] if draws.uniform("core", name) < p]
         if pair is not None:
-            basket += [name for name in (pair.first, pair.second) if rand() < pair.alone]
+            basket += [name for name in (pair.first, pair.second) if draws.uniform("core", name) < pair.alone]
         fillers = plan.core_names[cuisine.name]
-    basket += [name for name, p in plan.staples[cuisine.name] if rand() < p]
-    if rand() < NOISE_RATE:
-        basket.append(plan.noise[int(rand() * len(plan.noise))])
-    while len(set(basket)) < MIN_INGREDIENTS:
-        basket.append(fillers[int(rand() * len(fillers))])
+    basket += [name for name, p in plan.staples[cuisine.name] if draws.uniform("staple", name) < p]
+    if draws.uniform("noise") < NOISE_RATE:
+        basket.append(draws.pick(plan.noise, "noise"))
+    for round_ in itertools.count():
+        if len(set(basket)) >= MIN_INGREDIENTS:
+            break
+        basket.append(draws.pick(fillers, "filler", str(round_)))
     return sorted(dict.fromkeys(basket), key=plan.rank.__getitem__)
 
 
-def _write_lines(basket: list[str], plan: _Plan, rng: random.Random) -> list[str]:
-    rand = rng.random
+def _write_lines(basket: list[str], plan: _Plan, draws: _Draws) -> list[str]:
     lines = []
-    if "salt" in basket and "black pepper" in basket and rand() < 0.5:
-        basket = [n for n in basket if n != "black pepper"]
-        combined = True
-    else:
-        combined = False
+    combined = "salt" in basket and "black pepper" in basket and draws.uniform("salt and pepper") < 0.5
     for name in basket:
+        if name == "black pepper" and combined:
+            continue
         if name == "salt" and combined:
-            lines.append(_SALT_AND_PEPPER[int(rand() * len(_SALT_AND_PEPPER))])
+            lines.append(_SALT_AND_PEPPER[draws.index(len(_SALT_AND_PEPPER), "salt and pepper line")])
             continue
         cum = plan.pool_cum[name]
-        lines.append(plan.pools[name][bisect.bisect(cum, rand() * cum[-1])])
-    if len(lines) >= 6 and rand() < 0.1:
-        at = 2 + int(rand() * (len(lines) - 3))
-        lines.insert(at, _HEADERS[int(rand() * len(_HEADERS))])
+        lines.append(plan.pools[name][bisect.bisect(cum, draws.uniform("line", name) * cum[-1])])
+    if len(lines) >= 6 and draws.uniform("header") < 0.1:
+        at = 2 + draws.index(len(lines) - 3, "header at")
+        lines.insert(at, _HEADERS[draws.index(len(_HEADERS), "header line")])
     return lines
 
 
-def _title(cuisine: Cuisine, basket: list[str], plan: _Plan, rng: random.Random) -> str:
-    mains = [n for n in basket if n not in STAPLES and plan.category[n] in _TITLE_MAIN]
+def _title(cuisine: Cuisine, basket: list[str], plan: _Plan, draws: _Draws) -> str:
+    mains = [n for n in basket if n not in plan.staple_names and plan.category[n] in _TITLE_MAIN]
     main = mains[0] if mains else cuisine.name.capitalize()
-    title = f"{main} {cuisine.dishes[int(rng.random() * len(cuisine.dishes))]}"
-    if rng.random() < 0.2:
-        title = f"{_TITLE_ADJECTIVES[int(rng.random() * len(_TITLE_ADJECTIVES))]} {title}"
+    title = f"{main} {cuisine.dishes[draws.index(len(cuisine.dishes), 'dish word')]}"
+    if draws.uniform("adjective") < 0.2:
+        title = f"{_TITLE_ADJECTIVES[draws.index(len(_TITLE_ADJECTIVES), 'adjective word')]} {title}"
     return title[0].upper() + title[1:]
 
 
-def iter_sample_recipes(n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SEED) -> Iterator[dict]:
+SAMPLE_TABLES = SampleTables(CUISINES, STAPLES, PAIRS, _INGREDIENTS)
+"""The tables of the bundled corpus."""
+
+
+def iter_sample_recipes(n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SEED,
+                        tables: SampleTables | None = None) -> Iterator[dict[str, Any]]:
     """The recipes of :func:`generate_sample_corpus`, one at a time."""
     if n_recipes < 0:
         raise ValueError(f"n_recipes must be 0 or more, not {n_recipes}")
-    plan = _plan()
-    rng = random.Random(seed)
+    plan = _plan(tables or SAMPLE_TABLES)
     width = max(6, len(str(n_recipes)))   # r000001: a smaller corpus is the start of a bigger one
     for number in range(1, n_recipes + 1):
-        cuisine = plan.cuisines[bisect.bisect(plan.cuisine_cum, rng.random() * plan.cuisine_cum[-1])]
-        basket = _draw_basket(cuisine, plan, rng)
+        draws = _Draws(seed, number)
+        cuisine = plan.cuisines[bisect.bisect(plan.cuisine_cum, draws.uniform("cuisine") * plan.cuisine_cum[-1])]
+        basket = _draw_basket(cuisine, plan, draws)
         yield {
             "id": f"r{number:0{width}d}",
-            "title": _title(cuisine, basket, plan, rng),
+            "title": _title(cuisine, basket, plan, draws),
             "cuisine": cuisine.name,
-            "ingredients": _write_lines(basket, plan, rng),
+            "ingredients": _write_lines(basket, plan, draws),
         }
 
 
-def generate_sample_corpus(n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SEED) -> list[dict]:
+def generate_sample_corpus(n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SEED,
+                           tables: SampleTables | None = None) -> list[dict[str, Any]]:
     """``n_recipes`` synthetic recipes with the structure of :data:`PLANTED`; the same seed gives the same recipes.
 
     Each recipe is ``{"id", "title", "cuisine", "ingredients"}`` with ``ingredients`` a list
     of raw lines; :func:`intended_names` says which ingredient each line was written for.
     """
-    return list(iter_sample_recipes(n_recipes, seed))
+    return list(iter_sample_recipes(n_recipes, seed, tables))
 
 
 def write_sample_corpus(path: Path | str, n_recipes: int = DEFAULT_RECIPES, seed: int = DEFAULT_SEED) -> Path:

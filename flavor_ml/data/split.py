@@ -25,7 +25,7 @@ def basket_fraction(basket: Sequence[str], seed: int) -> float:
     Order and repeats inside the basket do not matter: ``["salt", "egg", "egg"]`` and
     ``["egg", "salt"]`` get the same number.
     """
-    key = f"{seed}{_SEPARATOR}{_SEPARATOR.join(sorted(set(basket)))}".encode("utf-8")
+    key = f"{seed}{_SEPARATOR}{_SEPARATOR.join(sorted(set(basket)))}".encode()
     digest = hashlib.blake2b(key, digest_size=8, person=b"flavor-split").digest()
     return int.from_bytes(digest, "big") / _SCALE
 

@@ -46,7 +46,7 @@ class Threshold(_Strict):
         return {"min": value} if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
-    def _has_a_bound(self) -> "Threshold":
+    def _has_a_bound(self) -> Threshold:
         if self.min is None and self.max is None:
             raise ValueError("a threshold needs 'min', 'max' or both")
         return self
@@ -113,7 +113,7 @@ class PromotionPolicy(_Strict):
         return stages
 
     @model_validator(mode="after")
-    def _no_stage_requires_itself(self) -> "PromotionPolicy":
+    def _no_stage_requires_itself(self) -> PromotionPolicy:
         for stage, rules in self.stages.items():
             if rules.require_stage == stage:
                 raise ValueError(f"stage {stage!r} cannot require itself")

@@ -28,3 +28,8 @@ def alias_for_stage(stage: str) -> str:
 def model_uri(model_name: str, stage: str) -> str:
     """``models:/<name>@<alias>`` for a stage or alias."""
     return f"models:/{model_name}@{alias_for_stage(stage)}"
+
+
+def decision_tag(alias: str, key: str) -> str:
+    """The model-version tag that records the last decision about ``alias`` (``promotion.staging.status``)."""
+    return f"promotion.{alias}.{key}"

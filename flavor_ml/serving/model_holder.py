@@ -19,7 +19,7 @@ from enum import Enum
 from mlflow import MlflowClient
 
 from flavor_ml.errors import RegistryError
-from flavor_ml.registry.registration import display_uri, registry_client
+from flavor_ml.registry.store import Registry, display_uri
 from flavor_ml.serving.loader import ServedModel, load_version, resolve_alias
 
 logger = logging.getLogger(__name__)
@@ -193,5 +193,5 @@ class ModelHolder:
 
     def _registry(self) -> MlflowClient:
         if self._client is None:
-            self._client = registry_client(self.tracking_uri)
+            self._client = Registry.at(self.tracking_uri).client
         return self._client

@@ -13,6 +13,8 @@ import logging
 import threading
 from collections.abc import Callable, Container, Iterable, Sequence
 
+from cachetools import LRUCache
+
 logger = logging.getLogger(__name__)
 
 Normalize = Callable[[Iterable[str]], list[str | None]]
@@ -31,21 +33,22 @@ def plain(name: str) -> str:
 
 
 class NameResolver:
-    """Maps request names to vocabulary names, remembering up to ``cache_size`` normalizations."""
+    """Maps request names to vocabulary names, remembering the ``cache_size`` most recently used normalizations."""
 
     def __init__(self, normalize: Normalize, cache_size: int = 65_536) -> None:
         self._normalize = normalize
-        self._cache: dict[str, str | None] = {}
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache: LRUCache[str, str | None] = LRUCache(maxsize=cache_size)
+        self._lock = threading.Lock()  # an LRU cache reorders itself on reads too
 
     def pending(self, names: Iterable[str], vocabulary: Container[str]) -> list[str]:
         """The names that need the normalizer before :meth:`resolve` can answer for them."""
-        return [n for n in dict.fromkeys(names) if plain(n) not in vocabulary and n not in self._cache]
+        with self._lock:
+            return [n for n in dict.fromkeys(names) if plain(n) not in vocabulary and n not in self._cache]
 
     def normalize(self, names: Sequence[str]) -> None:
         """Normalize ``names`` in one call and cache the results (blocking: run it off the event loop)."""
-        names = [n for n in dict.fromkeys(names) if n not in self._cache]
+        with self._lock:
+            names = [n for n in dict.fromkeys(names) if n not in self._cache]
         if not names:
             return
         try:
@@ -54,19 +57,19 @@ class NameResolver:
             logger.warning("the normalizer failed on %r; treating them as unknown", names, exc_info=True)
             normalized = [None] * len(names)
         with self._lock:
-            for name, result in zip(names, normalized):
-                if len(self._cache) >= self._cache_size:
-                    self._cache.pop(next(iter(self._cache)))  # oldest first
-                self._cache[name] = result
+            self._cache.update(zip(names, normalized))
 
     def resolve(self, name: str, vocabulary: Container[str]) -> str | None:
         """The vocabulary name for ``name``, or None; names from :meth:`pending` must be normalized first."""
         candidate = plain(name)
         if candidate in vocabulary:
             return candidate
-        normalized = self._cache.get(name)
+        with self._lock:
+            normalized = self._cache.get(name)
         return normalized if normalized in vocabulary else None
 
     def lookup_form(self, name: str) -> str:
         """The form to look close spellings up by: the normalized one when there is one."""
-        return self._cache.get(name) or plain(name)
+        with self._lock:
+            cached = self._cache.get(name)
+        return cached or plain(name)

@@ -8,8 +8,8 @@ Secrets are not here: see :mod:`flavor_ml.stack.credentials`.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,7 +105,8 @@ def load_settings(**overrides: object) -> StackSettings:
     then the defaults. ConfigError naming every bad variable."""
     from pydantic import ValidationError
 
-    from flavor_ml.settings import describe_errors, load_settings as load_root_settings
+    from flavor_ml.settings import describe_errors
+    from flavor_ml.settings import load_settings as load_root_settings
 
     root = load_root_settings()
     home = Path(str(overrides.get("home") or root.home)).resolve()

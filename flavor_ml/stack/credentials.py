@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from flavor_ml.atomic import atomic_path
 from flavor_ml.errors import ConfigError
 
@@ -60,15 +62,8 @@ def is_placeholder(value: str) -> bool:
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``NAME=value`` lines (``#`` comments and blank lines ignored); values are taken literally."""
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.partition("=")
-        values[name.strip()] = value.strip()
-    return values
+    """The ``NAME=value`` lines of a .env file (python-dotenv; no ``${VAR}`` expansion: secrets are literal)."""
+    return {name: value for name, value in dotenv_values(path, interpolate=False).items() if value is not None}
 
 
 def load_credentials(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:

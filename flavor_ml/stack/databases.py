@@ -6,12 +6,14 @@ its own, whose init script (deployments/postgres-init.sh) creates the same two d
 
 from __future__ import annotations
 
+from typing import Any
+
 from flavor_ml.errors import ConfigError
 from flavor_ml.stack.config import StackSettings
 from flavor_ml.stack.errors import StackError
 
 
-def _connect(settings: StackSettings, database: str = "postgres"):
+def _connect(settings: StackSettings, database: str = "postgres") -> Any:
     try:
         import psycopg2
     except ImportError:

@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -133,10 +133,10 @@ def verify(environ: Mapping[str, Any], access_key_id: str, secret: str, now: dat
     if not hmac.compare_digest(key_id, access_key_id):
         raise Refused("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
     try:
-        sent = datetime.strptime(fields["Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        sent = datetime.strptime(fields["Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         raise Refused("AccessDenied", "X-Amz-Date is missing or malformed") from None
-    age = ((now or datetime.now(timezone.utc)) - sent).total_seconds()
+    age = ((now or datetime.now(UTC)) - sent).total_seconds()
     if presigned:
         expires = int(fields["Expires"]) if fields["Expires"].isdigit() else -1
         if age > expires or age < -MAX_CLOCK_SKEW_SECONDS:

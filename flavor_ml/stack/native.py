@@ -7,8 +7,10 @@ files (Prefect's home, MinIO's data, MLflow's auth config).
 ``up`` creates the databases, then starts each service once the services it depends on are
 healthy, and leaves running whatever already runs healthy, so calling it twice is harmless.
 After the S3 store is healthy it creates the bucket; after the Prefect server is healthy it
-runs ``deployments/bootstrap.py`` (work pool and blocks). ``down`` stops every service and
-everything it started (SIGTERM, then SIGKILL), the API and the worker before the servers.
+runs the bootstrap script the caller names (:class:`BootstrapScript`; the CLI passes
+``deployments/bootstrap.py``: work pool and blocks), so the library never imports the app
+layer. ``down`` stops every service and everything it started (SIGTERM, then SIGKILL), the API
+and the worker before the servers.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
+from flavor_ml.atomic import atomic_path
 from flavor_ml.errors import ConfigError
 from flavor_ml.stack import processes
 from flavor_ml.stack.bucket import ensure_bucket
@@ -71,7 +74,8 @@ class ServiceStatus:
 
 def _read_state(settings: StackSettings) -> dict[str, dict[str, Any]]:
     try:
-        return json.loads(settings.state_file.read_text())["services"]
+        services: dict[str, dict[str, Any]] = json.loads(settings.state_file.read_text())["services"]
+        return services
     except FileNotFoundError:
         return {}
     except (ValueError, KeyError) as exc:
@@ -80,9 +84,8 @@ def _read_state(settings: StackSettings) -> dict[str, dict[str, Any]]:
 
 def _write_state(settings: StackSettings, services: Mapping[str, Mapping[str, Any]]) -> None:
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"services": services}, indent=2))
-    os.replace(tmp, settings.state_file)
+    with atomic_path(settings.state_file) as tmp:
+        tmp.write_text(json.dumps({"services": services}, indent=2))
 
 
 @contextlib.contextmanager
@@ -97,8 +100,8 @@ def _locked(settings: StackSettings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _alive(entry: Mapping[str, Any] | None) -> bool:
-    return bool(entry) and processes.is_running(entry.get("pid"), entry.get("started"))
+def _alive(entry: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    return entry is not None and bool(entry) and processes.is_running(entry.get("pid"), entry.get("started"))
 
 
 # -- health -------------------------------------------------------------------------------------
@@ -122,7 +125,7 @@ def _tail(path: Path, chars: int = 3000) -> str:
 _WHAT_NOW = "`flavor-ml stack status` shows what runs, `flavor-ml stack down` stops it"
 
 
-def _wait_healthy(service: Service, entry: Mapping[str, Any], log: Path, timeout: float) -> None:
+def _wait_healthy(service: Service, entry: dict[str, Any], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _alive(entry):
@@ -147,28 +150,29 @@ def _port_is_free(host: str, port: int) -> bool:
 
 # -- bootstrap (Prefect work pool and blocks) ---------------------------------------------------
 
-class _Bootstrap:
-    """``python -m deployments.bootstrap`` against the running stack, output in logs/bootstrap.log."""
+@dataclass(frozen=True)
+class BootstrapScript:
+    """A Python module run as ``python -m <module>`` (from ``project_root``) once the Prefect
+    server is healthy; it reads :func:`~flavor_ml.stack.services.bootstrap_environment`."""
 
-    def __init__(self, settings: StackSettings, credentials: Mapping[str, str]) -> None:
-        try:
-            spec = importlib.util.find_spec("deployments.bootstrap")
-        except ModuleNotFoundError:
-            spec = None
-        if spec is None or spec.origin is None:
-            raise StackError("deployments/bootstrap.py is not importable: run from the project folder or "
-                             "reinstall the project (pip install -e .)")
-        project_root = str(Path(spec.origin).resolve().parents[1])
+    module: str
+    project_root: Path
+
+
+class _Bootstrap:
+    """The bootstrap script against the running stack, output in logs/bootstrap.log."""
+
+    def __init__(self, settings: StackSettings, credentials: Mapping[str, str], script: BootstrapScript) -> None:
         env = _service_env({**bootstrap_environment(settings, credentials),
                             "PREFECT_HOME": str(settings.stack_dir / "prefect-home")})
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(script.project_root), env.get("PYTHONPATH")]))
         self.settings = settings
         self.log = settings.log_dir / "bootstrap.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as handle:
             handle.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} bootstrap\n".encode())
             handle.flush()
-            self.process = subprocess.Popen([sys.executable, "-m", "deployments.bootstrap"],
+            self.process = subprocess.Popen([sys.executable, "-m", script.module],
                                             stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
                                             env=env)
 
@@ -186,9 +190,10 @@ class _Bootstrap:
              f"'aws-credentials/{settings.aws_credentials_block}' are in place")
 
 
-def run_bootstrap(settings: StackSettings, credentials: Mapping[str, str], echo: Echo = print) -> None:
+def run_bootstrap(settings: StackSettings, credentials: Mapping[str, str], script: BootstrapScript,
+                  echo: Echo = print) -> None:
     """Create the work pool and blocks on the stack's Prefect server (idempotent); StackError if it fails."""
-    _Bootstrap(settings, credentials).wait(echo)
+    _Bootstrap(settings, credentials, script).wait(echo)
 
 
 def _service_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -223,11 +228,11 @@ def preflight(settings: StackSettings) -> None:
 
 
 def up(settings: StackSettings | None = None, *, with_api: bool | None = None, echo: Echo = print,
-       cwd: Path | None = None) -> list[ServiceStatus]:
+       cwd: Path | None = None, bootstrap: BootstrapScript | None = None) -> list[ServiceStatus]:
     """Start whatever of the stack is not running, in dependency order; return the status of each.
 
     ``cwd`` is the working directory of the worker (and so of its flow runs); the current one
-    by default.
+    by default. ``bootstrap`` runs once the Prefect server is healthy (none: no bootstrap).
     """
     settings = settings or load_settings()
     preflight(settings)
@@ -247,10 +252,10 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
 
     # Run once per process of the service (recorded in its state entry), once it is healthy.
     # The bootstrap runs beside the services started after it; `up` waits for it at the end.
-    after_healthy: dict[str, Callable[[], None]] = {
-        S3: create_bucket,
-        PREFECT_SERVER: lambda: bootstraps.append((state[PREFECT_SERVER], _Bootstrap(settings, credentials))),
-    }
+    after_healthy: dict[str, Callable[[], None]] = {S3: create_bucket}
+    if bootstrap is not None:
+        after_healthy[PREFECT_SERVER] = lambda: bootstraps.append(
+            (state[PREFECT_SERVER], _Bootstrap(settings, credentials, bootstrap)))
     with _locked(settings):
         state = _read_state(settings)
         ready: set[str] = set()
@@ -270,8 +275,8 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
 
         try:
             _start(services, state, settings, make_ready, launched, echo, cwd)
-            for entry, bootstrap in bootstraps:
-                bootstrap.wait(echo)
+            for entry, running in bootstraps:
+                running.wait(echo)
                 entry["prepared"] = True
         except BaseException:
             _stop_launched(state, launched, settings, echo)

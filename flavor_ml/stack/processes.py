@@ -88,7 +88,7 @@ def family(pid: int) -> set[int]:
     return members
 
 
-def launch(command: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen:
+def launch(command: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``command`` as a session leader, stdin closed, stdout and stderr appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:

@@ -57,13 +57,13 @@ class RegistryStore:
     scratch: Path
 
     @classmethod
-    def create(cls, tracking_uri: str, scratch: Path, artifact_location: str | None = None) -> "RegistryStore":
+    def create(cls, tracking_uri: str, scratch: Path, artifact_location: str | None = None) -> RegistryStore:
         experiment_id = MlflowClient(tracking_uri).create_experiment(
             f"serving-tests-{uuid.uuid4().hex[:8]}", artifact_location=artifact_location)
         return cls(tracking_uri, experiment_id, scratch)
 
     @contextlib.contextmanager
-    def active(self) -> Iterator["RegistryStore"]:
+    def active(self) -> Iterator[RegistryStore]:
         """Make this store MLflow's global one (the API reads it from there), then unset it."""
         mlflow.set_tracking_uri(self.tracking_uri)
         try:

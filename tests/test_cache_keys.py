@@ -1,0 +1,140 @@
+"""A step's cache key follows every line of code and every table the step can reach.
+
+The code part is computed from the import graph of the step's pipeline function, so a module
+nobody remembered to list cannot serve a stale result. These tests edit a temporary copy of
+the package and watch the keys.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flavor_ml import pipeline
+from flavor_ml.cache_keys import hash_parts
+from flavor_ml.versioning import PACKAGE_ROOT, ImportGraph, code_version
+
+STEPS = ("fetch", "normalize", "train", "evaluate")
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    copy = tmp_path / "flavor_ml"
+    shutil.copytree(PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def keys(root: Path) -> dict[str, dict[str, str]]:
+    graph = ImportGraph(root)
+    return {step: graph.version_of("flavor_ml.pipeline", step).parts() for step in STEPS}
+
+
+def module_file(root: Path, module: str) -> Path:
+    path = root.joinpath(*module.split(".")[1:])
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def test_each_step_reaches_the_modules_it_really_runs() -> None:
+    modules = {step: set(code_version(getattr(pipeline, step)).modules) for step in STEPS}
+
+    # The module that went stale under the hand-kept lists: used by training and by the metrics.
+    assert "flavor_ml.embeddings" in modules["train"] and "flavor_ml.embeddings" in modules["evaluate"]
+    assert {"flavor_ml.data.normalization", "flavor_ml.data.baskets", "flavor_ml.data.formats"} <= modules["normalize"]
+    assert {"flavor_ml.eval.metrics", "flavor_ml.eval.baselines", "flavor_ml.eval.categories"} <= modules["evaluate"]
+    assert {"flavor_ml.data.fetch", "flavor_ml.storage", "flavor_ml.settings"} <= modules["fetch"]
+    for step, reached in modules.items():
+        assert f"flavor_ml.pipeline:{step}" in reached
+        assert not {m for m in reached if m.startswith(("flavor_ml.serving", "flavor_ml.registry", "flavor_ml.cli"))}
+    assert "flavor_ml.eval.metrics" not in modules["train"] | modules["normalize"] | modules["fetch"]
+
+
+@pytest.mark.slow
+def test_the_graph_holds_every_package_module_python_really_imports_for_the_pipeline() -> None:
+    """Ground truth from the interpreter: what importing the pipeline loads is inside the graph's closure."""
+    script = "import sys, json, flavor_ml.pipeline; print(json.dumps(sorted(m for m in sys.modules if m.startswith('flavor_ml'))))"
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                                           text=True).stdout))
+    assert loaded <= ImportGraph().closure({"flavor_ml.pipeline"})
+
+
+@pytest.mark.slow
+def test_changing_any_module_a_step_imports_changes_that_steps_key_and_no_other(package: Path) -> None:
+    before = keys(package)
+    reached = {step: {p.removeprefix("code:") for p in parts if p.startswith("code:") and ":" not in p[5:]}
+               for step, parts in before.items()}
+    for module in sorted(set().union(*reached.values())):
+        path = module_file(package, module)
+        original = path.read_text()
+        path.write_text(original + "\n_CACHE_KEY_PROBE = 1\n")
+        after = keys(package)
+        for step in STEPS:
+            changed = {name for name in after[step] if after[step][name] != before[step].get(name)}
+            if module in reached[step]:
+                assert changed == {f"code:{module}"}, (module, step)
+                assert hash_parts(step, after[step]) != hash_parts(step, before[step])
+            else:
+                assert after[step] == before[step], (module, step)
+        path.write_text(original)
+
+
+def test_changing_a_module_no_step_imports_keeps_every_key(package: Path) -> None:
+    before = keys(package)
+    reached = set().union(*({p[5:] for p in parts if p.startswith("code:")} for parts in before.values()))
+    unrelated = [m for m in ImportGraph(package).modules if m not in reached and m != "flavor_ml.pipeline"]
+    assert {"flavor_ml.serving.app", "flavor_ml.registry.policy", "flavor_ml.cache_keys"} <= set(unrelated)
+    for module in unrelated:
+        path = module_file(package, module)
+        path.write_text(path.read_text() + "\n_CACHE_KEY_PROBE = 1\n")
+
+    assert keys(package) == before
+
+
+@pytest.mark.slow
+@pytest.mark.slow
+def test_changing_a_step_function_changes_its_key_but_not_the_other_steps(package: Path) -> None:
+    path = package / "pipeline.py"
+    tree = ast.parse(path.read_text())
+    for step in STEPS:
+        before = keys(package)
+        edited = ast.parse(path.read_text())
+        function = next(n for n in edited.body if isinstance(n, ast.FunctionDef) and n.name == step)
+        function.body.append(ast.Pass())
+        path.write_text(ast.unparse(edited))
+
+        after = keys(package)
+        assert [s for s in STEPS if after[s] != before[s]] == [step]
+        assert {n for n in after[step] if after[step][n] != before[step][n]} == {f"code:flavor_ml.pipeline:{step}"}
+        path.write_text(ast.unparse(tree))
+
+
+def test_a_helper_in_the_pipeline_module_counts_for_the_steps_that_call_it(package: Path) -> None:
+    path = package / "pipeline.py"
+    before = keys(package)
+    path.write_text(path.read_text().replace("held_out = holdout_mask(baskets, split)",
+                                             "held_out = holdout_mask(baskets, split)[::-1]"))
+    after = keys(package)
+    assert {s for s in STEPS if after[s] != before[s]} == {"train", "evaluate"}
+
+
+def test_comments_docstrings_and_formatting_keep_the_key(package: Path) -> None:
+    before = keys(package)
+    path = package / "embeddings.py"
+    source = path.read_text()
+    path.write_text("# a new comment\n" + source.replace('"""', '"""Reworded. ', 1) + "\n\n# trailing\n")
+    assert keys(package) == before
+
+
+def test_a_data_table_named_by_a_reached_module_is_part_of_the_key(package: Path) -> None:
+    before = keys(package)
+    units = package / "data" / "resources" / "units.csv"
+    units.write_text(units.read_text() + "smidgen,after_number\n")
+    after = keys(package)
+
+    assert after["normalize"]["table:data/resources/units.csv"] != before["normalize"]["table:data/resources/units.csv"]
+    assert "table:data/resources/units.csv" not in after["fetch"] and after["fetch"] == before["fetch"]
