@@ -15,8 +15,9 @@ from pydantic import AliasChoices, BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flavor_ml.errors import ConfigError
-from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
 
+#: The registered model every command acts on unless FLAVOR_MODEL_NAME says otherwise.
+DEFAULT_MODEL_NAME = "flavor-ml-embeddings"
 #: Read by every settings class, in the working directory; the environment wins over it.
 ENV_FILE = ".env"
 

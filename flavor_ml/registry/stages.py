@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from flavor_ml.errors import ConfigError
+from flavor_ml.settings import DEFAULT_MODEL_NAME  # noqa: F401  (re-exported: the registry's default name)
 
 STAGES = ("staging", "production")
-DEFAULT_MODEL_NAME = "flavor-ml-embeddings"
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,254}$")
 
 
