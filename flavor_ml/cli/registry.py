@@ -73,12 +73,26 @@ def rollback(
 
 
 @app.command()
-def models(json_output: bool = _JSON, model_name: str = _MODEL_NAME) -> None:
+def models(json_output: bool = _JSON, model_name: str = _MODEL_NAME,
+           card: int | None = typer.Option(None, "--card", min=1, metavar="VERSION",
+                                           help="print the model card of this version instead")) -> None:
     """List a model's versions with their aliases, key metrics and last promotion decision."""
     from flavor_ml.registry.promotion import KEY_METRICS, list_models
     from flavor_ml.registry.registration import display_uri, registry_client
 
     client = registry_client()
+    if card is not None:
+        from flavor_ml.model_card import read_model_card
+
+        try:
+            text = read_model_card(client, model_name, card)
+        except FlavorError as exc:
+            fail(str(exc))
+        if json_output:
+            print_json({"model_name": model_name, "version": card, "card": text})
+        else:
+            typer.echo(text, nl=not text.endswith("\n"))
+        return
     try:
         versions = list_models(client, model_name)
     except FlavorError as exc:
