@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CorpusFormat = Literal["auto", "tsv", "jsonl", "json", "csv", "parquet"]
@@ -123,3 +123,14 @@ class TrackingSettings(BaseSettings):
     def default_artifact_location(self, home: Path) -> str | None:
         """Artifacts of the embedded default go beside its database, not into ./mlruns."""
         return None if self.tracking_uri else (Path(home).resolve() / "mlartifacts").as_uri()
+
+
+class ApiClientSettings(BaseSettings):
+    """How tools reach a running inference API (``FLAVOR_API_URL``, ``FLAVOR_API_ADMIN_TOKEN``;
+    ``flavor-ml stack env`` prints both for the native stack)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore")
+
+    api_url: str = Field("http://127.0.0.1:8000", description="base URL of the inference API")
+    api_admin_token: SecretStr | None = Field(None, description="bearer token of its /admin endpoints")
+    api_timeout_seconds: float = Field(30.0, gt=0)

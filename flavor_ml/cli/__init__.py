@@ -46,3 +46,4 @@ from flavor_ml.cli import train  # noqa: E402,F401
 from flavor_ml.cli import serve  # noqa: E402,F401
 from flavor_ml.cli import registry  # noqa: E402,F401
 from flavor_ml.cli import stack  # noqa: E402,F401
+from flavor_ml.cli import report  # noqa: E402,F401
