@@ -82,7 +82,11 @@ def models(json_output: bool = _JSON, model_name: str = _MODEL_NAME,
 
     client = registry_client()
     if card is not None:
+        import os
+
         from flavor_ml.model_card import read_model_card
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout is the card alone
 
         try:
             text = read_model_card(client, model_name, card)
