@@ -52,8 +52,8 @@ def _corpus_section(raw: CorpusRef, corpus: NormalizedCorpus, model: TrainedMode
         more = f" and {len(partitions) - 20} more" if len(partitions) > 20 else ""
         lines.append(f"- partitions ({len(partitions)}): {shown}{more}")
     lines += [
-        f"- recipes: {counts.recipes_in:,} in, {counts.recipes_out:,} kept, {counts.rejected:,} rejected "
-        f"(by reason: {rejects})",
+        (f"- recipes: {counts.recipes_in:,} in, {counts.recipes_out:,} kept, {counts.rejected:,} rejected "
+        f"(by reason: {rejects})"),
         f"- split: {model.train_recipes:,} recipes for training, {model.holdout_recipes:,} held out for the probes",
     ]
     return lines
@@ -69,8 +69,8 @@ def _parameters_section(subject: CardSubject, model: TrainedModel, training: Tra
         "",
         "- Item2Vec (gensim Word2Vec, skip-gram with negative sampling over whole recipes)",
         f"- parameters: {shown}",
-        f"- evaluation: holdout_fraction={evaluation.holdout_fraction}, split_seed={evaluation.split_seed}, "
-        f"k={evaluation.k}, min_count={evaluation.min_count}",
+        (f"- evaluation: holdout_fraction={evaluation.holdout_fraction}, split_seed={evaluation.split_seed}, "
+        f"k={evaluation.k}, min_count={evaluation.min_count}"),
         f"- normalization: {', '.join(f'{k}={v}' for k, v in extra.items())}",
         f"- code version (git): `{subject.git_sha}`; model files sha256 `{model.sha256}`",
         f"- MLflow run: `{subject.run_id}`",
@@ -81,10 +81,10 @@ def _metrics_section(report: EvaluationReport) -> list[str]:
     lines = [
         "## Metrics",
         "",
-        f"Held-out recipes: {report.test_baskets:,}; completion queries: {report.completion_queries:,}; "
+        (f"Held-out recipes: {report.test_baskets:,}; completion queries: {report.completion_queries:,}; "
         f"pair queries: {report.pair_queries:,}; categorized ingredients: {report.category_items:,}. "
         "Baselines are computed on the same split in the same run; intervals, where shown, are bootstrap "
-        "intervals.",
+        "intervals."),
         "",
         probes_markdown(report),
     ]
@@ -94,8 +94,8 @@ def _metrics_section(report: EvaluationReport) -> list[str]:
 
 
 def _vocabulary_section(model: TrainedModel, corpus: NormalizedCorpus, insights: ModelInsights | None) -> list[str]:
-    lines = ["## Vocabulary", "", f"- {model.vocabulary_size:,} ingredients "
-             f"(of {corpus.counts.vocabulary_size:,} canonical names in the kept recipes)"]
+    lines = ["## Vocabulary", "", (f"- {model.vocabulary_size:,} ingredients "
+             f"(of {corpus.counts.vocabulary_size:,} canonical names in the kept recipes)")]
     if insights is not None:
         lines.append(f"- coverage: {fmt_share(insights.heldout_coverage)} of the ingredient mentions in held-out "
                      "recipes are in the vocabulary")
@@ -135,8 +135,8 @@ def _loading_section(subject: CardSubject) -> list[str]:
         'embeddings.similar("basil", 10)',
         "```",
         "",
-        f"Serve it: promote it (`flavor-ml promote --to staging --version {subject.version or 'N'}`), then "
-        "`flavor-ml serve` answers `/similar`, `/complete` and shows the explorer page at `/`.",
+        (f"Serve it: promote it (`flavor-ml promote --to staging --version {subject.version or 'N'}`), then "
+        "`flavor-ml serve` answers `/similar`, `/complete` and shows the explorer page at `/`."),
     ]
 
 
@@ -149,8 +149,8 @@ def render_model_card(*, subject: CardSubject, raw: CorpusRef, corpus: Normalize
     created = (created_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
         [f"# Model card: {title}", "",
-         f"Ingredient embeddings learned from recipes by flavor-ml, {created}. Substitutes: nearest ingredients by "
-         "cosine of input vectors; complements: input x output vectors."],
+         (f"Ingredient embeddings learned from recipes by flavor-ml, {created}. Substitutes: nearest ingredients by "
+         "cosine of input vectors; complements: input x output vectors.")],
         _corpus_section(raw, corpus, model),
         _parameters_section(subject, model, training, evaluation, normalization),
         _metrics_section(report),

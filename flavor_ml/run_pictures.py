@@ -16,12 +16,27 @@ from pydantic import BaseModel
 
 from flavor_ml.eval.categories import read_categories
 from flavor_ml.eval.metrics import EvaluationReport
-from flavor_ml.pipeline import (NormalizedCorpus, TrainedModel, categories_for, categories_in_vocabulary_form,
-                                load_model, load_split_baskets)
+from flavor_ml.pipeline import (
+    NormalizedCorpus,
+    TrainedModel,
+    categories_for,
+    categories_in_vocabulary_form,
+    load_model,
+    load_split_baskets,
+)
 from flavor_ml.settings import EvaluationParams, StorageSettings
 from flavor_ml.tracking import LoggedRun, log_artifact_directory
-from flavor_ml.visualize import (MAP_HTML, MAP_PNG, PROBES_PNG, ModelInsights, Projection, mix_markdown, neighbours_markdown,
-                                 probes_markdown, render_pictures)
+from flavor_ml.visualize import (
+    MAP_HTML,
+    MAP_PNG,
+    PROBES_PNG,
+    ModelInsights,
+    Projection,
+    mix_markdown,
+    neighbours_markdown,
+    probes_markdown,
+    render_pictures,
+)
 
 PICTURES_PATH = "pictures"
 INSIGHTS_FILE = "insights.json"
@@ -87,8 +102,8 @@ def pictures_markdown(pictures: LoggedPictures, images: InlineImages, report: Ev
     return "\n\n".join([
         "# What the model learned",
         f"![ingredient map]({images.map_png})",
-        f"Ingredient map: {insights.projection_method.upper()} projection of the input vectors, coloured by "
-        f"category; interactive version: `{pictures.artifact_uris[MAP_HTML]}` (MLflow: {pictures.run_page}).",
+        (f"Ingredient map: {insights.projection_method.upper()} projection of the input vectors, coloured by "
+        f"category; interactive version: `{pictures.artifact_uris[MAP_HTML]}` (MLflow: {pictures.run_page})."),
         "## Probes beside same-run baselines",
         f"![probes]({images.probes_png})",
         probes_markdown(report),

@@ -136,10 +136,10 @@ def report_markdown(report: UnknownReport, top: int = 50) -> str:
     lines = [
         "# Unknown ingredients asked for",
         "",
-        f"{snap.total_unknown_queries:,} queries for unknown names since {snap.since.isoformat(timespec='seconds')} "
+        (f"{snap.total_unknown_queries:,} queries for unknown names since {snap.since.isoformat(timespec='seconds')} "
         f"at {_cell(snap.api_url)} (model {_cell(str(snap.model_name))} version {_cell(str(snap.model_version))}); "
         f"{snap.tracked:,} distinct names tracked (at most {snap.capacity:,}), {snap.unnamed_queries:,} queries "
-        "with nothing left after normalizing. Counts are upper bounds within the error shown.",
+        "with nothing left after normalizing. Counts are upper bounds within the error shown."),
         "",
         f"{len(report.suggestions)} synonym rows proposed (close known name, similarity >= {report.min_similarity}).",
         "",

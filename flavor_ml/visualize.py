@@ -141,7 +141,7 @@ def project_2d(vectors: np.ndarray, method: Projection = "auto", seed: int = 0) 
             reducer = umap.UMAP(n_neighbors=min(15, len(unit) - 1), min_dist=0.15, metric="cosine",
                                 random_state=seed, n_jobs=1, init="spectral")
             return np.asarray(reducer.fit_transform(unit), dtype=np.float64), "umap"
-        except Exception as exc:  # numba or a degenerate graph: a PCA map is still a map
+        except Exception as exc:  # noqa: BLE001  numba or a degenerate graph: a PCA map is still a map
             logger.warning("UMAP failed (%s); the ingredient map uses PCA", exc)
     return _pca(unit), "pca"
 
@@ -359,14 +359,14 @@ def map_html(projection: ProjectedMap, title: str) -> str:
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
         f"<style>{_MAP_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>",
-        f"<p>{len(projection.names)} ingredients, {esc(projection.method.upper())} projection of the input vectors "
+        (f"<p>{len(projection.names)} ingredients, {esc(projection.method.upper())} projection of the input vectors "
         "(nearby = used alike, likely substitutes). Dot size grows with how often an ingredient was seen; the "
-        f"{min(LABELLED, len(projection.names))} most frequent are named. Hover a dot for its name.</p>",
-        '<p><input id="search" type="search" placeholder="find an ingredient" autocomplete="off"> '
-        '<span id="found"></span></p>',
+        f"{min(LABELLED, len(projection.names))} most frequent are named. Hover a dot for its name.</p>"),
+        ('<p><input id="search" type="search" placeholder="find an ingredient" autocomplete="off"> '
+        '<span id="found"></span></p>'),
         '<div id="wrap">',
-        f'<svg id="map" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">',
+        (f'<svg id="map" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">'),
         *dots, *labels, "</svg>", '<div id="legend">', *legend, "</div></div>", '<div id="tip"></div>',
         f"<script>{_MAP_SCRIPT}</script>", "</body></html>",
     ])

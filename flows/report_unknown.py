@@ -14,8 +14,16 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flavor_ml.settings import ApiClientSettings
-from flavor_ml.unknown_report import (DEFAULT_LIMIT, DEFAULT_MIN_SIMILARITY, UnknownReport, UnknownSnapshot,
-                                      fetch_unknown, report_markdown, suggest_synonyms, write_synonyms_csv)
+from flavor_ml.unknown_report import (
+    DEFAULT_LIMIT,
+    DEFAULT_MIN_SIMILARITY,
+    UnknownReport,
+    UnknownSnapshot,
+    fetch_unknown,
+    report_markdown,
+    suggest_synonyms,
+    write_synonyms_csv,
+)
 
 
 @task(name="fetch-unknown", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

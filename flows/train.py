@@ -19,10 +19,10 @@ from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model_card import CardSubject, publish_model_card, render_model_card
 from flavor_ml.registry.registration import RegisteredVersion, ensure_model_version
+from flavor_ml.run_pictures import LoggedPictures, picture_run, pictures_markdown
 from flavor_ml.settings import (
     EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams,
 )
-from flavor_ml.run_pictures import LoggedPictures, picture_run, pictures_markdown
 from flavor_ml.tracking import LoggedRun, git_sha, log_training_run
 from flavor_ml.visualize import MAP_HTML, Projection
 from flows.caching import StepCachePolicy

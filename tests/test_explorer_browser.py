@@ -41,7 +41,7 @@ def install_chromium() -> str | None:
         return "installing packages needs root"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=900)
         if done.returncode != 0:
             return f"{' '.join(command)} failed: {(done.stderr or done.stdout)[-500:]}"
     return None

@@ -88,7 +88,7 @@ def test_a_card_too_long_for_the_registry_is_cut_at_a_section_with_a_pointer_to_
 
 
 @pytest.mark.slow
-def test_a_training_run_leaves_pictures_in_mlflow_and_prefect_and_a_card_on_its_version(isolated_pipeline,
+def test_a_training_run_leaves_pictures_in_mlflow_and_prefect_and_a_card_on_its_version(isolated_pipeline,  # noqa: F811
                                                                                         monkeypatch):
     from mlflow import MlflowClient
     from prefect.artifacts import Artifact

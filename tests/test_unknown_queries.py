@@ -17,8 +17,14 @@ from flavor_ml.serving.app import create_app
 from flavor_ml.serving.settings import ServingSettings
 from flavor_ml.serving.unknown import UnknownCounter
 from flavor_ml.settings import ApiClientSettings
-from flavor_ml.unknown_report import (UnknownName, UnknownSnapshot, fetch_unknown, report_markdown, suggest_synonyms,
-                                      synonyms_csv)
+from flavor_ml.unknown_report import (
+    UnknownName,
+    UnknownSnapshot,
+    fetch_unknown,
+    report_markdown,
+    suggest_synonyms,
+    synonyms_csv,
+)
 from tests.support.api_server import api_server
 from tests.support.serving import INGREDIENTS, RegistryStore, small_embeddings, unique_model_name, wait_until
 

@@ -8,14 +8,31 @@ import re
 import numpy as np
 import pytest
 from matplotlib.container import BarContainer
+from pydantic import Field
 
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import ConfigError
 from flavor_ml.eval.metrics import EvaluationReport
-from flavor_ml.visualize import (MAP_HTML, MAP_PNG, NEIGHBOURS_MD, NO_CATEGORY, PROBES_PNG, UMAP_FROM, category_mix,
-                                 heldout_coverage, map_html, markdown_cell, metric_interval, neighbour_rows,
-                                 neighbours_markdown, probe_chart, probes_markdown, project_2d, project_vocabulary,
-                                 render_pictures)
+from flavor_ml.visualize import (
+    MAP_HTML,
+    MAP_PNG,
+    NEIGHBOURS_MD,
+    NO_CATEGORY,
+    PROBES_PNG,
+    UMAP_FROM,
+    category_mix,
+    heldout_coverage,
+    map_html,
+    markdown_cell,
+    metric_interval,
+    neighbour_rows,
+    neighbours_markdown,
+    probe_chart,
+    probes_markdown,
+    project_2d,
+    project_vocabulary,
+    render_pictures,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HOSTILE = '<script>alert("x")</script> & "pie" | tart'
@@ -127,7 +144,7 @@ def test_intervals_are_read_from_ci_bounds_or_an_intervals_field_and_absent_othe
     assert metric_interval(with_bounds, "model", "completion_hr10") == (0.55, 0.65)
 
     class WithIntervals(EvaluationReport):
-        intervals: dict = {}
+        intervals: dict = Field(default_factory=dict)
 
     nested = WithIntervals(**plain.model_dump(), intervals={"model": {"eval_precision": [0.7, 0.9]},
                                                            "ppmi_svd": {"eval_precision": {"low": 0.6, "high": 0.75}}})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,14 +19,14 @@ from flavor_ml.errors import FlavorError
 
 @app.command("report-unknown")
 def report_unknown(
-    api_url: Annotated[Optional[str], typer.Option(help="the inference API [default: FLAVOR_API_URL or "
+    api_url: Annotated[str | None, typer.Option(help="the inference API [default: FLAVOR_API_URL or "
                                                         "http://127.0.0.1:8000]")] = None,
     limit: Annotated[int, typer.Option(min=1, help="how many of the most asked-for unknown names to read")] = 100,
     min_similarity: Annotated[float, typer.Option(min=0.0, max=1.0, help="how alike (difflib ratio) a known name "
                                                                          "must be to be proposed")] = 0.8,
-    synonyms_out: Annotated[Optional[Path], typer.Option(help="write the proposed rows as an extra synonym "
+    synonyms_out: Annotated[Path | None, typer.Option(help="write the proposed rows as an extra synonym "
                                                               "table (CSV) here")] = None,
-    home: Annotated[Optional[Path], typer.Option(help="the embedded default's folder (FLAVOR_HOME, ./.flavor)")] = None,
+    home: Annotated[Path | None, typer.Option(help="the embedded default's folder (FLAVOR_HOME, ./.flavor)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")] = False,
 ) -> None:
     """List the unknown ingredient names the API was asked for and propose synonym-table rows for them."""
