@@ -13,6 +13,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flavor_ml.errors import ConfigError
 from flavor_ml.settings import ApiClientSettings
 from flavor_ml.unknown_report import (
     DEFAULT_LIMIT,
@@ -26,13 +27,25 @@ from flavor_ml.unknown_report import (
 )
 
 
-@task(name="fetch-unknown", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def _not_a_config_error(task, task_run, state) -> bool:
+    """Retry what a second attempt may fix (the API restarting), not a missing token."""
+    try:
+        state.result()
+    except ConfigError:
+        return False
+    except Exception:  # noqa: BLE001  anything else is worth another attempt
+        return True
+    return True
+
+
+@task(name="fetch-unknown", task_run_name="fetch-unknown", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
+      retry_condition_fn=_not_a_config_error)
 def fetch_unknown_names(api_url: str | None, limit: int) -> UnknownSnapshot:
     settings = ApiClientSettings(**({"api_url": api_url} if api_url else {}))
     return fetch_unknown(settings, limit)
 
 
-@task(name="suggest-synonyms", cache_policy=NO_CACHE)
+@task(name="suggest-synonyms", task_run_name="suggest-synonyms", cache_policy=NO_CACHE)
 def suggest(snapshot: UnknownSnapshot, min_similarity: float, synonyms_out: str | None) -> UnknownReport:
     report = suggest_synonyms(snapshot, min_similarity)
     if synonyms_out:
@@ -40,7 +53,7 @@ def suggest(snapshot: UnknownSnapshot, min_similarity: float, synonyms_out: str 
     return report
 
 
-@task(name="publish-unknown", cache_policy=NO_CACHE)
+@task(name="publish-unknown", task_run_name="publish-unknown", cache_policy=NO_CACHE)
 def publish(report: UnknownReport) -> None:
     create_markdown_artifact(report_markdown(report), key="unknown-ingredients",
                              description="unknown ingredient names callers asked for, and proposed synonym rows")
