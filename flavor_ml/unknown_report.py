@@ -34,6 +34,7 @@ class UnknownName(BaseModel):
     count: int
     error: int = 0
     did_you_mean: list[str] = Field(default_factory=list)
+    known_now: bool = False  # the version served now knows it (counted while an older one was served)
 
 
 class UnknownSnapshot(BaseModel):
@@ -103,6 +104,8 @@ def suggest_synonyms(snapshot: UnknownSnapshot, min_similarity: float = DEFAULT_
     """A ``variant,canonical`` proposal for each unknown name with a known name at least ``min_similarity`` alike."""
     suggestions = []
     for unknown in snapshot.unknown:
+        if unknown.known_now:
+            continue
         best = closest_known(unknown.name, unknown.did_you_mean)
         if best is not None and best[1] >= min_similarity and best[0] != unknown.name:
             suggestions.append(SynonymSuggestion(variant=unknown.name, canonical=best[0], similarity=round(best[1], 3),
@@ -151,6 +154,8 @@ def report_markdown(report: UnknownReport, top: int = 50) -> str:
     for entry in snap.unknown[:top]:
         suggestion = proposed.get(entry.name)
         proposal = f"→ {_cell(suggestion.canonical)} ({suggestion.similarity:.2f})" if suggestion else "-"
+        if entry.known_now:
+            proposal = "known to the version served now"
         others = ", ".join(_cell(n) for n in entry.did_you_mean if not suggestion or n != suggestion.canonical) or "-"
         lines.append(f"| {_cell(entry.name)} | {entry.count} | {entry.error} | {proposal} | {others} |")
     return "\n".join(lines)

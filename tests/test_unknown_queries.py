@@ -126,6 +126,7 @@ def test_unknown_queries_are_counted_by_their_normalized_name_only(api):
     assert body["unnamed_queries"] == 1  # "2 cups": nothing was left of it, and nothing of it is kept
     assert body["total_unknown_queries"] == 4 and body["capacity"] == 3
     assert "oregano" in body["unknown"][0]["did_you_mean"] and "soy sauce" in body["unknown"][1]["did_you_mean"]
+    assert [u["known_now"] for u in body["unknown"]] == [False, False]
     text = listing.text
     assert "Tsp" not in text and "chopped" not in text and "2 cups" not in text and "testclient" not in text
     assert body["model_version"] == api.get("/ready").json()["version"]
@@ -162,6 +163,8 @@ def test_a_synonym_row_is_proposed_only_where_a_close_known_name_exists():
         UnknownName(name="bazil pesto", count=2, did_you_mean=["basil"]),  # too far from any known name
     ))
     assert [(s.variant, s.canonical, s.count) for s in report.suggestions] == [("oregeno", "oregano", 9)]
+    learnt = suggest_synonyms(snapshot(UnknownName(name="oregeno", count=9, did_you_mean=["oregano"], known_now=True)))
+    assert learnt.suggestions == []  # the version served now knows it: nothing to propose
     rows = [line for line in synonyms_csv(report).splitlines() if not line.startswith("#")]
     assert rows == ["variant,canonical,asked,similarity", "oregeno,oregano,9,0.857"]
 

@@ -195,6 +195,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             def close_names() -> None:
                 for entry in snapshot["unknown"]:  # type: ignore[attr-defined]
                     entry["did_you_mean"] = served.spellings(entry["name"], SUGGESTIONS)
+                    entry["known_now"] = entry["name"] in served.embeddings  # a newer version may have learnt it
 
             await anyio.to_thread.run_sync(close_names)
         return JSONResponse({**snapshot, "model_name": settings.model_name,
