@@ -108,7 +108,7 @@ def pictures_markdown(pictures: LoggedPictures, images: InlineImages, report: Ev
         f"![probes]({images.probes_png})",
         probes_markdown(report),
         "## Nearest neighbours",
-        neighbours_markdown(insights.neighbours),
+        neighbours_markdown(insights.neighbours, insights.rare_threshold),
         "## Categories that mix",
         mix_markdown(insights.category_mix),
         "## Files in the MLflow run",

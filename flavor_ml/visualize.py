@@ -87,6 +87,7 @@ class NeighbourRow(BaseModel):
     count: int
     substitutes: list[tuple[str, float]]
     complements: list[tuple[str, float]]
+    rare: list[str] = Field(default_factory=list, description="listed neighbours seen too rarely to trust")
 
 
 class CategoryMix(BaseModel):
@@ -381,16 +382,22 @@ def write_map_html(projection: ProjectedMap, path: Path, title: str) -> Path:
 # --- tables -----------------------------------------------------------------------------------------------
 
 def neighbour_rows(embeddings: IngredientEmbeddings, names: Sequence[str] = WELL_KNOWN,
-                   rows: int = NEIGHBOUR_ROWS, k: int = NEIGHBOURS) -> list[NeighbourRow]:
+                   rows: int = NEIGHBOUR_ROWS, k: int = NEIGHBOURS, rare_threshold: int = 0) -> list[NeighbourRow]:
     """Substitutes and complements of the first ``rows`` of ``names`` in the vocabulary; where fewer
-    are known, the most frequent ingredients fill the table."""
+    are known, the most frequent ingredients fill the table. Neighbours seen fewer than
+    ``rare_threshold`` times are listed in ``rare``."""
     chosen = [n for n in names if n in embeddings][:rows]
     if len(chosen) < rows:
         by_count = [embeddings.vocabulary[i] for i in np.argsort(-embeddings.counts, kind="stable")]
         chosen += [n for n in by_count if n not in chosen][:rows - len(chosen)]
-    return [NeighbourRow(ingredient=name, count=int(embeddings.counts[embeddings.index_of(name)]),
-                         substitutes=embeddings.similar(name, k), complements=embeddings.complete([name], k))
-            for name in chosen]
+    table = []
+    for name in chosen:
+        substitutes, complements = embeddings.similar(name, k), embeddings.complete([name], k)
+        listed = dict.fromkeys(n for n, _ in [*substitutes, *complements])
+        rare = [n for n in listed if embeddings.counts[embeddings.index_of(n)] < rare_threshold]
+        table.append(NeighbourRow(ingredient=name, count=int(embeddings.counts[embeddings.index_of(name)]),
+                                  substitutes=substitutes, complements=complements, rare=rare))
+    return table
 
 
 def markdown_cell(text: str) -> str:
@@ -398,13 +405,17 @@ def markdown_cell(text: str) -> str:
     return html.escape(" ".join(text.split())).replace("|", "\\|")
 
 
-def neighbours_markdown(rows: Sequence[NeighbourRow]) -> str:
-    def listing(pairs: Sequence[tuple[str, float]]) -> str:
-        return ", ".join(f"{markdown_cell(name)} ({score:.2f})" for name, score in pairs) or "-"
+def neighbours_markdown(rows: Sequence[NeighbourRow], rare_threshold: int | None = None) -> str:
+    def listing(pairs: Sequence[tuple[str, float]], rare: list[str]) -> str:
+        return ", ".join(f"{markdown_cell(name)}{' †' if name in rare else ''} ({score:.2f})"
+                         for name, score in pairs) or "-"
 
     lines = ["| ingredient | seen | substitutes (cosine) | complements (score) |", "|---|---:|---|---|"]
-    lines += [f"| {markdown_cell(r.ingredient)} | {r.count} | {listing(r.substitutes)} | {listing(r.complements)} |"
-              for r in rows]
+    lines += [f"| {markdown_cell(r.ingredient)} | {r.count} | {listing(r.substitutes, r.rare)} | "
+              f"{listing(r.complements, r.rare)} |" for r in rows]
+    if any(r.rare for r in rows):
+        seen = f"fewer than {rare_threshold} times" if rare_threshold else "rarely"
+        lines += ["", f"† seen {seen} in training: its vector is mostly noise, so it can look close to anything."]
     return "\n".join(lines)
 
 
@@ -473,7 +484,7 @@ def describe_model(embeddings: IngredientEmbeddings, categories: Mapping[str, st
     return ModelInsights(
         projection_method=projection.method if projection else "none",
         projection_seconds=projection.seconds if projection else 0.0,
-        neighbours=neighbour_rows(embeddings),
+        neighbours=neighbour_rows(embeddings, rare_threshold=rare_threshold),
         category_mix=category_mix(embeddings, categories, rare_threshold) if categories else [],
         categorized_share=categorized,
         rare_threshold=rare_threshold,
@@ -511,7 +522,7 @@ def render_pictures(embeddings: IngredientEmbeddings, report: EvaluationReport, 
         write_probe_chart(report, directory / PROBES_PNG, f"{title}: probes beside same-run baselines"),
     ]
     with atomic_path(directory / NEIGHBOURS_MD) as tmp:
-        tmp.write_text(neighbours_markdown(insights.neighbours) + "\n", encoding="utf-8")
+        tmp.write_text(neighbours_markdown(insights.neighbours, rare_threshold) + "\n", encoding="utf-8")
     files.append(directory / NEIGHBOURS_MD)
     return insights.model_copy(update={"files": [f.name for f in files]})
 

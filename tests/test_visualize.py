@@ -219,3 +219,12 @@ def test_rare_ingredients_and_coverage_are_reported(tmp_path):
     assert insights.heldout_coverage == pytest.approx(0.75)
     assert insights.categorized_share == 1.0
     assert heldout_coverage(embeddings, []) is None
+
+
+def test_neighbours_seen_too_rarely_to_trust_are_marked_in_the_table():
+    embeddings = clustered_embeddings(GROUPS)  # counts 240 .. 10: the dairy names are the rarest
+    rows = neighbour_rows(embeddings, names=("butter",), rows=1, k=3, rare_threshold=50)
+    assert rows[0].rare and set(rows[0].rare) <= {"parmesan", "ricotta", "cheddar cheese", "mozzarella"}  # counts < 50
+    table = neighbours_markdown(rows, 50)
+    assert f"{rows[0].rare[0]} †" in table and "† seen fewer than 50 times in training" in table
+    assert "†" not in neighbours_markdown(neighbour_rows(embeddings, names=("butter",), rows=1, k=3))
