@@ -112,6 +112,11 @@ def _limits_section(insights: ModelInsights | None) -> list[str]:
     examples = ", ".join(markdown_cell(name) for name in insights.rare_examples)
     lines.append(f"- {insights.rare_ingredients:,} ingredients were seen fewer than {insights.rare_threshold} times "
                  f"in training; their neighbours are unreliable" + (f" (e.g. {examples})" if examples else ""))
+    marked = [row.ingredient for row in insights.neighbours if row.rare]
+    if marked:
+        lines.append(f"- rarely seen ingredients show up among the neighbours of {len(marked)} of the "
+                     f"{len(insights.neighbours)} well-known ones in the neighbour table (e.g. "
+                     f"{', '.join(markdown_cell(n) for n in marked[:5])}; marked † in `pictures/neighbours.md`)")
     lines.append("- names outside the vocabulary get no answer; the API suggests close spellings and counts them "
                  "(`GET /admin/unknown`, `flavor-ml report-unknown`)")
     lines.append("- categories whose ingredients sit among other categories (share of the 5 nearest ingredients in "

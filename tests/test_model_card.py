@@ -41,8 +41,9 @@ def card_inputs(partitions: list[str] | None = None) -> dict:
         train_baskets=855, test_baskets=95, completion_queries=400, pair_queries=60)
     insights = ModelInsights(
         projection_method="pca", projection_seconds=0.1,
-        neighbours=[NeighbourRow(ingredient="basil", count=50, substitutes=[("oregano", 0.9)],
-                                 complements=[("tomato", 1.2)])],
+        neighbours=[NeighbourRow(ingredient="basil", count=50, substitutes=[("oregano", 0.9), ("nori", 0.8)],
+                                 complements=[("tomato", 1.2)], rare=["nori"]),
+                    NeighbourRow(ingredient="garlic", count=90, substitutes=[("onion", 0.9)], complements=[])],
         category_mix=[CategoryMix(category="spice", items=12, purity=0.25, mixed_with=[("herb", 0.5)])],
         categorized_share=0.8, rare_threshold=25, rare_ingredients=7, rare_examples=["<b>sumac</b>", "nori"],
         heldout_coverage=0.97)
@@ -67,6 +68,7 @@ def test_the_card_describes_corpus_training_metrics_vocabulary_limits_and_loadin
     assert "118 ingredients" in card and "97.0% of the ingredient mentions in held-out recipes" in card
     assert "7 ingredients were seen fewer than 25 times" in card and "&lt;b&gt;sumac" in card and "<b>" not in card
     assert "| spice | 12 | 25% | herb 50% |" in card
+    assert "neighbours of 1 of the 2 well-known ones in the neighbour table (e.g. basil;" in card
     assert 'mlflow.pyfunc.load_model("models:/flavor-ml-embeddings/4")' in card
 
 
