@@ -49,11 +49,12 @@ NEIGHBOUR_ROWS = 20
 NEIGHBOURS = 5
 LABELLED = 40  # most frequent ingredients named on the map
 # "auto" projects with UMAP between these sizes. UMAP keeps neighbourhoods (what the map is read for) but
-# costs ~30 s of numba compilation in every fresh process on 2 busy cores (~7 s import, ~20 s first fit),
-# and ~1 s (344 ingredients) to ~10 s (5000) warm: worth it for a real corpus's map, not for a toy
-# vocabulary whose PCA map reads as well, nor beyond tens of thousands of names.
+# compiles numba kernels in every fresh process: on 2 cores (bench/bench_pictures.py) ~7 s import and ~20 s
+# first fit for 344 ingredients when the machine is quiet, 1-2 min under load, and 1-8 min for 5000.
+# Worth it for a real corpus's map; a toy vocabulary's PCA map reads as well, and a large one gets PCA
+# (well under a second) rather than minutes.
 UMAP_FROM = 200
-UMAP_UP_TO = 20_000
+UMAP_UP_TO = 2_000
 UMAP_MIN_POINTS = 20  # below this UMAP's neighbourhood graph is meaningless: PCA even when asked for UMAP
 NO_CATEGORY = "no category"
 # Colour-blind-friendly qualitative palette (Okabe-Ito, then Tableau 10); categories beyond it repeat colours.

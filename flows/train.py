@@ -142,7 +142,7 @@ def train_embeddings(
 ) -> TrainingSummary:
     """Learn ingredient embeddings from ``corpus`` (a URL, path or s3:// URI; the bundled sample by default).
 
-    ``projection`` draws the ingredient map: ``auto`` (UMAP for 200 to 20,000 ingredients, else PCA), ``umap``
+    ``projection`` draws the ingredient map: ``auto`` (UMAP for 200 to 2,000 ingredients, else PCA), ``umap``
     or ``pca``.
     """
     fetch, normalization = fetch or FetchParams(), normalization or NormalizationParams()
