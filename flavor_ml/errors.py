@@ -41,3 +41,7 @@ class PromotionRejected(FlavorError):
 
 class ModelLoadError(FlavorError):
     """A model version could not be loaded or failed its smoke check."""
+
+
+class ServiceError(FlavorError):
+    """The inference API could not be reached, or refused or could not answer a request."""

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flavor_ml.errors import ConfigError
@@ -208,3 +208,14 @@ def describe_errors(exc: ValidationError, prefix: str) -> str:
     """``FLAVOR_S3_PORT: Input should be a valid integer; ...``: each problem under its variable's name."""
     return "; ".join(f"{prefix}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
                      for error in exc.errors())
+
+
+class ApiClientSettings(BaseSettings):
+    """How tools reach a running inference API (``FLAVOR_API_URL``, ``FLAVOR_API_ADMIN_TOKEN``;
+    ``flavor-ml stack env`` prints both for the native stack)."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", env_file=ENV_FILE, extra="ignore")
+
+    api_url: str = Field("http://127.0.0.1:8000", description="base URL of the inference API")
+    api_admin_token: SecretStr | None = Field(None, description="bearer token of its /admin endpoints")
+    api_timeout_seconds: float = Field(30.0, gt=0)

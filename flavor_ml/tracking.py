@@ -115,3 +115,9 @@ def log_training_run(
             info = log_model(Path(work))
         return LoggedRun(run_id=run.info.run_id, run_name=run.info.run_name, experiment_id=experiment_id,
                          tracking_uri=tracking_uri, artifact_uri=run.info.artifact_uri, model_uri=info.model_uri)
+
+
+def log_artifact_directory(logged: LoggedRun, directory: Path, artifact_path: str) -> str:
+    """Log every file in ``directory`` under ``artifact_path`` of the logged run; the URI they are at."""
+    MlflowClient(logged.tracking_uri).log_artifacts(logged.run_id, str(directory), artifact_path)
+    return f"{logged.artifact_uri.rstrip('/')}/{artifact_path}"

@@ -8,6 +8,7 @@ Run it as a script, import it in a notebook, or deploy it (see prefect.yaml).
 from __future__ import annotations
 
 from prefect import flow, task
+from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel
@@ -16,8 +17,10 @@ from flavor_ml import pipeline
 from flavor_ml.cache_keys import evaluate_parts, fetch_parts, normalize_parts, train_parts
 from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.eval.metrics import EvaluationReport
+from flavor_ml.model_card import CardSubject, publish_model_card, render_model_card
 from flavor_ml.registry.registration import ensure_model_version
 from flavor_ml.registry.store import RegisteredVersion, Registry
+from flavor_ml.run_pictures import LoggedPictures, picture_run, pictures_markdown
 from flavor_ml.settings import (
     EvaluationParams,
     FetchParams,
@@ -25,7 +28,8 @@ from flavor_ml.settings import (
     TrainingParams,
     load_settings,
 )
-from flavor_ml.tracking import LoggedRun, log_training_run
+from flavor_ml.tracking import LoggedRun, git_sha, log_training_run
+from flavor_ml.visualize import MAP_HTML, Projection
 from flows.caching import StepCachePolicy
 from flows.events import emit_training_completed
 from flows.run_info import TaskSummary, task_summaries
@@ -43,6 +47,7 @@ class TrainingSummary(BaseModel):
     corpus: CorpusRef
     normalized: pipeline.NormalizedCorpus
     model: pipeline.TrainedModel
+    pictures: LoggedPictures | None = None
 
 
 @task(name="fetch", task_run_name="fetch", cache_policy=StepCachePolicy(step="fetch", parts=fetch_parts))
@@ -92,12 +97,44 @@ def register_model(logged: LoggedRun, report: EvaluationReport) -> RegisteredVer
     return version
 
 
+@task(name="pictures", task_run_name="pictures", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def picture_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, report: EvaluationReport,
+                  evaluation: EvaluationParams, logged: LoggedRun, projection: Projection) -> LoggedPictures:
+    """The map, probe chart and neighbour table: MLflow artifacts, and artifacts of this flow run in Prefect."""
+    pictures, images = picture_run(corpus, model, report, evaluation, load_settings().storage, logged, projection)
+    create_markdown_artifact(pictures_markdown(pictures, images, report), key="model-pictures",
+                             description="ingredient map, probes beside baselines, nearest neighbours")
+    create_image_artifact(images.map_png, key="ingredient-map", description="ingredient map")
+    create_link_artifact(pictures.run_page, link_text="pictures in the MLflow run", key="mlflow-pictures")
+    create_link_artifact(pictures.artifact_uris[MAP_HTML], link_text="interactive ingredient map",
+                         key="ingredient-map-html")
+    return pictures
+
+
+@task(name="model-card", task_run_name="model-card", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def publish_card(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
+                 report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
+                 evaluation: EvaluationParams, logged: LoggedRun, registered: RegisteredVersion | None,
+                 pictures: LoggedPictures) -> str:
+    """The version's model card: an artifact of its run and its description in the registry."""
+    subject = CardSubject(model_name=registered.name if registered else load_settings().model_name,
+                          version=registered.version if registered else None, run_id=logged.run_id,
+                          git_sha=git_sha(), tracking_uri=logged.tracking_uri)
+    card = render_model_card(subject=subject, raw=raw, corpus=corpus, model=model, report=report, training=training,
+                             evaluation=evaluation, normalization=normalization, insights=pictures.insights)
+    publish_model_card(subject, card)
+    create_markdown_artifact(card, key="model-card", description=f"model card of {subject.model_name} "
+                                                                 f"version {subject.version}")
+    return card
+
+
 @task(name="summarize", task_run_name="summarize", cache_policy=NO_CACHE)
 def summarize(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, report: EvaluationReport,
-              logged: LoggedRun, registered: RegisteredVersion | None) -> TrainingSummary:
+              logged: LoggedRun, registered: RegisteredVersion | None, pictures: LoggedPictures | None = None
+              ) -> TrainingSummary:
     return TrainingSummary(flow_run_id=flow_run.id, flow_run_name=flow_run.name,
                            tasks=task_summaries(flow_run.id, expected=PIPELINE_TASKS), report=report, mlflow=logged,
-                           registered=registered, corpus=raw, normalized=corpus, model=model)
+                           registered=registered, corpus=raw, normalized=corpus, model=model, pictures=pictures)
 
 
 @flow(name="train-embeddings")
@@ -107,8 +144,13 @@ def train_embeddings(
     normalization: NormalizationParams | None = None,
     training: TrainingParams | None = None,
     evaluation: EvaluationParams | None = None,
+    projection: Projection = "auto",
 ) -> TrainingSummary:
-    """Learn ingredient embeddings from ``corpus`` (a URL, path or s3:// URI; the bundled sample by default)."""
+    """Learn ingredient embeddings from ``corpus`` (a URL, path or s3:// URI; the bundled sample by default).
+
+    ``projection`` draws the ingredient map: ``auto`` (UMAP for 200 to 2,000 ingredients, else PCA), ``umap``
+    or ``pca``.
+    """
     fetch, normalization = fetch or FetchParams(), normalization or NormalizationParams()
     training, evaluation = training or TrainingParams(), evaluation or EvaluationParams()
 
@@ -117,8 +159,10 @@ def train_embeddings(
     model = train_model(baskets, training, evaluation)
     report = evaluate_model(baskets, model, evaluation)
     logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation)
+    pictures = picture_model(baskets, model, report, evaluation, logged, projection)
     registered = register_model(logged, report)
-    return summarize(raw, baskets, model, report, logged, registered)
+    publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registered, pictures)
+    return summarize(raw, baskets, model, report, logged, registered, pictures)
 
 
 if __name__ == "__main__":

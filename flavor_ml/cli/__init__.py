@@ -89,4 +89,5 @@ from flavor_ml.cli import serve  # noqa: E402,F401
 from flavor_ml.cli import registry  # noqa: E402,F401
 from flavor_ml.cli import stack  # noqa: E402,F401
 from flavor_ml.cli import local  # noqa: E402,F401
+from flavor_ml.cli import report  # noqa: E402,F401
 # isort: on

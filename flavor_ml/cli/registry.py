@@ -76,13 +76,31 @@ def rollback(
 
 
 @app.command()
-def models(json_output: bool = _JSON, model_name: str | None = _MODEL_NAME) -> None:
+def models(json_output: bool = _JSON, model_name: str | None = _MODEL_NAME,
+           card: int | None = typer.Option(None, "--card", min=1, metavar="VERSION",
+                                           help="print the model card of this version instead")) -> None:
     """List a model's versions with their aliases, key metrics and last promotion decision."""
     from flavor_ml.registry.listing import KEY_METRICS, list_models
     from flavor_ml.registry.store import Registry
 
     model_name = settings(model_name=model_name).model_name
     registry = Registry.at()
+    if card is not None:
+        import os
+
+        from flavor_ml.model_card import read_model_card
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stdout is the card alone
+
+        try:
+            text = read_model_card(registry.client, model_name, card)
+        except FlavorError as exc:
+            fail(str(exc))
+        if json_output:
+            print_json({"model_name": model_name, "version": card, "card": text})
+        else:
+            typer.echo(text, nl=not text.endswith("\n"))
+        return
     try:
         versions = list_models(registry, model_name)
     except FlavorError as exc:

@@ -45,6 +45,7 @@ def summary_as_json(summary) -> dict[str, Any]:
                    "format": summary.corpus.format},
         "normalization": summary.normalized.counts.model_dump(),
         "rejects_uri": summary.normalized.rejects_uri,
+        "pictures": summary.pictures.artifact_uris if getattr(summary, "pictures", None) else {},
     }
 
 
@@ -74,5 +75,8 @@ def summary_as_text(summary) -> str:
         f"model      {summary.mlflow.model_uri}"
         + (f" registered as {summary.registered.name} v{summary.registered.version}" if summary.registered else ""),
     ]
+    if getattr(summary, "pictures", None):
+        lines.append(f"pictures   {', '.join(summary.pictures.artifact_paths)} "
+                     f"({summary.pictures.insights.projection_method.upper()} map; model card in model_card.md)")
     return "\n".join(lines)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from flavor_ml.errors import ConfigError
-from flavor_ml.settings import DEFAULT_MODEL_NAME  # noqa: F401  (re-exported: the registry's default name)
+from flavor_ml.settings import DEFAULT_MODEL_NAME as DEFAULT_MODEL_NAME  # re-exported: the registry's default
 
 STAGES = ("staging", "production")
 _ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,254}$")

@@ -5,6 +5,8 @@
     GET  /model   version, alias, run, git SHA, corpus sha256, loaded_at, last reload error
     GET  /health  the process is up;  GET /ready  a model is loaded (503 until then)
     POST /admin/reload   check the alias now (Authorization: Bearer $FLAVOR_API_ADMIN_TOKEN)
+    GET  /admin/unknown?limit=100   the unknown names callers asked for most (normalized), with close known names
+    GET  /   the explorer page (static HTML/JS of :mod:`flavor_ml.serving.explorer`, public endpoints only)
 
 Every response carries ``X-Model-Version`` (``none`` before a model is loaded); every error is
 ``{"error", "detail"}`` (see :mod:`flavor_ml.serving.http`). ``create_app()`` builds the app; its
@@ -28,11 +30,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 from starlette.concurrency import run_in_threadpool
 
+from flavor_ml.serving.explorer import mount_explorer
 from flavor_ml.serving.http import ApiError, ModelVersionHeader, install_error_handlers
 from flavor_ml.serving.loader import ServedModel
 from flavor_ml.serving.model_holder import ModelHolder, Outcome
 from flavor_ml.serving.names import NameResolver, training_normalizer
 from flavor_ml.serving.settings import ServingSettings, load_settings
+from flavor_ml.serving.unknown import UnknownCounter
 
 DEFAULT_K = 10
 SUGGESTIONS = 5
@@ -65,6 +69,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                          settings.model_retry_seconds, settings.tracking_uri)
     normalize = training_normalizer()
     names = NameResolver(normalize)
+    unknown_names = UnknownCounter(settings.api_unknown_capacity)
     normalizing = anyio.CapacityLimiter(NORMALIZER_THREADS)
     querying = anyio.CapacityLimiter(os.cpu_count() or 1)
     default_k = min(DEFAULT_K, settings.api_max_k)
@@ -90,6 +95,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.holder = holder
+    app.state.unknown_names = unknown_names
     install_error_handlers(app)
     app.add_middleware(ModelVersionHeader, holder=holder, max_body_bytes=settings.api_max_body_bytes)
 
@@ -117,7 +123,10 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         pending = names.pending(raw_names, model.embeddings)
         if pending:
             await anyio.to_thread.run_sync(names.normalize, pending, limiter=normalizing)
-        return [names.resolve(raw, model.embeddings) for raw in raw_names]
+        resolved = [names.resolve(raw, model.embeddings) for raw in raw_names]
+        for raw in dict.fromkeys(raw for raw, name in zip(raw_names, resolved) if name is None):
+            unknown_names.add(names.normalized_form(raw))
+        return resolved
 
     async def query(model: ServedModel, method: Callable[..., list[tuple[str, float]]], *args: object
                     ) -> list[tuple[str, float]]:
@@ -177,6 +186,22 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         served = holder.current
         return JSONResponse({**body, "message": result.message, "serving": served.version if served else None})
 
+    @app.get("/admin/unknown", summary="The unknown ingredient names asked for most, normalized, with close known names",
+             dependencies=[Depends(admin)])
+    async def unknown(limit: Annotated[int, Query(ge=1, le=unknown_names.capacity)] = 100) -> JSONResponse:
+        snapshot = unknown_names.snapshot(limit)
+        served = holder.current
+        if served is not None:
+            def close_names() -> None:
+                for entry in snapshot["unknown"]:  # type: ignore[attr-defined]
+                    entry["did_you_mean"] = served.spellings(entry["name"], SUGGESTIONS)
+                    entry["known_now"] = entry["name"] in served.embeddings  # a newer version may have learnt it
+
+            await anyio.to_thread.run_sync(close_names)
+        return JSONResponse({**snapshot, "model_name": settings.model_name,
+                             "model_version": served.version if served else None})
+
+    mount_explorer(app)
     return app
 
 

@@ -68,6 +68,10 @@ class NameResolver:
             normalized = self._cache.get(name)
         return normalized if normalized in vocabulary else None
 
+    def normalized_form(self, name: str) -> str | None:
+        """What the normalizer made of ``name`` (None if nothing was left, or it was not normalized)."""
+        return self._cache.get(name)
+
     def lookup_form(self, name: str) -> str:
         """The form to look close spellings up by: the normalized one when there is one."""
         with self._lock:

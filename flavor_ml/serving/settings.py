@@ -35,6 +35,9 @@ class ServingSettings(BaseSettings):
     api_max_ingredients: int = Field(50, ge=1, description="most ingredients in one /complete request")
     api_max_name_chars: int = Field(100, ge=1, description="longest ingredient name accepted")
     api_max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest request body accepted")
+    api_unknown_capacity: int = Field(
+        2000, ge=1, le=1_000_000, description="how many distinct unknown names /admin/unknown keeps counts of"
+    )
     api_reload_wait_seconds: float = Field(
         60.0, gt=0, description="how long /admin/reload waits for a reload already under way"
     )
