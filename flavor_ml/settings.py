@@ -62,7 +62,9 @@ class TrainingParams(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLAVOR_TRAIN_", extra="forbid")
 
     vector_size: int = Field(64, ge=2)
-    epochs: int = Field(10, ge=1)
+    epochs: int | None = Field(
+        None, ge=1, description="passes over the baskets; None derives them from the corpus size (training/budget.py)"
+    )
     negative: int = Field(5, ge=1, description="negative samples per positive pair")
     ns_exponent: float = Field(
         0.6, description="negatives drawn ~ count**ns_exponent; 0.6 sits between popularity (0) and gensim's 0.75"
@@ -74,6 +76,13 @@ class TrainingParams(BaseSettings):
     seed: int = Field(42, ge=0, lt=2**32)
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     deterministic: bool = Field(False, description="one worker and fixed seeds: identical vectors on a re-run")
+    ease_l2: float | None = Field(
+        None, gt=0, description="EASE's L2 penalty; None chooses it on the validation split (eval/ease.py)"
+    )
+    ease_top_k: int = Field(100, ge=1, description="EASE weights kept per ingredient (a sparse model)")
+    ease_max_items: int = Field(
+        8000, ge=2, description="EASE is fitted over at most this many ingredients, the most frequent"
+    )
 
 
 class EvaluationParams(BaseSettings):
@@ -82,6 +91,10 @@ class EvaluationParams(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLAVOR_EVAL_", extra="forbid")
 
     holdout_fraction: float = Field(0.1, gt=0, lt=1)
+    validation_fraction: float = Field(
+        0.05, gt=0, lt=1, description="share of the training side held out to choose EASE's penalty, the served "
+        "scorer and tuning trials; every scorer is fitted on the rest"
+    )
     split_seed: int = 13
     k: int = Field(10, ge=1)
     min_count: int = Field(25, ge=1, description="completion targets must have been seen this often in training")
