@@ -12,14 +12,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from flavor_ml import pipeline
+from flavor_ml import completion, pipeline
 from flavor_ml.data import baskets, fetch, formats, normalization, split
 from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import Normalizer
-from flavor_ml.eval import baselines, categories, metrics
+from flavor_ml.eval import baselines, categories, ease, intervals, metrics, queries
 from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
 from flavor_ml.storage import sha256_file
-from flavor_ml.training import train_embeddings
+from flavor_ml.training import budget, completion_scorer, train_embeddings, validation
 from flavor_ml.versioning import code_version
 
 KeyParts = dict[str, str]
@@ -66,8 +66,11 @@ def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split
     return {
         "baskets_sha256": corpus.sha256,
         "params": _params(params, exclude={"workers"}),
-        "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed}),
-        "code": code_version(train_embeddings, split, pipeline),
+        "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed,
+                             "validation_fraction": split_params.validation_fraction, "min_count": split_params.min_count,
+                             "k": split_params.k}),
+        "code": code_version(train_embeddings, split, pipeline, budget, validation, completion_scorer, completion, ease,
+                             metrics, queries, baselines),
     }
 
 
@@ -78,7 +81,8 @@ def evaluate_parts(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
         "model_sha256": model.sha256,
         "params": _params(params, exclude={"categories"}),
         "categories_sha256": sha256_file(Path(table)) if table else "none",
-        "code": code_version(metrics, baselines, categories, split, pipeline),
+        "code": code_version(metrics, baselines, categories, split, pipeline, ease, queries, intervals, completion,
+                             validation),
     }
 
 

@@ -65,6 +65,8 @@ def run_params(corpus: NormalizedCorpus, model: TrainedModel, normalization: Nor
         "holdout_recipes": model.holdout_recipes,
     }
     params.update({f"train_{k}": v for k, v in training.model_dump(mode="json").items()})
+    params.update({f"train_{k}": v for k, v in model.derived.items()})  # the adaptive budget's choices
+    params.update({"validation_recipes": model.validation_recipes, "completion_scorer": model.completion_scorer})
     params.update({f"eval_{k}": v for k, v in evaluation.model_dump(mode="json").items()})
     params.update({f"normalize_{k}": v for k, v in normalization.model_dump(mode="json").items()})
     return params
@@ -97,6 +99,7 @@ def log_training_run(
         "corpus_source": raw.source,
         "baskets_sha256": corpus.sha256,
         "model_sha256": model.sha256,
+        "completion_scorer": model.completion_scorer,
         **({FLOW_RUN_TAG: flow_run_id} if flow_run_id else {}),
         **({"prefect_flow_run_name": run_name} if run_name else {}),
         **(extra_tags or {}),
