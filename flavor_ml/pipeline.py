@@ -25,11 +25,14 @@ from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULA
 from flavor_ml.eval.categories import read_categories
 from flavor_ml.eval.metrics import EvaluationReport, evaluate_embeddings
 from flavor_ml.faults import fail_if_injected
-from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams
+from flavor_ml.settings import (
+    EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams, TuningParams,
+)
 from flavor_ml.storage import ArtifactStore, sha256_file
 from flavor_ml.training.budget import resolve_budget
 from flavor_ml.training.completion_scorer import fit_completion_model
 from flavor_ml.training.train_embeddings import train_embeddings
+from flavor_ml.training.tuning import TrialRunner, TuningResult, run_tuning
 from flavor_ml.training.validation import split_validation
 
 MODEL_FILES = (EMBEDDINGS_FILE, CONTEXT_VECTORS_FILE, VOCABULARY_FILE, COMPLETION_FILE, EASE_WEIGHTS_FILE)
@@ -122,6 +125,15 @@ def train(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationPar
                         validation_recipes=len(validation), completion_scorer=completion.scorer, derived=derived)
 
 
+def tune(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, tuning: TuningParams,
+         storage: StorageSettings, runner: TrialRunner | None = None) -> TuningResult:
+    """Tuning trials on the fit and validation sides of the training baskets (the test split is never read
+    into a decision); ``runner`` runs a batch of trials (a thread pool by default, tasks in the flow)."""
+    train_baskets, _ = load_split_baskets(corpus, split, storage)
+    fit, validation = split_validation(train_baskets, split)
+    return run_tuning(fit, validation, params, split, tuning, runner=runner)
+
+
 def load_model(model: TrainedModel, storage: StorageSettings, directory: Path) -> IngredientEmbeddings:
     """Materialise a stored model's files in ``directory`` and load them."""
     store = ArtifactStore.from_settings(storage)
@@ -178,6 +190,7 @@ class PipelineResult(BaseModel):
     normalized: NormalizedCorpus
     model: TrainedModel
     report: EvaluationReport
+    tuning: TuningResult | None = None
 
 
 def run_pipeline(
@@ -187,12 +200,16 @@ def run_pipeline(
     training: TrainingParams | None = None,
     evaluation: EvaluationParams | None = None,
     storage: StorageSettings | None = None,
+    tuning: TuningParams | None = None,
 ) -> PipelineResult:
-    """All four steps in this process, no Prefect and no caching: the notebook and benchmark path."""
+    """All four steps in this process, no Prefect and no caching: the notebook and benchmark path.
+    With ``tuning.trials`` > 0 the tuning step runs before training and its best parameters train the model."""
     storage = storage or StorageSettings()
     evaluation = evaluation or EvaluationParams()
+    training = training or TrainingParams()
     corpus = fetch(source, fetch_params or FetchParams(), storage)
     normalized = normalize(corpus, normalization or NormalizationParams(), storage)
-    model = train(normalized, training or TrainingParams(), evaluation, storage)
+    tuned = tune(normalized, training, evaluation, tuning, storage) if tuning and tuning.trials > 0 else None
+    model = train(normalized, tuned.best_params(training) if tuned else training, evaluation, storage)
     report = evaluate(normalized, model, evaluation, storage)
-    return PipelineResult(corpus=corpus, normalized=normalized, model=model, report=report)
+    return PipelineResult(corpus=corpus, normalized=normalized, model=model, report=report, tuning=tuned)

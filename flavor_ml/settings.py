@@ -85,6 +85,19 @@ class TrainingParams(BaseSettings):
     )
 
 
+class TuningParams(BaseSettings):
+    """Hyperparameter tuning (``FLAVOR_TUNE_*``; ``flavor-ml train --tune N``, flow parameter ``tuning``).
+
+    ``trials=0`` (the default) trains with the defaults; see :mod:`flavor_ml.training.tuning`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_TUNE_", extra="forbid")
+
+    trials: int = Field(0, ge=0, description="TPE trials on the validation split; 0 = no tuning")
+    concurrency: int = Field(2, ge=1, description="trials run at once (each with its share of the workers)")
+    seed: int = Field(0, ge=0, description="the sampler's seed")
+
+
 class EvaluationParams(BaseSettings):
     """Held-out split and probes (``FLAVOR_EVAL_*``)."""
 

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
@@ -16,6 +17,7 @@ from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model import log_model
 from flavor_ml.pipeline import NormalizedCorpus, TrainedModel, load_model
 from flavor_ml.settings import EvaluationParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams
+from flavor_ml.training.tuning import TuningResult
 
 FLOW_RUN_TAG = "prefect_flow_run_id"
 
@@ -87,6 +89,7 @@ def log_training_run(
     flow_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
     timings: dict[str, float] | None = None,
+    tuning: TuningResult | None = None,
 ) -> LoggedRun:
     """Log one training run; a second call for the same flow run updates the same MLflow run."""
     tracking_uri = settings.resolved_tracking_uri(storage.home)
@@ -116,5 +119,34 @@ def log_training_run(
             load_model(model, storage, Path(work))
             mlflow.log_artifact(str(Path(work) / EMBEDDINGS_FILE))
             info = log_model(Path(work))
+        if tuning is not None:
+            mlflow.log_params({"tuning_trials": len(tuning.trials), "tuning_best_trial": tuning.best_number})
+            mlflow.log_metrics({f"tuning/best_{tuning.metric}": tuning.best_score, "timing/tune_seconds": tuning.seconds})
+            mlflow.log_dict({"trials": tuning.table(), "search_space": tuning.search_space}, "tuning/trials.json")
+            log_tuning_trials(client, experiment_id, run.info.run_id, tuning)
         return LoggedRun(run_id=run.info.run_id, run_name=run.info.run_name, experiment_id=experiment_id,
                          tracking_uri=tracking_uri, artifact_uri=run.info.artifact_uri, model_uri=info.model_uri)
+
+
+TRIAL_TAG = "tuning_trial"
+
+
+def log_tuning_trials(client: MlflowClient, experiment_id: str, parent_run_id: str, tuning: TuningResult) -> list[str]:
+    """One MLflow child run per tuning trial under the training run (a retry adds none twice)."""
+    existing = {run.data.tags.get(TRIAL_TAG) for run in client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000)}
+    run_ids = []
+    for trial in tuning.trials:
+        if str(trial.number) in existing:
+            continue
+        child = client.create_run(experiment_id, run_name=f"trial-{trial.number}", tags={
+            "mlflow.parentRunId": parent_run_id, TRIAL_TAG: str(trial.number),
+            "tuning_best": str(trial.number == tuning.best_number).lower()})
+        metrics = [Metric(name, value, 0, 0) for name, value in trial.metrics.items()]
+        metrics.append(Metric("trial_seconds", trial.seconds, 0, 0))
+        tags = [RunTag("error", trial.error[:5000])] if trial.error else []
+        client.log_batch(child.info.run_id, metrics=metrics,
+                         params=[Param(f"train_{k}", str(v)) for k, v in trial.values.items()], tags=tags)
+        client.set_terminated(child.info.run_id, "FINISHED" if trial.error is None else "FAILED")
+        run_ids.append(child.info.run_id)
+    return run_ids

@@ -15,16 +15,17 @@ from flavor_ml.environment import use_local_defaults
 def train(
     corpus: Annotated[Optional[str], typer.Option(help="http(s)://, s3://, file:// or a path; the bundled sample by default")] = None,
     format: Annotated[str, typer.Option(help="auto, tsv, jsonl, json, csv or parquet")] = "auto",
-    epochs: Annotated[Optional[int], typer.Option(help="training epochs (default from FLAVOR_TRAIN_EPOCHS or 20)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="training epochs (default FLAVOR_TRAIN_EPOCHS, else derived from the corpus size)")] = None,
     vector_size: Annotated[Optional[int], typer.Option(help="embedding dimensions")] = None,
     deterministic: Annotated[bool, typer.Option(help="one worker, fixed seed: identical vectors on a re-run")] = False,
     categories: Annotated[Optional[str], typer.Option(help="ingredient -> category table for the kNN probe")] = None,
+    tune: Annotated[int, typer.Option(min=0, help="tune first: N trials on a validation split, the best train the model")] = 0,
     home: Annotated[Optional[Path], typer.Option(help="where the embedded default keeps everything (FLAVOR_HOME, ./.flavor)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")] = False,
 ) -> None:
     """Run the train-embeddings flow: fetch → normalize → train → evaluate → MLflow."""
     use_local_defaults(home)
-    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
+    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams, TuningParams
     from flavor_ml.cli.reporting import run_training_flow
 
     training_overrides = {k: v for k, v in {"epochs": epochs, "vector_size": vector_size}.items() if v is not None}
@@ -37,6 +38,7 @@ def train(
         training=TrainingParams(**training_overrides),
         evaluation=EvaluationParams(**({"categories": categories} if categories else {})),
         quiet=json_output,
+        tuning=TuningParams(**({"trials": tune} if tune else {})),
     )
     from flavor_ml.cli.reporting import summary_as_json, summary_as_text
 
