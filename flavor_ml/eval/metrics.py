@@ -68,8 +68,8 @@ from pydantic import BaseModel, Field
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import EvaluationError
 from flavor_ml.eval.baselines import PairScorer, build_baselines, incidence_matrix, model_scorer
-from flavor_ml.eval.intervals import bootstrap_interval
-from flavor_ml.eval.queries import CompletionQueries, leave_one_out, with_hidden, with_known
+from flavor_ml.eval.intervals import ClusterBootstrap
+from flavor_ml.eval.queries import CompletionQueries, KnownBaskets, leave_one_out, with_hidden, with_known
 from flavor_ml.settings import EvaluationParams
 
 if TYPE_CHECKING:
@@ -278,7 +278,8 @@ def evaluate_embeddings(
                                          ease_weights=ease)
     train_counts = np.asarray(incidence_matrix(train_baskets, index).sum(axis=0)).ravel()
     eligible = train_counts >= params.min_count
-    queries = leave_one_out(test_baskets, index, eligible)
+    known = KnownBaskets(test_baskets, index)
+    queries = leave_one_out(known, index, eligible)
     if len(queries) == 0:
         raise EvaluationError(
             f"no completion queries: none of the {len(test_baskets)} held-out baskets has an ingredient seen "
@@ -293,7 +294,8 @@ def evaluate_embeddings(
     scorers: dict[str, PairScorer] = {"model": model, **baselines}
     served_name = completion.scorer if completion is not None else "item2vec"
     served_as = "model" if served_name == "item2vec" else served_name  # the served scorer's results are these
-    slice_sets = _slice_queries(test_baskets, index, eligible, train_counts, queries, params, test_cuisines)
+    slice_sets = _slice_queries(known, index, eligible, train_counts, queries, params, test_cuisines)
+    bootstrap = ClusterBootstrap(queries.baskets, params.split_seed)
     results: dict[str, dict[str, float]] = {}
     slices: dict[str, dict[str, dict[str, float]]] = {name: {} for name in slice_sets}
     intervals: dict[str, tuple[float, float]] = {}
@@ -302,9 +304,9 @@ def evaluate_embeddings(
         results[name] = {f"completion_hr{k}": float(hits.mean()), "completion_mrr": float(reciprocal.mean()),
                          "eval_precision": pair_precision(scorer, pair_queries, partners, k)}
         prefix = "" if name == "model" else f"{name}/"
-        intervals[f"{prefix}completion_hr{k}"] = bootstrap_interval(hits, queries.baskets, params.split_seed)
+        intervals[f"{prefix}completion_hr{k}"] = bootstrap.interval(hits)
         if name in ("model", served_as):
-            intervals[f"{prefix}completion_mrr"] = bootstrap_interval(reciprocal, queries.baskets, params.split_seed)
+            intervals[f"{prefix}completion_mrr"] = bootstrap.interval(reciprocal)
         for slice_name, (metric, subset) in slice_sets.items():
             slice_hits = hits[subset] if isinstance(subset, np.ndarray) else completion_ranks(scorer, subset, k)[0]
             slices[slice_name][name] = {metric: float(slice_hits.mean())}
@@ -338,7 +340,7 @@ def evaluate_embeddings(
     )
 
 
-def _slice_queries(test_baskets: Sequence[Sequence[str]], index: Mapping[str, int], eligible: np.ndarray,
+def _slice_queries(test_baskets: KnownBaskets, index: Mapping[str, int], eligible: np.ndarray,
                    train_counts: np.ndarray, queries: CompletionQueries, params: EvaluationParams,
                    test_cuisines: Sequence[str | None] | None
                    ) -> dict[str, tuple[str, CompletionQueries | np.ndarray]]:
@@ -391,11 +393,11 @@ def _category_probe(categories: Mapping[str, str] | None, vocabulary: Sequence[s
     code = {c: j for j, c in enumerate(names)}
     labels = np.array([code[categories[vocabulary[i]]] for i in labelled], dtype=np.int64)
     rows = np.asarray(labelled)
+    bootstrap = ClusterBootstrap(np.arange(len(labelled)), params.split_seed)
     for name, scorer in scorers.items():
         if scorer.vectors is not None:
             correct = knn_correct(np.asarray(scorer.vectors)[rows], labels)
             results[name]["category_knn_acc"] = float(correct.mean())
             prefix = "" if name == "model" else f"{name}/"
-            intervals[f"{prefix}category_knn_acc"] = bootstrap_interval(correct, np.arange(len(correct)),
-                                                                         params.split_seed)
+            intervals[f"{prefix}category_knn_acc"] = bootstrap.interval(correct)
     return len(labelled)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import random
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -27,9 +29,10 @@ class CompletionQueries:
     """Contexts (``weights``), hidden ``targets`` and the held-out ``baskets`` they came from."""
 
     def __init__(self, contexts: list[list[int]], targets: list[int], baskets: list[int], n_items: int) -> None:
-        rows = np.repeat(np.arange(len(contexts)), [len(c) for c in contexts])
+        lengths = np.fromiter((len(c) for c in contexts), dtype=np.int64, count=len(contexts))
+        rows = np.repeat(np.arange(len(contexts)), lengths)
         cols = np.fromiter((i for c in contexts for i in c), dtype=np.int64, count=len(rows))
-        vals = np.concatenate([np.full(len(c), 1.0 / len(c)) for c in contexts]) if contexts else np.empty(0)
+        vals = np.repeat(1.0 / np.maximum(lengths, 1), lengths)
         self.targets = np.asarray(targets, dtype=np.int64)
         self.baskets = np.asarray(baskets, dtype=np.int64)
         self.weights = sp.csr_array((vals, (rows, cols)), shape=(len(targets), n_items))
@@ -45,18 +48,29 @@ class CompletionQueries:
         return picked
 
 
-def _known(basket: Sequence[str], index: Mapping[str, int]) -> list[int]:
-    return list(dict.fromkeys(index[name] for name in basket if name in index))
+def known_ingredients(test_baskets: Sequence[Sequence[str]], index: Mapping[str, int]) -> list[list[int]]:
+    """Each basket's vocabulary ingredients (indices, first occurrence kept): build once, slice many times."""
+    return [list(dict.fromkeys(index[name] for name in basket if name in index)) for basket in test_baskets]
 
 
-def leave_one_out(test_baskets: Sequence[Sequence[str]], index: Mapping[str, int],
+def _known_lists(baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapping[str, int]) -> list[list[int]]:
+    return baskets.lists if isinstance(baskets, KnownBaskets) else known_ingredients(baskets, index)
+
+
+class KnownBaskets:
+    """Held-out baskets already mapped to vocabulary indices (see :func:`known_ingredients`)."""
+
+    def __init__(self, test_baskets: Sequence[Sequence[str]], index: Mapping[str, int]) -> None:
+        self.lists = known_ingredients(test_baskets, index)
+
+
+def leave_one_out(test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapping[str, int],
                   eligible: np.ndarray) -> CompletionQueries:
     """Every eligible ingredient of every basket hidden in turn, the rest of the basket as context."""
     contexts: list[list[int]] = []
     targets: list[int] = []
     baskets: list[int] = []
-    for number, basket in enumerate(test_baskets):
-        known = _known(basket, index)
+    for number, known in enumerate(_known_lists(test_baskets, index)):
         if len(known) < 2:
             continue
         for target in known:
@@ -67,39 +81,41 @@ def leave_one_out(test_baskets: Sequence[Sequence[str]], index: Mapping[str, int
     return CompletionQueries(contexts, targets, baskets, len(index))
 
 
-def with_known(test_baskets: Sequence[Sequence[str]], index: Mapping[str, int], eligible: np.ndarray,
+def with_known(test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapping[str, int], eligible: np.ndarray,
                m: int, seed: int) -> CompletionQueries:
     """One query per basket with more than ``m`` known ingredients: a random eligible target, ``m`` random others."""
-    rng = np.random.default_rng([seed, 1, m])
+    rng = random.Random(f"known-{seed}-{m}")  # string seeds are hashed with sha512: the same in every process
     contexts: list[list[int]] = []
     targets: list[int] = []
     baskets: list[int] = []
-    for number, basket in enumerate(test_baskets):
-        known = _known(basket, index)
-        candidates = [i for i in known if eligible[i]]
-        if len(known) <= m or not candidates:
+    for number, known in enumerate(_known_lists(test_baskets, index)):
+        if len(known) <= m:
             continue
-        target = candidates[rng.integers(len(candidates))]
+        candidates = [i for i in known if eligible[i]]
+        if not candidates:
+            continue
+        target = candidates[rng.randrange(len(candidates))]
         others = [i for i in known if i != target]
-        contexts.append([others[j] for j in sorted(rng.choice(len(others), size=m, replace=False))])
+        contexts.append([others[j] for j in sorted(rng.sample(range(len(others)), m))])
         targets.append(target)
         baskets.append(number)
     return CompletionQueries(contexts, targets, baskets, len(index))
 
 
-def with_hidden(test_baskets: Sequence[Sequence[str]], index: Mapping[str, int], eligible: np.ndarray,
+def with_hidden(test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapping[str, int], eligible: np.ndarray,
                 h: int, seed: int, min_context: int = 2) -> CompletionQueries:
     """``h`` random eligible ingredients hidden at once per basket, at least ``min_context`` others known."""
-    rng = np.random.default_rng([seed, 2, h])
+    rng = random.Random(f"hidden-{seed}-{h}")
     contexts: list[list[int]] = []
     targets: list[int] = []
     baskets: list[int] = []
-    for number, basket in enumerate(test_baskets):
-        known = _known(basket, index)
-        candidates = [i for i in known if eligible[i]]
-        if len(candidates) < h or len(known) - h < min_context:
+    for number, known in enumerate(_known_lists(test_baskets, index)):
+        if len(known) - h < min_context:
             continue
-        hidden = {candidates[j] for j in rng.choice(len(candidates), size=h, replace=False)}
+        candidates = [i for i in known if eligible[i]]
+        if len(candidates) < h:
+            continue
+        hidden = set(rng.sample(candidates, h))
         context = [i for i in known if i not in hidden]
         for target in sorted(hidden):
             contexts.append(context)
