@@ -80,14 +80,13 @@ class CompletionModel:
         """Write ``completion.json`` (and the EASE weights when present) atomically into ``directory``."""
         directory = Path(directory)
         if self.ease_weights is not None:
-            with atomic_path(directory / EASE_WEIGHTS_FILE) as tmp:
-                with open(tmp, "wb") as handle:
-                    sp.save_npz(handle, sp.csr_matrix(self.ease_weights), compressed=True)
+            with atomic_path(directory / EASE_WEIGHTS_FILE) as tmp, open(tmp, "wb") as handle:
+                sp.save_npz(handle, sp.csr_matrix(self.ease_weights), compressed=True)
         with atomic_path(directory / COMPLETION_FILE) as tmp:
             tmp.write_text(json.dumps({"scorer": self.scorer, **self.details}, indent=1, sort_keys=True))
 
     @classmethod
-    def load(cls, directory: Path, embeddings: IngredientEmbeddings | None = None) -> "CompletionModel":
+    def load(cls, directory: Path, embeddings: IngredientEmbeddings | None = None) -> CompletionModel:
         """The completion scorer saved in ``directory`` (Item2Vec when the directory has none)."""
         directory = Path(directory)
         embeddings = embeddings or IngredientEmbeddings.load(directory)

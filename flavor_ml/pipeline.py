@@ -15,11 +15,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from flavor_ml.completion import COMPLETION_FILE, EASE_WEIGHTS_FILE, CompletionModel
 from flavor_ml.data.baskets import BasketCounts, build_baskets, check_reject_share, read_baskets
 from flavor_ml.data.fetch import CorpusRef, fetch_corpus
 from flavor_ml.data.normalization import normalize_lines
 from flavor_ml.data.sample import SAMPLE_CATEGORIES_PATH, SAMPLE_CORPUS_PATH
-from flavor_ml.completion import COMPLETION_FILE, EASE_WEIGHTS_FILE, CompletionModel
 from flavor_ml.data.split import holdout_mask
 from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULARY_FILE, IngredientEmbeddings
 from flavor_ml.eval.categories import read_categories

@@ -65,9 +65,10 @@ def test_model_and_baseline_metrics_are_those_of_the_reference_implementation(pl
 
 def test_ties_and_context_cells_count_as_in_the_reference():
     # Integer scores make ties common, including ties between a target and its context.
+    import scipy.sparse as sp
+
     from flavor_ml.eval.metrics import rank_hits
     from tests.support.reference_eval.metrics import rank_hits as reference_rank_hits
-    import scipy.sparse as sp
 
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 4, size=(300, 40)).astype(np.float64)

@@ -145,7 +145,7 @@ def truncated_svd(matrix: sp.csr_array, dimensions: int, seed: int) -> tuple[np.
 
 def randomized_svd(matrix: sp.csr_array, dimensions: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top ``dimensions`` singular triplets by a seeded randomized range finder with power iterations."""
-    n_rows, n_cols = matrix.shape
+    n_cols = matrix.shape[1]
     width = min(n_cols, dimensions + _SVD_OVERSAMPLES)
     sketch = matrix @ np.random.default_rng(seed).standard_normal((n_cols, width))
     for _ in range(_SVD_POWER_ITERATIONS):  # re-orthonormalised each time so small directions survive

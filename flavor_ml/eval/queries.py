@@ -17,9 +17,8 @@ vocabulary ingredients.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import random
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,7 +39,7 @@ class CompletionQueries:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def subset(self, mask: np.ndarray) -> "CompletionQueries":
+    def subset(self, mask: np.ndarray) -> CompletionQueries:
         """The queries where ``mask`` is True (same order)."""
         picked = CompletionQueries.__new__(CompletionQueries)
         picked.targets, picked.baskets = self.targets[mask], self.baskets[mask]
