@@ -56,7 +56,10 @@ class TrainingParams(BaseSettings):
     ``ns_exponent=0``) the model leans on popularity and scores 0.54, below PPMI-SVD (0.56).
     We keep ``sample=0`` (no ingredient is dropped, whatever the corpus size or vocabulary,
     which ``sample`` depends on) and ``ns_exponent=0.6``. 5 negatives score as 10 or 20 at half
-    the cost; 10 epochs as 15 or 20; 64 dimensions as 100, better than 32.
+    the cost; 10 epochs as 15 or 20; 64 dimensions as 100, better than 32. Without an explicit
+    ``epochs`` the number of epochs adapts to the corpus size (flavor_ml/training/budget.py: 10
+    for flavor-network's 38,000 fit baskets, more for smaller corpora); ``flavor-ml train --tune N``
+    searches these settings on a validation split (flavor_ml/training/tuning.py).
     """
 
     model_config = SettingsConfigDict(env_prefix="FLAVOR_TRAIN_", extra="forbid")
