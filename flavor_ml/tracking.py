@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
+from flavor_ml.completion import COMPLETION_FILE
 from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.embeddings import EMBEDDINGS_FILE
 from flavor_ml.eval.metrics import EvaluationReport
@@ -118,6 +120,7 @@ def log_training_run(
         with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
             load_model(model, storage, Path(work))
             mlflow.log_artifact(str(Path(work) / EMBEDDINGS_FILE))
+            log_scorer_choice(Path(work))
             info = log_model(Path(work))
         if tuning is not None:
             mlflow.log_params({"tuning_trials": len(tuning.trials), "tuning_best_trial": tuning.best_number})
@@ -126,6 +129,19 @@ def log_training_run(
             log_tuning_trials(client, experiment_id, run.info.run_id, tuning)
         return LoggedRun(run_id=run.info.run_id, run_name=run.info.run_name, experiment_id=experiment_id,
                          tracking_uri=tracking_uri, artifact_uri=run.info.artifact_uri, model_uri=info.model_uri)
+
+
+def log_scorer_choice(model_dir: Path) -> None:
+    """How the served completion scorer was chosen: validation figures of each candidate and EASE's penalty."""
+    path = model_dir / COMPLETION_FILE
+    if not path.exists():
+        return
+    choice = json.loads(path.read_text())
+    mlflow.log_metrics({f"validation/{scorer}/{metric}": value
+                        for scorer, values in choice.get("validation", {}).items() for metric, value in values.items()})
+    ease = choice.get("ease", {})
+    mlflow.log_params({k: v for k, v in {"ease_l2": ease.get("l2"), "ease_top_k": ease.get("top_k"),
+                                         "ease_fitted_items": ease.get("fitted_items")}.items() if v is not None})
 
 
 TRIAL_TAG = "tuning_trial"
