@@ -39,8 +39,8 @@ def synthetic_corpus(recipes: int, ingredients: int, seed: int = 11) -> tuple[li
     names = np.array([f"ingredient {i:05d}" for i in range(ingredients)])
     popularity = 1.0 / np.arange(1, ingredients + 1) ** 0.9
     cuisines = [f"cuisine {c}" for c in range(60)]
-    members = [rng.choice(ingredients, size=min(ingredients, 400), replace=False, p=popularity / popularity.sum())
-               for _ in cuisines]
+    spread = popularity**0.3 / (popularity**0.3).sum()  # flatter, so that every ingredient is in some cuisine
+    members = [rng.choice(ingredients, size=min(ingredients, 600), replace=False, p=spread) for _ in cuisines]
     weights = [popularity[m] / popularity[m].sum() for m in members]
     staples = np.arange(20)
     baskets, labels = [], []

@@ -21,7 +21,7 @@ with ``vectors`` also takes part in the nearest-neighbour probe (cosine similari
   completes recipes badly (HR@10 0.12 instead of 0.56 on the flavor-network corpus), which
   would make a straw man of this baseline. Skipped, with the reason recorded, when the
   vocabulary is too small for a reduced-rank factorisation or nothing co-occurs above chance.
-  Vocabularies above ``_DENSE_SVD_LIMIT`` get a randomized truncated SVD (Halko, Martinsson
+  Vocabularies above ``_DENSE_SVD_LIMIT`` (1,000) get a randomized truncated SVD (Halko, Martinsson
   & Tropp 2011; ``_SVD_OVERSAMPLES`` extra directions, ``_SVD_POWER_ITERATIONS`` power
   iterations), an approximation of the exact top singular triplets: on the flavor-network
   vocabulary it moves PPMI-SVD's figures by less than 0.005 (tests/test_evaluation_speed.py).
@@ -42,7 +42,7 @@ from flavor_ml.eval.ease import L2_GRID, fit_ease, l2_candidates
 
 PPMI_SVD_DIMENSIONS = 100
 PPMI_CONTEXT_SMOOTHING = 0.75  # Levy et al.'s recommended context-distribution smoothing
-_DENSE_SVD_LIMIT = 3000  # vocabularies up to this size get an exact dense SVD
+_DENSE_SVD_LIMIT = 1000  # vocabularies up to this size get an exact dense SVD (O(n³): 3,000 take minutes)
 _SVD_OVERSAMPLES = 20
 _SVD_POWER_ITERATIONS = 4
 EASE_TOP_K = 100  # TrainingParams' defaults, for an EASE baseline fitted at evaluation

@@ -21,7 +21,6 @@ weigh anything reliably (they are neither suggested nor counted as context by EA
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
 from flavor_ml.errors import TrainingError
@@ -49,17 +48,11 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     regularised = gram.copy()
     regularised[np.diag_indices_from(regularised)] += l2
     try:
-        # Cholesky: G + λI is symmetric positive definite for λ > 0, and potri costs half of an LU inverse.
-        factor, info = scipy.linalg.lapack.dpotrf(regularised, lower=False, overwrite_a=True)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"dpotrf info={info}")
-        upper, info = scipy.linalg.lapack.dpotri(factor, lower=False, overwrite_c=True)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"dpotri info={info}")
+        # numpy's LU inverse: on this machine's OpenBLAS twice as fast as scipy's Cholesky potrf/potri pair.
+        precision = np.linalg.inv(regularised)
     except np.linalg.LinAlgError as exc:
         raise TrainingError(f"EASE: the co-occurrence matrix with l2={l2:g} cannot be inverted ({exc}); "
                             "use a larger l2") from exc
-    precision = np.triu(upper) + np.triu(upper, 1).T
     weights = -precision / np.diag(precision)[np.newaxis, :]
     np.fill_diagonal(weights, 0.0)
     return weights
