@@ -16,8 +16,9 @@ from pydantic import BaseModel
 from flavor_ml import pipeline
 from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import Normalizer
-from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
+from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams, TuningParams
 from flavor_ml.storage import sha256_file
+from flavor_ml.training import tuning as tuning_module
 from flavor_ml.versioning import code_version
 
 KeyParts = dict[str, str]
@@ -61,8 +62,24 @@ def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split
     return {
         "baskets_sha256": corpus.sha256,
         "params": _params(params, exclude={"workers"}),
-        "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed}),
+        "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed,
+                             "validation_fraction": split_params.validation_fraction, "min_count": split_params.min_count,
+                             "k": split_params.k}),
     } | code_version(pipeline.train).parts()
+
+
+def tune_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams,
+               tuning: TuningParams) -> KeyParts:
+    """The baskets, the search space, the trials and the base parameters they start from, and the code."""
+    return {
+        "baskets_sha256": corpus.sha256,
+        "search_space": json.dumps(tuning_module.search_space_description(), sort_keys=True),
+        "tuning": _params(tuning, exclude={"concurrency"}),
+        "params": _params(params, exclude={"workers"}),
+        "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed,
+                             "validation_fraction": split_params.validation_fraction, "min_count": split_params.min_count,
+                             "k": split_params.k}),
+    } | code_version(pipeline.tune).parts()
 
 
 def evaluate_parts(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams) -> KeyParts:

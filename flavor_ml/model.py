@@ -1,7 +1,9 @@
 """The MLflow form of trained embeddings: a pyfunc model that a registry version points at.
 
-``mlflow.pyfunc.load_model(uri).predict(df)`` answers queries; services that want the vectors
-themselves call :func:`load_embeddings`, which reads the same artifacts without unpickling.
+``mlflow.pyfunc.load_model(uri).predict(df)`` answers queries: "complete" with the version's
+served completion scorer (:mod:`flavor_ml.completion`), "similar" with the Item2Vec vectors.
+Services that want the vectors themselves call :func:`load_embeddings` (or
+:func:`load_completion_model`), which read the same artifacts without unpickling.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
 
+from flavor_ml.completion import CompletionModel
 from flavor_ml.embeddings import VOCABULARY_FILE, IngredientEmbeddings
 from flavor_ml.errors import ModelLoadError
 from flavor_ml.registry.store import Registry, display_uri
@@ -45,7 +48,8 @@ class IngredientEmbeddingsModel(mlflow.pyfunc.PythonModel):
     in; one output row per suggestion, with the index of the input row it answers."""
 
     def load_context(self, context: Any) -> None:
-        self.embeddings = IngredientEmbeddings.load(Path(context.artifacts[EMBEDDINGS_ARTIFACT]))
+        self.completion = CompletionModel.load(Path(context.artifacts[EMBEDDINGS_ARTIFACT]))
+        self.embeddings = self.completion.embeddings
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         rows = []
@@ -55,7 +59,7 @@ class IngredientEmbeddingsModel(mlflow.pyfunc.PythonModel):
             if (row.get("query") or "complete") == "similar":
                 hits = self.embeddings.similar(names[0], k) if names and names[0] in self.embeddings else []
             else:
-                hits = self.embeddings.complete(names, k)
+                hits = self.completion.complete(names, k)
             rows.extend({"ingredient": name, "score": score, "row": row_number} for name, score in hits)
         return pd.DataFrame(rows, columns=["ingredient", "score", "row"])
 
@@ -76,12 +80,18 @@ def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> mlflow.mod
 
 
 def load_embeddings(model_uri: str, destination: Path | None = None, tracking_uri: str | None = None) -> IngredientEmbeddings:
-    """Download a logged model's embeddings (e.g. ``models:/flavor-ml-embeddings@production``) from
-    ``tracking_uri`` (the settings root's store by default) into ``destination`` (a temporary folder,
-    removed once the vectors are in memory, by default)."""
+    """Download a logged model's embeddings (e.g. ``models:/flavor-ml-embeddings@production``)."""
+    return load_completion_model(model_uri, destination, tracking_uri).embeddings
+
+
+def load_completion_model(model_uri: str, destination: Path | None = None,
+                          tracking_uri: str | None = None) -> CompletionModel:
+    """Download a logged model's embeddings and its served completion scorer from ``tracking_uri``
+    (the settings root's store by default) into ``destination`` (a temporary folder, removed once
+    the model is in memory, by default)."""
     if destination is None:
         with tempfile.TemporaryDirectory(prefix="flavor-model-") as work:
-            return load_embeddings(model_uri, Path(work), tracking_uri)
+            return load_completion_model(model_uri, Path(work), tracking_uri)
     tracking_uri = tracking_uri or load_settings().resolved_tracking_uri
     try:
         location = _model_location(model_uri, tracking_uri)
@@ -90,7 +100,7 @@ def load_embeddings(model_uri: str, destination: Path | None = None, tracking_ur
     except Exception as exc:  # MLflow raises several unrelated types for a missing or unreadable model
         raise ModelLoadError(f"cannot download the embeddings of {model_uri} from {display_uri(tracking_uri)}: "
                              f"{exc}") from exc
-    return IngredientEmbeddings.load(Path(local))
+    return CompletionModel.load(Path(local))
 
 
 def _model_location(model_uri: str, tracking_uri: str) -> str:
@@ -117,4 +127,4 @@ def _input_example(embeddings_dir: Path) -> pd.DataFrame:
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{package}=={version(package)}" for package in ("mlflow", "gensim", "numpy", "pandas")]
+    return [f"{package}=={version(package)}" for package in ("mlflow", "gensim", "numpy", "pandas", "scipy")]

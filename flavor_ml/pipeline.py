@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from flavor_ml.completion import COMPLETION_FILE, EASE_WEIGHTS_FILE, CompletionModel
 from flavor_ml.data.baskets import BasketCounts, build_baskets, check_reject_share, read_baskets
 from flavor_ml.data.fetch import CorpusRef, fetch_corpus
 from flavor_ml.data.normalization import normalize_lines
@@ -30,12 +31,17 @@ from flavor_ml.settings import (
     NormalizationParams,
     StorageSettings,
     TrainingParams,
+    TuningParams,
     load_settings,
 )
 from flavor_ml.storage import ArtifactStore, sha256_file
+from flavor_ml.training.budget import resolve_budget
+from flavor_ml.training.completion_scorer import fit_completion_model
 from flavor_ml.training.train_embeddings import train_embeddings
+from flavor_ml.training.tuning import TrialRunner, TuningResult, run_tuning
+from flavor_ml.training.validation import split_validation
 
-MODEL_FILES = (EMBEDDINGS_FILE, CONTEXT_VECTORS_FILE, VOCABULARY_FILE)
+MODEL_FILES = (EMBEDDINGS_FILE, CONTEXT_VECTORS_FILE, VOCABULARY_FILE, COMPLETION_FILE, EASE_WEIGHTS_FILE)
 
 
 class NormalizedCorpus(BaseModel):
@@ -58,6 +64,9 @@ class TrainedModel(BaseModel):
     train_recipes: int
     holdout_recipes: int
     seconds: float
+    validation_recipes: int = 0
+    completion_scorer: str = "item2vec"
+    derived: dict[str, object] = {}
 
 
 def default_corpus() -> str:
@@ -106,14 +115,29 @@ def train(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationPar
     fail_if_injected("train")  # FLAVOR_FAULT_INJECT=train: a recovery drill, see flavor_ml/faults.py
     started = time.perf_counter()
     train_baskets, held_out = load_split_baskets(corpus, split, storage)
-    embeddings = train_embeddings(train_baskets, params)
+    # Every scorer learns from the fit side; the validation side picks EASE's penalty and the served scorer.
+    fit, validation = split_validation(train_baskets, split)
+    params, derived = resolve_budget(params, len(fit))
+    embeddings = train_embeddings(fit, params)
+    completion = fit_completion_model(embeddings, fit, validation, params, split)
     store = ArtifactStore.from_settings(storage)
     with tempfile.TemporaryDirectory(prefix="flavor-train-") as work:
         embeddings.save(Path(work))
+        completion.save(Path(work))
         sha = _sha256_of_files(Path(work), MODEL_FILES)
         uris = {name: store.put_file(Path(work) / name, f"models/{sha}/{name}") for name in MODEL_FILES}
-    return TrainedModel(uris=uris, sha256=sha, vocabulary_size=len(embeddings), train_recipes=len(train_baskets),
-                        holdout_recipes=len(held_out), seconds=time.perf_counter() - started)
+    return TrainedModel(uris=uris, sha256=sha, vocabulary_size=len(embeddings), train_recipes=len(fit),
+                        holdout_recipes=len(held_out), seconds=time.perf_counter() - started,
+                        validation_recipes=len(validation), completion_scorer=completion.scorer, derived=derived)
+
+
+def tune(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, tuning: TuningParams,
+         storage: StorageSettings, runner: TrialRunner | None = None) -> TuningResult:
+    """Tuning trials on the fit and validation sides of the training baskets (the test split is never read
+    into a decision); ``runner`` runs a batch of trials (a thread pool by default, tasks in the flow)."""
+    train_baskets, _ = load_split_baskets(corpus, split, storage)
+    fit, validation = split_validation(train_baskets, split)
+    return run_tuning(fit, validation, params, split, tuning, runner=runner)
 
 
 def load_model(model: TrainedModel, storage: StorageSettings, directory: Path) -> IngredientEmbeddings:
@@ -125,14 +149,29 @@ def load_model(model: TrainedModel, storage: StorageSettings, directory: Path) -
     return IngredientEmbeddings.load(directory)
 
 
+def load_completion_model(model: TrainedModel, storage: StorageSettings, directory: Path) -> CompletionModel:
+    """The stored model's served completion scorer (with its embeddings)."""
+    return CompletionModel.load(directory, load_model(model, storage, directory))
+
+
+def held_out_cuisines(corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings) -> list[str | None]:
+    """The cuisine label of each held-out basket, in the order of :func:`load_split_baskets`."""
+    frame = read_baskets(ArtifactStore.from_settings(storage).local_copy(corpus.uri))
+    held_out = holdout_mask(frame["ingredients"].to_list(), split)
+    return [c for c, h in zip(frame["cuisine"].to_list(), held_out) if h]
+
+
 def evaluate(corpus: NormalizedCorpus, model: TrainedModel, params: EvaluationParams, storage: StorageSettings) -> EvaluationReport:
-    """Probes on the held-out side, each beside baselines computed on the same split."""
+    """Probes on the held-out side, each beside baselines fitted on the same fit side as the model."""
     train_baskets, held_out = load_split_baskets(corpus, params, storage)
+    fit, _ = split_validation(train_baskets, params)
     with tempfile.TemporaryDirectory(prefix="flavor-evaluate-") as work:
-        embeddings = load_model(model, storage, Path(work))
+        completion = load_completion_model(model, storage, Path(work))
     categories_path = categories_for(corpus.source, params)
     categories = categories_in_vocabulary_form(read_categories(categories_path)) if categories_path else None
-    return evaluate_embeddings(embeddings, train_baskets, held_out, params, categories)
+    cuisines = held_out_cuisines(corpus, params, storage)
+    return evaluate_embeddings(completion.embeddings, fit, held_out, params, categories, completion=completion,
+                               test_cuisines=cuisines if any(cuisines) else None)
 
 
 def categories_in_vocabulary_form(categories: dict[str, str]) -> dict[str, str]:
@@ -157,6 +196,7 @@ class PipelineResult(BaseModel):
     normalized: NormalizedCorpus
     model: TrainedModel
     report: EvaluationReport
+    tuning: TuningResult | None = None
 
 
 def run_pipeline(
@@ -166,12 +206,16 @@ def run_pipeline(
     training: TrainingParams | None = None,
     evaluation: EvaluationParams | None = None,
     storage: StorageSettings | None = None,
+    tuning: TuningParams | None = None,
 ) -> PipelineResult:
-    """All four steps in this process, no Prefect and no caching: the notebook and benchmark path."""
+    """All four steps in this process, no Prefect and no caching: the notebook and benchmark path.
+    With ``tuning.trials`` > 0 the tuning step runs before training and its best parameters train the model."""
     storage = storage or load_settings().storage
     evaluation = evaluation or EvaluationParams()
+    training = training or TrainingParams()
     corpus = fetch(source, fetch_params or FetchParams(), storage)
     normalized = normalize(corpus, normalization or NormalizationParams(), storage)
-    model = train(normalized, training or TrainingParams(), evaluation, storage)
+    tuned = tune(normalized, training, evaluation, tuning, storage) if tuning and tuning.trials > 0 else None
+    model = train(normalized, tuned.best_params(training) if tuned else training, evaluation, storage)
     report = evaluate(normalized, model, evaluation, storage)
-    return PipelineResult(corpus=corpus, normalized=normalized, model=model, report=report)
+    return PipelineResult(corpus=corpus, normalized=normalized, model=model, report=report, tuning=tuned)

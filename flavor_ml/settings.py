@@ -64,13 +64,18 @@ class TrainingParams(BaseSettings):
     ``ns_exponent=0``) the model leans on popularity and scores 0.54, below PPMI-SVD (0.56).
     We keep ``sample=0`` (no ingredient is dropped, whatever the corpus size or vocabulary,
     which ``sample`` depends on) and ``ns_exponent=0.6``. 5 negatives score as 10 or 20 at half
-    the cost; 10 epochs as 15 or 20; 64 dimensions as 100, better than 32.
+    the cost; 10 epochs as 15 or 20; 64 dimensions as 100, better than 32. Without an explicit
+    ``epochs`` the number of epochs adapts to the corpus size (flavor_ml/training/budget.py: 10
+    for flavor-network's 38,000 fit baskets, more for smaller corpora); ``flavor-ml train --tune N``
+    searches these settings on a validation split (flavor_ml/training/tuning.py).
     """
 
     model_config = SettingsConfigDict(env_prefix="FLAVOR_TRAIN_", env_file=ENV_FILE, extra="forbid")
 
     vector_size: int = Field(64, ge=2)
-    epochs: int = Field(10, ge=1)
+    epochs: int | None = Field(
+        None, ge=1, description="passes over the baskets; None derives them from the corpus size (training/budget.py)"
+    )
     negative: int = Field(5, ge=1, description="negative samples per positive pair")
     ns_exponent: float = Field(
         0.6, description="negatives drawn ~ count**ns_exponent; 0.6 sits between popularity (0) and gensim's 0.75"
@@ -82,6 +87,26 @@ class TrainingParams(BaseSettings):
     seed: int = Field(42, ge=0, lt=2**32)
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     deterministic: bool = Field(False, description="one worker and fixed seeds: identical vectors on a re-run")
+    ease_l2: float | None = Field(
+        None, gt=0, description="EASE's L2 penalty; None chooses it on the validation split (eval/ease.py)"
+    )
+    ease_top_k: int = Field(100, ge=1, description="EASE weights kept per ingredient (a sparse model)")
+    ease_max_items: int = Field(
+        8000, ge=2, description="EASE is fitted over at most this many ingredients, the most frequent"
+    )
+
+
+class TuningParams(BaseSettings):
+    """Hyperparameter tuning (``FLAVOR_TUNE_*``; ``flavor-ml train --tune N``, flow parameter ``tuning``).
+
+    ``trials=0`` (the default) trains with the defaults; see :mod:`flavor_ml.training.tuning`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_TUNE_", extra="forbid")
+
+    trials: int = Field(0, ge=0, description="TPE trials on the validation split; 0 = no tuning")
+    concurrency: int = Field(2, ge=1, description="trials run at once (each with its share of the workers)")
+    seed: int = Field(0, ge=0, description="the sampler's seed")
 
 
 class EvaluationParams(BaseSettings):
@@ -90,6 +115,10 @@ class EvaluationParams(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLAVOR_EVAL_", env_file=ENV_FILE, extra="forbid")
 
     holdout_fraction: float = Field(0.1, gt=0, lt=1)
+    validation_fraction: float = Field(
+        0.05, gt=0, lt=1, description="share of the training side held out to choose EASE's penalty, the served "
+        "scorer and tuning trials; every scorer is fitted on the rest"
+    )
     split_seed: int = 13
     k: int = Field(10, ge=1)
     min_count: int = Field(25, ge=1, description="completion targets must have been seen this often in training")

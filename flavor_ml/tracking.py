@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
+from flavor_ml.completion import COMPLETION_FILE
 from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.embeddings import EMBEDDINGS_FILE
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model import log_model
 from flavor_ml.pipeline import NormalizedCorpus, TrainedModel, load_model
 from flavor_ml.settings import EvaluationParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams
+from flavor_ml.training.tuning import TuningResult
 
 FLOW_RUN_TAG = "prefect_flow_run_id"
 
@@ -65,6 +69,8 @@ def run_params(corpus: NormalizedCorpus, model: TrainedModel, normalization: Nor
         "holdout_recipes": model.holdout_recipes,
     }
     params.update({f"train_{k}": v for k, v in training.model_dump(mode="json").items()})
+    params.update({f"train_{k}": v for k, v in model.derived.items()})  # the adaptive budget's choices
+    params.update({"validation_recipes": model.validation_recipes, "completion_scorer": model.completion_scorer})
     params.update({f"eval_{k}": v for k, v in evaluation.model_dump(mode="json").items()})
     params.update({f"normalize_{k}": v for k, v in normalization.model_dump(mode="json").items()})
     return params
@@ -85,6 +91,7 @@ def log_training_run(
     flow_run_id: str | None = None,
     extra_tags: dict[str, str] | None = None,
     timings: dict[str, float] | None = None,
+    tuning: TuningResult | None = None,
 ) -> LoggedRun:
     """Log one training run; a second call for the same flow run updates the same MLflow run."""
     tracking_uri = settings.resolved_tracking_uri(storage.home)
@@ -97,6 +104,7 @@ def log_training_run(
         "corpus_source": raw.source,
         "baskets_sha256": corpus.sha256,
         "model_sha256": model.sha256,
+        "completion_scorer": model.completion_scorer,
         **({FLOW_RUN_TAG: flow_run_id} if flow_run_id else {}),
         **({"prefect_flow_run_name": run_name} if run_name else {}),
         **(extra_tags or {}),
@@ -112,7 +120,13 @@ def log_training_run(
         with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
             load_model(model, storage, Path(work))
             mlflow.log_artifact(str(Path(work) / EMBEDDINGS_FILE))
+            log_scorer_choice(Path(work))
             info = log_model(Path(work))
+        if tuning is not None:
+            mlflow.log_params({"tuning_trials": len(tuning.trials), "tuning_best_trial": tuning.best_number})
+            mlflow.log_metrics({f"tuning/best_{tuning.metric}": tuning.best_score, "timing/tune_seconds": tuning.seconds})
+            mlflow.log_dict({"trials": tuning.table(), "search_space": tuning.search_space}, "tuning/trials.json")
+            log_tuning_trials(client, experiment_id, run.info.run_id, tuning)
         return LoggedRun(run_id=run.info.run_id, run_name=run.info.run_name, experiment_id=experiment_id,
                          tracking_uri=tracking_uri, artifact_uri=run.info.artifact_uri, model_uri=info.model_uri)
 
@@ -121,3 +135,40 @@ def log_artifact_directory(logged: LoggedRun, directory: Path, artifact_path: st
     """Log every file in ``directory`` under ``artifact_path`` of the logged run; the URI they are at."""
     MlflowClient(logged.tracking_uri).log_artifacts(logged.run_id, str(directory), artifact_path)
     return f"{logged.artifact_uri.rstrip('/')}/{artifact_path}"
+
+
+def log_scorer_choice(model_dir: Path) -> None:
+    """How the served completion scorer was chosen: validation figures of each candidate and EASE's penalty."""
+    path = model_dir / COMPLETION_FILE
+    if not path.exists():
+        return
+    choice = json.loads(path.read_text())
+    mlflow.log_metrics({f"validation/{scorer}/{metric}": value
+                        for scorer, values in choice.get("validation", {}).items() for metric, value in values.items()})
+    ease = choice.get("ease", {})
+    mlflow.log_params({k: v for k, v in {"ease_l2": ease.get("l2"), "ease_top_k": ease.get("top_k"),
+                                         "ease_fitted_items": ease.get("fitted_items")}.items() if v is not None})
+
+
+TRIAL_TAG = "tuning_trial"
+
+
+def log_tuning_trials(client: MlflowClient, experiment_id: str, parent_run_id: str, tuning: TuningResult) -> list[str]:
+    """One MLflow child run per tuning trial under the training run (a retry adds none twice)."""
+    existing = {run.data.tags.get(TRIAL_TAG) for run in client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000)}
+    run_ids = []
+    for trial in tuning.trials:
+        if str(trial.number) in existing:
+            continue
+        child = client.create_run(experiment_id, run_name=f"trial-{trial.number}", tags={
+            "mlflow.parentRunId": parent_run_id, TRIAL_TAG: str(trial.number),
+            "tuning_best": str(trial.number == tuning.best_number).lower()})
+        metrics = [Metric(name, value, 0, 0) for name, value in trial.metrics.items()]
+        metrics.append(Metric("trial_seconds", trial.seconds, 0, 0))
+        tags = [RunTag("error", trial.error[:5000])] if trial.error else []
+        client.log_batch(child.info.run_id, metrics=metrics,
+                         params=[Param(f"train_{k}", str(v)) for k, v in trial.values.items()], tags=tags)
+        client.set_terminated(child.info.run_id, "FINISHED" if trial.error is None else "FAILED")
+        run_ids.append(child.info.run_id)
+    return run_ids

@@ -8,13 +8,18 @@ Run it as a script, import it in a notebook, or deploy it (see prefect.yaml).
 from __future__ import annotations
 
 from prefect import flow, task
-from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
+from prefect.artifacts import (
+    create_image_artifact,
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from flavor_ml import pipeline
-from flavor_ml.cache_keys import evaluate_parts, fetch_parts, normalize_parts, train_parts
+from flavor_ml.cache_keys import evaluate_parts, fetch_parts, normalize_parts, train_parts, tune_parts
 from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model_card import CardSubject, publish_model_card, render_model_card
@@ -26,9 +31,11 @@ from flavor_ml.settings import (
     FetchParams,
     NormalizationParams,
     TrainingParams,
+    TuningParams,
     load_settings,
 )
 from flavor_ml.tracking import LoggedRun, git_sha, log_training_run
+from flavor_ml.training.tuning import TrialJob, TrialOutcome, TuningResult, run_trial
 from flavor_ml.visualize import MAP_HTML, Projection
 from flows.caching import StepCachePolicy
 from flows.events import emit_training_completed
@@ -48,6 +55,7 @@ class TrainingSummary(BaseModel):
     normalized: pipeline.NormalizedCorpus
     model: pipeline.TrainedModel
     pictures: LoggedPictures | None = None
+    tuning: TuningResult | None = None
 
 
 @task(name="fetch", task_run_name="fetch", cache_policy=StepCachePolicy(step="fetch", parts=fetch_parts))
@@ -65,6 +73,28 @@ def train_model(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split
     return pipeline.train(corpus, params, split_params, load_settings().storage)
 
 
+@task(name="tuning-trial", task_run_name="trial-{job.number}", cache_policy=NO_CACHE)
+def tuning_trial(job: TrialJob, fit: list[list[str]], validation: list[list[str]],
+                 split_params: EvaluationParams) -> TrialOutcome:
+    return run_trial(job, fit, validation, split_params)
+
+
+def _trials_on_the_task_runner(jobs: list[TrialJob], fit, validation, split_params: EvaluationParams) -> list[TrialOutcome]:
+    """A batch of trials as concurrent task runs on the flow's task runner."""
+    futures = [tuning_trial.submit(job, fit, validation, split_params) for job in jobs]
+    return [future.result() for future in futures]
+
+
+@task(name="tune", task_run_name="tune", cache_policy=StepCachePolicy(step="tune", parts=tune_parts))
+def tune_model(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams,
+               tuning: TuningParams) -> TuningResult:
+    result = pipeline.tune(corpus, params, split_params, tuning, load_settings().storage, runner=_trials_on_the_task_runner)
+    create_table_artifact(key="tuning-trials", table=result.table(),
+                          description=f"{len(result.trials)} tuning trials, validation {result.metric}; "
+                                      f"best: trial {result.best_number} ({result.best_score:.4f})")
+    return result
+
+
 @task(name="evaluate", task_run_name="evaluate", cache_policy=StepCachePolicy(step="evaluate", parts=evaluate_parts))
 def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams) -> EvaluationReport:
     return pipeline.evaluate(corpus, model, params, load_settings().storage)
@@ -73,7 +103,7 @@ def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
 @task(name="log-to-mlflow", task_run_name="log-to-mlflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
                   report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
-                  evaluation: EvaluationParams) -> LoggedRun:
+                  evaluation: EvaluationParams, tuning: TuningResult | None = None) -> LoggedRun:
     tasks = task_summaries(flow_run.id, expected=PIPELINE_TASKS)
     return log_training_run(
         raw=raw, corpus=corpus, model=model, report=report, normalization=normalization, training=training,
@@ -82,6 +112,7 @@ def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipe
         extra_tags={f"cache_key/{name}": s.cache_key or "none" for name, s in tasks.items()}
         | {f"task_state/{name}": s.state for name, s in tasks.items()},
         timings={name: s.seconds for name, s in tasks.items()},
+        tuning=tuning,
     )
 
 
@@ -130,11 +161,12 @@ def publish_card(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipel
 
 @task(name="summarize", task_run_name="summarize", cache_policy=NO_CACHE)
 def summarize(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, report: EvaluationReport,
-              logged: LoggedRun, registered: RegisteredVersion | None, pictures: LoggedPictures | None = None
-              ) -> TrainingSummary:
+              logged: LoggedRun, registered: RegisteredVersion | None, pictures: LoggedPictures | None = None,
+              tuning: TuningResult | None = None) -> TrainingSummary:
     return TrainingSummary(flow_run_id=flow_run.id, flow_run_name=flow_run.name,
                            tasks=task_summaries(flow_run.id, expected=PIPELINE_TASKS), report=report, mlflow=logged,
-                           registered=registered, corpus=raw, normalized=corpus, model=model, pictures=pictures)
+                           registered=registered, corpus=raw, normalized=corpus, model=model, pictures=pictures,
+                           tuning=tuning)
 
 
 @flow(name="train-embeddings")
@@ -145,24 +177,27 @@ def train_embeddings(
     training: TrainingParams | None = None,
     evaluation: EvaluationParams | None = None,
     projection: Projection = "auto",
+    tuning: TuningParams | None = None,
 ) -> TrainingSummary:
     """Learn ingredient embeddings from ``corpus`` (a URL, path or s3:// URI; the bundled sample by default).
 
     ``projection`` draws the ingredient map: ``auto`` (UMAP for 200 to 2,000 ingredients, else PCA), ``umap``
-    or ``pca``.
+    or ``pca``. With ``tuning.trials`` > 0 a tuning step runs first and its best parameters train the model.
     """
     fetch, normalization = fetch or FetchParams(), normalization or NormalizationParams()
     training, evaluation = training or TrainingParams(), evaluation or EvaluationParams()
 
     raw = fetch_corpus(corpus, fetch)
     baskets = normalize_corpus(raw, normalization)
+    tuned = tune_model(baskets, training, evaluation, tuning) if tuning and tuning.trials > 0 else None
+    training = tuned.best_params(training) if tuned else training
     model = train_model(baskets, training, evaluation)
     report = evaluate_model(baskets, model, evaluation)
-    logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation)
+    logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation, tuned)
     pictures = picture_model(baskets, model, report, evaluation, logged, projection)
     registered = register_model(logged, report)
     publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registered, pictures)
-    return summarize(raw, baskets, model, report, logged, registered, pictures)
+    return summarize(raw, baskets, model, report, logged, registered, pictures, tuned)
 
 
 if __name__ == "__main__":

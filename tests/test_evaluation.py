@@ -51,7 +51,7 @@ def report(embeddings, split) -> EvaluationReport:
 
 def test_every_probe_has_its_baselines_in_the_same_report(report):
     assert set(report.metrics) == PROBES | {"category_knn_acc"}
-    assert set(report.baselines) == {"popularity", "cooccurrence", "random", "ppmi_svd"}
+    assert set(report.baselines) == {"popularity", "cooccurrence", "random", "ppmi_svd", "ease"}
     for scorer, values in report.baselines.items():
         assert PROBES <= set(values), scorer
     assert {"category_knn_acc"} <= set(report.baselines["random"]) & set(report.baselines["ppmi_svd"])

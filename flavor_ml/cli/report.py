@@ -12,8 +12,7 @@ from typing import Annotated
 
 import typer
 
-from flavor_ml.cli import app, fail, print_json
-from flavor_ml.environment import use_local_defaults
+from flavor_ml.cli import app, fail, print_json, settings
 from flavor_ml.errors import FlavorError
 
 
@@ -35,14 +34,12 @@ def report_unknown(
     if ApiClientSettings().api_admin_token is None:  # say so now, not after starting Prefect
         fail("reading unknown names needs the API's admin token: set FLAVOR_API_ADMIN_TOKEN "
              "(`flavor-ml stack env` prints it for the native stack)")
-    use_local_defaults(home)
+    settings(home=home)
     if json_output:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from flavor_ml.cli.reporting import _hide_tracebacks_of_own_errors
     from flavor_ml.unknown_report import report_markdown
     from flows.report_unknown import report_unknown as report_flow
 
-    _hide_tracebacks_of_own_errors()
 
     state = report_flow(api_url=api_url, limit=limit, min_similarity=min_similarity,
                         synonyms_out=str(synonyms_out) if synonyms_out else None, return_state=True)

@@ -8,14 +8,14 @@ from typing import Any
 from flavor_ml.errors import FlavorError
 
 
-def run_training_flow(*, corpus, fetch, normalization, training, evaluation, quiet: bool):
+def run_training_flow(*, corpus, fetch, normalization, training, evaluation, quiet: bool, tuning=None):
     """Run ``train-embeddings`` in this process; a failure of ours comes back as its own message."""
     if quiet:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.train import train_embeddings
 
     state = train_embeddings(corpus=corpus, fetch=fetch, normalization=normalization, training=training,
-                             evaluation=evaluation, return_state=True)
+                             evaluation=evaluation, tuning=tuning, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, FlavorError):
         raise result
@@ -35,6 +35,10 @@ def summary_as_json(summary) -> dict[str, Any]:
         "cache_keys": {name: task.cache_key for name, task in summary.tasks.items()},
         "metrics": report.flat(),
         "baselines": report.baselines,
+        "served_scorer": report.served_scorer,
+        "slices": report.slices,
+        "intervals": report.intervals,
+        "tuning": summary.tuning.model_dump(mode="json") if getattr(summary, "tuning", None) else None,
         "mlflow_run_id": summary.mlflow.run_id,
         "tracking_uri": summary.mlflow.tracking_uri,
         "artifact_uri": summary.mlflow.artifact_uri,
@@ -70,6 +74,7 @@ def summary_as_text(summary) -> str:
         f"vocabulary {counts.vocabulary_size:,} (rejected rows in {summary.normalized.rejects_uri})",
         "metrics (model beside same-run baselines)",
         *_metrics_table(summary.report),
+        *_quality_lines(summary),
         f"mlflow     run {summary.mlflow.run_id} in {summary.mlflow.tracking_uri}",
         f"artifacts  {summary.mlflow.artifact_uri}",
         f"model      {summary.mlflow.model_uri}"
@@ -80,3 +85,30 @@ def summary_as_text(summary) -> str:
                      f"({summary.pictures.insights.projection_method.upper()} map; model card in model_card.md)")
     return "\n".join(lines)
 
+
+
+def _quality_lines(summary) -> list[str]:
+    """The served scorer, the 95% intervals, the slices (model, served, EASE, PPMI-SVD) and tuning."""
+    report = summary.report
+    lines: list[str] = []
+    if report.served_scorer:
+        hr = f"completion_hr{report.k}"
+        low, high = report.intervals.get(f"served/{hr}", (float("nan"), float("nan")))
+        lines.append(f"served     /complete uses {report.served_scorer}: {hr} {report.served.get(hr, float('nan')):.3f} "
+                     f"[{low:.3f}, {high:.3f}] (chosen on the validation split)")
+    shown = [name for name in ("completion_hr10", "completion_mrr", "category_knn_acc") if name in report.intervals]
+    if shown:
+        lines.append("intervals  95% bootstrap: " + ", ".join(
+            f"{name} [{report.intervals[name][0]:.3f}, {report.intervals[name][1]:.3f}]" for name in shown))
+    if report.slices:
+        scorers = ("model", "served", "ease", "ppmi_svd", "popularity")
+        lines.append(f"  {'slice':<24}{'queries':>8}" + "".join(f"{s:>11}" for s in scorers))
+        for name, by_scorer in report.slices.items():
+            cells = "".join(f"{next(iter(by_scorer[s].values())):>11.3f}" if s in by_scorer else f"{'-':>11}"
+                            for s in scorers)
+            lines.append(f"  {name:<24}{report.slice_queries.get(name, 0):>8}{cells}")
+    tuning = getattr(summary, "tuning", None)
+    if tuning is not None:
+        lines.append(f"tuning     {len(tuning.trials)} trials in {tuning.seconds:.0f} s; best trial {tuning.best_number} "
+                     f"(validation {tuning.metric} {tuning.best_score:.3f}): {tuning.best_values}")
+    return lines

@@ -14,17 +14,18 @@ from flavor_ml.cli import app, print_json, settings
 def train(
     corpus: Annotated[str | None, typer.Option(help="http(s)://, s3://, file:// or a path; the bundled sample by default")] = None,
     format: Annotated[str, typer.Option(help="auto, tsv, jsonl, json, csv or parquet")] = "auto",
-    epochs: Annotated[int | None, typer.Option(help="training epochs (default: FLAVOR_TRAIN_EPOCHS, else the training settings' default)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="training epochs (default FLAVOR_TRAIN_EPOCHS, else derived from the corpus size)")] = None,
     vector_size: Annotated[int | None, typer.Option(help="embedding dimensions")] = None,
     deterministic: Annotated[bool, typer.Option(help="one worker, fixed seed: identical vectors on a re-run")] = False,
     categories: Annotated[str | None, typer.Option(help="ingredient -> category table for the kNN probe")] = None,
+    tune: Annotated[int, typer.Option(min=0, help="tune first: N trials on a validation split, the best train the model")] = 0,
     home: Annotated[Path | None, typer.Option(help="where the embedded default keeps everything (FLAVOR_HOME, ./.flavor)")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")] = False,
 ) -> None:
     """Run the train-embeddings flow: fetch → normalize → train → evaluate → MLflow."""
     settings(home=home)
     from flavor_ml.cli.reporting import run_training_flow
-    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams
+    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams, TuningParams
 
     training_overrides = {k: v for k, v in {"epochs": epochs, "vector_size": vector_size}.items() if v is not None}
     if deterministic:
@@ -36,6 +37,7 @@ def train(
         training=TrainingParams(**training_overrides),
         evaluation=EvaluationParams(**({"categories": categories} if categories else {})),
         quiet=json_output,
+        tuning=TuningParams(**({"trials": tune} if tune else {})),
     )
     from flavor_ml.cli.reporting import summary_as_json, summary_as_text
 

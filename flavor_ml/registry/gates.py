@@ -182,6 +182,8 @@ def _non_regression_gates(candidate: VersionSnapshot, holder: VersionSnapshot | 
         elif mine is None:
             gates.append(Gate(name=name, value=None, op=">=", threshold=-rule.tolerance, passed=False,
                               reason=f"the run did not log {metric}; v{holder.version} has {fmt(theirs)}"))
+        elif rule.use_interval and _metric(candidate, f"{metric}/ci95_high") is not None:
+            gates.append(_interval_gate(name, metric, candidate, holder, theirs))
         else:
             change = mine - theirs
             passed = change >= -rule.tolerance - _EPSILON
@@ -190,6 +192,18 @@ def _non_regression_gates(candidate: VersionSnapshot, holder: VersionSnapshot | 
                                      f"{change:+.4f}, {'within' if passed else 'beyond'} tolerance "
                                      f"{fmt(rule.tolerance)}"))
     return gates
+
+
+def _interval_gate(name: str, metric: str, candidate: VersionSnapshot, holder: VersionSnapshot, theirs: float) -> Gate:
+    """Regressed only when the holder's figure is above the candidate's whole 95% interval."""
+    high = _metric(candidate, f"{metric}/ci95_high")
+    low = _metric(candidate, f"{metric}/ci95_low")
+    assert high is not None
+    passed = high >= theirs - _EPSILON
+    interval = f"[{fmt(low) if low is not None else '?'}, {fmt(high)}]"
+    return Gate(name=name, value=high - theirs, op=">=", threshold=0.0, passed=passed,
+                reason=f"{metric} 95% interval {interval} vs {fmt(theirs)} of v{holder.version}: "
+                       f"{'the holder is within or below the interval' if passed else 'the whole interval is below'}")
 
 
 def _metric(snapshot: VersionSnapshot, name: str) -> float | None:

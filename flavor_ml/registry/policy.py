@@ -9,7 +9,10 @@ accepted) a policy lists:
 - ``margins``: the candidate's metric minus the same run's baseline figure
   (``<baseline>/<metric>``, e.g. ``ppmi_svd/completion_hr10``) must be at least ``by``;
 - ``non_regression``: no listed metric may be worse than the current holder of the stage by
-  more than ``tolerance`` (all listed metrics are higher-is-better);
+  more than ``tolerance`` (all listed metrics are higher-is-better); with ``use_interval: true``
+  a metric regresses only when the candidate's 95% bootstrap interval lies wholly below the
+  holder's figure (``<metric>/ci95_high`` < holder's ``<metric>``), the tolerance serving for
+  metrics the run logged no interval for;
 - ``require_stage``: the candidate must have been promoted to that stage first.
 """
 
@@ -70,6 +73,9 @@ class NonRegression(_Strict):
 
     metrics: list[str] = Field(min_length=1)
     tolerance: float = Field(0.01, ge=0)
+    use_interval: bool = Field(
+        False, description="regressed only when <metric>/ci95_high is below the holder's figure (no fixed tolerance)"
+    )
 
 
 class StageRules(_Strict):

@@ -1,7 +1,8 @@
 """The inference API: substitutes, complements and what is being served.
 
     GET  /similar/{ingredient}?k=10   nearest ingredients by cosine of input vectors (substitutes)
-    POST /complete {"ingredients": [...], "k": 10}   what goes with them (input x output vectors)
+    POST /complete {"ingredients": [...], "k": 10}   what goes with them (the version's served scorer:
+                      Item2Vec input x output vectors or EASE weights; the response names it in "scorer")
     GET  /model   version, alias, run, git SHA, corpus sha256, loaded_at, last reload error
     GET  /health  the process is up;  GET /ready  a model is loaded (503 until then)
     POST /admin/reload   check the alias now (Authorization: Bearer $FLAVOR_API_ADMIN_TOKEN)
@@ -148,17 +149,18 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         return JSONResponse({"query": ingredient, "ingredient": name, "k": k, "similar": _scored(hits),
                              "model_version": model.version})
 
-    @app.post("/complete", summary="Complements: what goes with these ingredients (input x output vectors)")
+    @app.post("/complete", summary="Complements: what goes with these ingredients (the version's served scorer)")
     async def complete(body: CompleteRequest, model: Model) -> JSONResponse:  # type: ignore[valid-type]
         resolved = await resolve(body.ingredients, model)
         known = list(dict.fromkeys(name for name in resolved if name is not None))
         unknown = [raw for raw, name in zip(body.ingredients, resolved) if name is None]
         if not known:
             raise await _unknown(model, names, unknown)
-        hits = await query(model, model.embeddings.complete, known, body.k)
+        completer = model.completer
+        hits = await query(model, completer.complete, known, body.k)
         suggestions = await _suggestions(model, names, unknown) if unknown else []
         return JSONResponse({"ingredients": known, "unknown": suggestions, "k": body.k,
-                             "complements": _scored(hits), "model_version": model.version})
+                             "complements": _scored(hits), "scorer": completer.scorer, "model_version": model.version})
 
     @app.get("/model", summary="The version being served, its provenance and the last reload error")
     async def model_info() -> JSONResponse:

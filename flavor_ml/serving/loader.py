@@ -17,9 +17,10 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from flavor_ml.completion import CompletionModel
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import ModelLoadError, RegistryError
-from flavor_ml.model import load_embeddings
+from flavor_ml.model import load_completion_model
 from flavor_ml.serving.spelling import CloseSpellings
 
 GIT_SHA_TAGS = ("git_sha", "mlflow.source.git.commit")
@@ -42,6 +43,12 @@ class ServedModel:
     loaded_at: datetime
     embeddings: IngredientEmbeddings = field(repr=False)
     spellings: CloseSpellings = field(repr=False)
+    completion: CompletionModel | None = field(default=None, repr=False)
+
+    @property
+    def completer(self) -> CompletionModel:
+        """What /complete answers with: the scorer the version chose on validation (Item2Vec for older versions)."""
+        return self.completion if self.completion is not None else CompletionModel(self.embeddings)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -54,6 +61,8 @@ class ServedModel:
             "loaded_at": self.loaded_at.isoformat(),
             "ingredients": len(self.embeddings),
             "dimensions": self.embeddings.dimensions,
+            "completion_scorer": self.completer.scorer,
+            "completion": self.completer.describe(),
         }
 
 
@@ -89,8 +98,12 @@ def load_version(client: MlflowClient, version: ModelVersion, alias: str) -> Ser
     """Download, load and smoke-check ``version``; ModelLoadError (or RegistryError) if it cannot be served."""
     uri = f"models:/{version.name}/{version.version}"
     with tempfile.TemporaryDirectory(prefix="flavor-serving-") as download:
-        embeddings = load_embeddings(uri, Path(download), client.tracking_uri)
+        completion = load_completion_model(uri, Path(download), client.tracking_uri)
+    embeddings = completion.embeddings
     smoke_check(embeddings)
+    if not completion.complete([embeddings.vocabulary[int(np.argmax(embeddings.counts))]], 5):
+        raise ModelLoadError(f"the {completion.scorer} completion scorer finds no complements for the most "
+                             "frequent ingredient")
     tags = _tags(client, version)
     return ServedModel(
         name=version.name,
@@ -102,6 +115,7 @@ def load_version(client: MlflowClient, version: ModelVersion, alias: str) -> Ser
         loaded_at=datetime.now(UTC),
         embeddings=embeddings,
         spellings=CloseSpellings(embeddings.vocabulary),
+        completion=completion,
     )
 
 

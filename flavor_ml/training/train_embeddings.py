@@ -10,6 +10,7 @@ A recipe is a set, not a sentence, so the word2vec set-up is adapted (Barkan & K
   over all epochs because gensim drives the epochs over a re-iterable corpus;
 - both the input vectors (``wv``: substitutes, by cosine) and the output vectors
   (``syn1neg``: complements, scored input x output) are kept, in vocabulary order;
+- without explicit ``epochs`` the budget adapts to the corpus size (:mod:`flavor_ml.training.budget`);
 - the defaults in :class:`~flavor_ml.settings.TrainingParams` switch off frequent-word
   downsampling (``sample=0``) and draw negatives with ``ns_exponent=0.6``; see that class
   for why gensim's NLP defaults complete recipes worse than popularity.
@@ -34,6 +35,7 @@ from gensim.models import Word2Vec
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import TrainingError
 from flavor_ml.settings import TrainingParams
+from flavor_ml.training.budget import resolve_budget
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ def train_embeddings(baskets: Sequence[Sequence[str]], params: TrainingParams) -
     train a model (no baskets, fewer than two distinct ingredients, no basket with two).
     """
     usable, counts = prepare_baskets(baskets, params.min_count)
+    params, _ = resolve_budget(params, len(usable))  # no explicit epochs: derived from the corpus size
     if params.min_alpha > params.alpha:
         raise TrainingError(f"min_alpha={params.min_alpha} is larger than alpha={params.alpha}")
     workers = 1 if params.deterministic else params.workers

@@ -88,6 +88,13 @@ class RegistryStore:
             get_artifact_repository(location).delete_artifacts(lost)
         return str(mlflow.register_model(info.model_uri, model_name).version)
 
+    def log_directory(self, model_name: str, directory: Path) -> str:
+        """Log a saved model directory (embeddings and any completion files) and register it."""
+        with mlflow.start_run(experiment_id=self.experiment_id):
+            mlflow.set_tags({"git_sha": GIT_SHA, "corpus_sha256": CORPUS_SHA256})
+            info = log_model(directory)
+        return str(mlflow.register_model(info.model_uri, model_name).version)
+
     def promote(self, model_name: str, version: str, alias: str = "production") -> None:
         MlflowClient().set_registered_model_alias(model_name, alias, version)
 
