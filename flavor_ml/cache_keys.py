@@ -13,7 +13,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from flavor_ml import pipeline
-from flavor_ml.data import baskets, fetch, formats, normalization, split
+from flavor_ml.data import baskets, basket_stream, compression, fetch, formats, merge, normalization, split
+from flavor_ml.data.partitions import PartitionSource
 from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import Normalizer
 from flavor_ml.eval import baselines, categories, metrics
@@ -46,17 +47,37 @@ def fetch_parts(source: str | None, params: FetchParams) -> KeyParts:
         "source": source,
         "validators": json.dumps(source_fingerprint(source, params), sort_keys=True),
         "params": _params(params, exclude={"timeout_seconds", "max_attempts", "backoff_seconds", "freshness_seconds"}),
-        "code": code_version(fetch, formats),
+        "code": code_version(fetch, formats, compression),
     }
 
 
 def normalize_parts(corpus: CorpusRef, params: NormalizationParams) -> KeyParts:
+    """The partition's content hash (and which member of an archive), the normalizer's tables,
+    settings and code version; the partition's name, since the result carries it."""
     return {
         "corpus_sha256": corpus.sha256,
         "format": corpus.format,
+        "compression": corpus.compression or "none",
+        "member": corpus.member or "",
+        "partition": corpus.partition or "",
         "params": _params(params, exclude={"extra_synonyms"}),
         "tables": Normalizer(params.extra_synonyms).fingerprint(),
-        "code": code_version(normalization, formats, baskets, pipeline),
+        "code": code_version(normalization, formats, compression, baskets, pipeline),
+    }
+
+
+def fetch_partition_parts(partition: PartitionSource, params: FetchParams) -> KeyParts:
+    """:func:`fetch_parts` of the partition's file, plus its name and archive member."""
+    return fetch_parts(partition.source, params) | {"partition": partition.name, "member": partition.member or ""}
+
+
+def merge_parts(source: str | None, parts: list[pipeline.NormalizedCorpus]) -> KeyParts:
+    """Which partitions' baskets, by name and content: adding, changing or removing one changes the key."""
+    listing = sorted((part.partition or part.source, part.raw_sha256 or "", part.sha256) for part in parts)
+    return {
+        "source": source or pipeline.default_corpus(),
+        "partitions": json.dumps(listing),
+        "code": code_version(merge, pipeline),
     }
 
 
@@ -67,7 +88,7 @@ def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split
         "baskets_sha256": corpus.sha256,
         "params": _params(params, exclude={"workers"}),
         "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed}),
-        "code": code_version(train_embeddings, split, pipeline),
+        "code": code_version(train_embeddings, split, basket_stream, pipeline),
     }
 
 
@@ -78,7 +99,7 @@ def evaluate_parts(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
         "model_sha256": model.sha256,
         "params": _params(params, exclude={"categories"}),
         "categories_sha256": sha256_file(Path(table)) if table else "none",
-        "code": code_version(metrics, baselines, categories, split, pipeline),
+        "code": code_version(metrics, baselines, categories, split, basket_stream, pipeline),
     }
 
 

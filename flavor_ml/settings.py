@@ -123,3 +123,20 @@ class TrackingSettings(BaseSettings):
     def default_artifact_location(self, home: Path) -> str | None:
         """Artifacts of the embedded default go beside its database, not into ./mlruns."""
         return None if self.tracking_uri else (Path(home).resolve() / "mlartifacts").as_uri()
+
+
+class ScaleOutSettings(BaseSettings):
+    """Where a flow's partition tasks run (``FLAVOR_TASK_RUNNER``, ``FLAVOR_DASK_*``).
+
+    ``threads`` (the default) runs them concurrently in the flow-run process; ``dask`` hands
+    them to prefect-dask's ``DaskTaskRunner``: the cluster at ``dask_address`` when set,
+    otherwise a local cluster of ``dask_workers`` worker processes started for the run.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore")
+
+    task_runner: Literal["threads", "dask"] = "threads"
+    max_threads: int | None = Field(None, ge=1, description="threads for partition tasks (Prefect's default if unset)")
+    dask_address: str | None = Field(None, description="scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786")
+    dask_workers: int = Field(2, ge=1, description="worker processes of the local cluster when no address is given")
+    dask_threads_per_worker: int = Field(1, ge=1)
