@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
+import threading
 from types import ModuleType
 
 
@@ -24,7 +26,18 @@ def code_version(*modules: ModuleType) -> str:
     """
     digest = hashlib.sha256()
     for module in sorted(modules, key=lambda m: m.__name__):
-        tree = _strip_docstrings(ast.parse(inspect.getsource(module)))
         digest.update(module.__name__.encode())
-        digest.update(ast.dump(tree, annotate_fields=False, include_attributes=False).encode())
+        digest.update(_module_code(module).encode())
     return digest.hexdigest()[:16]
+
+
+_PARSE_LOCK = threading.Lock()
+
+
+@functools.cache
+def _module_code(module: ModuleType) -> str:
+    # One parse per module and process, under a lock: CPython 3.11's parser is not safe to run
+    # from several threads at once (partition tasks compute their keys concurrently).
+    with _PARSE_LOCK:
+        tree = _strip_docstrings(ast.parse(inspect.getsource(module)))
+        return ast.dump(tree, annotate_fields=False, include_attributes=False)
