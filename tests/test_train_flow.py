@@ -82,8 +82,8 @@ def test_the_run_is_logged_to_mlflow_with_params_metrics_baselines_artifacts_and
     assert run.data.tags["prefect_flow_run_id"] == summary.flow_run_id
     assert run.data.tags["corpus_sha256"] == summary.corpus.sha256
     assert run.data.tags["git_sha"]
-    for step in ("fetch", "normalize", "train", "evaluate"):
-        assert run.data.tags[f"cache_key/{step}"].startswith(f"flavor-ml-{step}-")
+    for step in ("fetch/sample-recipes.jsonl", "normalize/sample-recipes.jsonl", "merge", "train", "evaluate"):
+        assert run.data.tags[f"cache_key/{step}"].startswith(f"flavor-ml-{step.split('/')[0]}-")
     assert {"train_epochs", "train_vector_size", "train_ns_exponent", "vocabulary_size", "corpus_recipes"} <= run.data.params.keys()
     assert {"completion_hr10", "completion_mrr", "ppmi_svd/completion_hr10", "popularity/completion_hr10"} <= run.data.metrics.keys()
     assert run.data.metrics["completion_hr10"] > run.data.metrics["popularity/completion_hr10"]
