@@ -21,7 +21,7 @@ from flavor_ml.data.baskets import BasketCounts, build_baskets, check_reject_sha
 from flavor_ml.data.compression import decompress_to
 from flavor_ml.data.fetch import CorpusRef, fetch_corpus
 from flavor_ml.data.merge import PartitionBaskets, PartitionRecord, merge_baskets, vocabulary_size
-from flavor_ml.data.partitions import PartitionSource, list_partitions
+from flavor_ml.data.partitions import PartitionSource, list_partitions, partition_fingerprint
 from flavor_ml.data.normalization import normalize_lines
 from flavor_ml.data.sample import SAMPLE_CATEGORIES_PATH, SAMPLE_CORPUS_PATH
 from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULARY_FILE, IngredientEmbeddings
@@ -87,9 +87,11 @@ def list_corpus(source: str | None, storage: StorageSettings) -> list[PartitionS
 
 
 def fetch_partition(partition: PartitionSource, params: FetchParams, storage: StorageSettings) -> CorpusRef:
-    """Snapshot one partition's file into the store."""
-    return fetch_corpus(partition.source, params, ArtifactStore.from_settings(storage), partition=partition.name,
-                        member=partition.member)
+    """Snapshot one partition's file into the store, with the fingerprint the new-data sensor compares."""
+    store = ArtifactStore.from_settings(storage)
+    fingerprint = partition_fingerprint(partition, params, s3=store.s3 if partition.source.startswith("s3://") else None)
+    ref = fetch_corpus(partition.source, params, store, partition=partition.name, member=partition.member)
+    return ref.model_copy(update={"fingerprint": fingerprint})
 
 
 def normalize(corpus: CorpusRef, params: NormalizationParams, storage: StorageSettings) -> NormalizedCorpus:

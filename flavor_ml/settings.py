@@ -140,3 +140,18 @@ class ScaleOutSettings(BaseSettings):
     dask_address: str | None = Field(None, description="scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786")
     dask_workers: int = Field(2, ge=1, description="worker processes of the local cluster when no address is given")
     dask_threads_per_worker: int = Field(1, ge=1)
+
+
+class WatchSettings(BaseSettings):
+    """The new-data sensor (``FLAVOR_WATCH_*``): which corpus ``watch-corpus`` lists when not told."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_WATCH_", extra="ignore")
+
+    corpus: str | None = Field(None, description="a folder, glob, s3:// prefix or manifest to watch")
+
+    def require_corpus(self) -> str:
+        if not self.corpus:
+            from flavor_ml.errors import ConfigError
+
+            raise ConfigError("watch-corpus needs a corpus: pass corpus=... or set FLAVOR_WATCH_CORPUS")
+        return self.corpus

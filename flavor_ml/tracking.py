@@ -23,6 +23,7 @@ from flavor_ml.settings import EvaluationParams, NormalizationParams, StorageSet
 
 FLOW_RUN_TAG = "prefect_flow_run_id"
 PARTITIONS_ARTIFACT = "data/partitions.json"
+FINGERPRINTS_ARTIFACT = "data/partition-fingerprints.json"
 _PARTITION_TAGS_MAX = 100  # beyond that, partitions.json alone lists them
 _TAG_VALUE_MAX = 5000
 
@@ -128,6 +129,7 @@ def log_training_run(
     extra_tags: dict[str, str] | None = None,
     timings: dict[str, float] | None = None,
     partitions: list[PartitionRecord] | None = None,
+    fingerprints: dict[str, dict[str, str]] | None = None,
 ) -> LoggedRun:
     """Log one training run; a second call for the same flow run updates the same MLflow run."""
     tracking_uri = settings.resolved_tracking_uri(storage.home)
@@ -156,6 +158,8 @@ def log_training_run(
         if partitions:
             mlflow.log_param("corpus_partitions", len(partitions))
             mlflow.log_dict([p.model_dump(mode="json") for p in partitions], PARTITIONS_ARTIFACT)
+        if fingerprints:  # what the new-data sensor compares the corpus with (flavor_ml/data/corpus_watch.py)
+            mlflow.log_dict(fingerprints, FINGERPRINTS_ARTIFACT)
         with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
             load_model(model, storage, Path(work))
             mlflow.log_artifact(str(Path(work) / EMBEDDINGS_FILE))

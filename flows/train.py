@@ -83,7 +83,8 @@ def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
 @task(name="log-to-mlflow", task_run_name="log-to-mlflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
                   report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
-                  evaluation: EvaluationParams, expected: list[str]) -> LoggedRun:
+                  evaluation: EvaluationParams, expected: list[str],
+                  fingerprints: dict[str, dict[str, str]] | None = None) -> LoggedRun:
     tasks = task_summaries(flow_run.id, expected=expected)
     return log_training_run(
         raw=raw, corpus=corpus, model=model, report=report, normalization=normalization, training=training,
@@ -93,6 +94,7 @@ def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipe
         | {f"task_state/{name}": s.state for name, s in tasks.items()},
         timings={name: s.seconds for name, s in tasks.items()},
         partitions=corpus.partitions,
+        fingerprints=fingerprints,
     )
 
 
@@ -140,7 +142,8 @@ def train_embeddings(
     report = evaluate_model(baskets, model, evaluation)
     expected = pipeline_task_names([p.name for p in partitions])
     raw = pipeline.corpus_ref(corpus, raws)
-    logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation, expected)
+    fingerprints = {ref.partition or ref.source: ref.fingerprint for ref in raws}
+    logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints)
     registered = register_model(logged, report, baskets)
     return summarize(raw, baskets, model, report, logged, registered, expected)
 

@@ -60,6 +60,8 @@ class CorpusRef(BaseModel):
     #: The partition this is, when the corpus has several; for a zip archive, which member.
     partition: str | None = None
     member: str | None = None
+    #: What identified the source's content when it was fetched (see :func:`source_fingerprint`).
+    fingerprint: dict[str, str] = {}
 
     @property
     def label(self) -> str:

@@ -21,7 +21,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from flavor_ml.data.compression import compression_of, file_name, zip_members
+from flavor_ml.data.fetch import source_fingerprint
 from flavor_ml.errors import FetchError
+from flavor_ml.settings import FetchParams
 from flavor_ml.storage import S3Client, local_path_of
 
 MANIFEST_SUFFIXES = (".manifest", ".urls")
@@ -57,6 +59,12 @@ def list_partitions(corpus: str, s3: S3Client | None = None) -> list[PartitionSo
         raise FetchError(f"{corpus}: no files to read (a corpus needs at least one partition)")
     _check_unique(corpus, parts)
     return sorted(parts, key=lambda part: part.name)
+
+
+def partition_fingerprint(partition: PartitionSource, params: FetchParams, s3: S3Client | None = None) -> dict[str, str]:
+    """What identifies a partition's content without downloading it: the fetch step's fingerprint
+    of its file (:func:`~flavor_ml.data.fetch.source_fingerprint`) and the archive member."""
+    return source_fingerprint(partition.source, params, s3=s3) | ({"member": partition.member} if partition.member else {})
 
 
 def _single(source: str, name: str | None = None) -> PartitionSource:

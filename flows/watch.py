@@ -1,0 +1,45 @@
+"""The ``watch-corpus`` flow: a sensor that announces new, changed or removed partitions of a corpus.
+
+It lists the corpus, fingerprints each partition without downloading it, compares them with
+the partitions of the last successful training on that corpus (recorded in MLflow), and emits
+``flavor-ml.corpus.changed`` only when something differs. The ``train-embeddings/on-new-data``
+deployment is triggered by that event (see prefect.yaml and :func:`flows.events.corpus_changed_trigger`).
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from flavor_ml import pipeline
+from flavor_ml.data.corpus_watch import CorpusChanges, compare, current_fingerprints, last_trained_fingerprints
+from flavor_ml.settings import FetchParams, StorageSettings, TrackingSettings, WatchSettings
+from flavor_ml.storage import ArtifactStore
+from flows.events import emit_corpus_changed
+
+
+@task(name="check-corpus", task_run_name="check-corpus", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def check_corpus(corpus: str, fetch: FetchParams) -> CorpusChanges:
+    storage = StorageSettings()
+    partitions = pipeline.list_corpus(corpus, storage)
+    s3 = ArtifactStore.from_settings(storage).s3 if corpus.lower().startswith("s3://") else None
+    now = current_fingerprints(partitions, fetch, s3=s3)
+    run_id, before = last_trained_fingerprints(corpus, TrackingSettings(), storage)
+    return compare(corpus, now, before, run_id)
+
+
+@flow(name="watch-corpus")
+def watch_corpus(corpus: str | None = None, fetch: FetchParams | None = None) -> CorpusChanges:
+    """Emit ``flavor-ml.corpus.changed`` when ``corpus`` (``FLAVOR_WATCH_CORPUS`` by default) differs
+    from what it was last trained on."""
+    corpus = corpus or WatchSettings().require_corpus()
+    changes = check_corpus(corpus, fetch or FetchParams())
+    logger = get_run_logger()
+    if changes.any:
+        emit_corpus_changed(changes)
+        logger.info("%s changed since the last training: %d added, %d changed, %d removed", corpus,
+                    len(changes.added), len(changes.changed), len(changes.removed))
+    else:
+        logger.info("%s is unchanged since its last training (MLflow run %s)", corpus, changes.last_training_run)
+    return changes
