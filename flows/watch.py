@@ -2,13 +2,17 @@
 
 It lists the corpus, fingerprints each partition without downloading it, compares them with
 the partitions of the last successful training on that corpus (recorded in MLflow), and emits
-``flavor-ml.corpus.changed`` only when something differs. The ``train-embeddings/on-new-data``
+``flavor-ml.corpus.changed`` only when something differs, once per distinct set of changes
+(remembered in a Prefect variable), not again at every check while the training runs. The ``train-embeddings/on-new-data``
 deployment is triggered by that event (see prefect.yaml and :func:`flows.events.corpus_changed_trigger`).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 from prefect import flow, task
+from prefect.variables import Variable
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
@@ -29,6 +33,20 @@ def check_corpus(corpus: str, fetch: FetchParams) -> CorpusChanges:
     return compare(corpus, now, before, run_id)
 
 
+def _variable_name(corpus: str) -> str:
+    return f"flavor-ml-watch-{hashlib.sha256(corpus.encode()).hexdigest()[:20]}"
+
+
+def announced_already(changes: CorpusChanges) -> bool:
+    """Whether this very set of changes was announced by an earlier check (a Prefect variable per
+    corpus), so that one change is announced once, not at every check until training ends."""
+    return Variable.get(_variable_name(changes.corpus), default=None) == changes.digest
+
+
+def remember_announced(changes: CorpusChanges) -> None:
+    Variable.set(_variable_name(changes.corpus), changes.digest, overwrite=True)
+
+
 @flow(name="watch-corpus")
 def watch_corpus(corpus: str | None = None, fetch: FetchParams | None = None) -> CorpusChanges:
     """Emit ``flavor-ml.corpus.changed`` when ``corpus`` (``FLAVOR_WATCH_CORPUS`` by default) differs
@@ -36,8 +54,12 @@ def watch_corpus(corpus: str | None = None, fetch: FetchParams | None = None) ->
     corpus = corpus or WatchSettings().require_corpus()
     changes = check_corpus(corpus, fetch or FetchParams())
     logger = get_run_logger()
-    if changes.any:
+    if changes.any and announced_already(changes):
+        logger.info("%s: the same changes were announced before (%s); waiting for the training", corpus,
+                    changes.digest)
+    elif changes.any:
         emit_corpus_changed(changes)
+        remember_announced(changes)
         logger.info("%s changed since the last training: %d added, %d changed, %d removed", corpus,
                     len(changes.added), len(changes.changed), len(changes.removed))
     else:

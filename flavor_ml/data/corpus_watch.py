@@ -10,6 +10,7 @@ reference.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -34,6 +35,8 @@ class CorpusChanges(BaseModel):
     changed: list[str]
     removed: list[str]
     last_training_run: str | None
+    #: A hash of the corpus's partitions now and of the training they were compared with.
+    digest: str = ""
 
     @property
     def any(self) -> bool:
@@ -74,4 +77,5 @@ def compare(corpus: str, now: Fingerprints, before: Fingerprints, run_id: str | 
         changed=sorted(name for name in set(now) & set(before) if now[name] != before[name]),
         removed=sorted(set(before) - set(now)),
         last_training_run=run_id,
+        digest=hashlib.sha256(json.dumps([now, run_id], sort_keys=True).encode()).hexdigest(),
     )
