@@ -136,7 +136,10 @@ class ScaleOutSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLAVOR_", extra="ignore")
 
     task_runner: Literal["threads", "dask"] = "threads"
-    max_threads: int | None = Field(None, ge=1, description="threads for partition tasks (Prefect's default if unset)")
+    max_threads: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1), ge=1,
+        description="partition tasks at once in a flow-run process: memory grows with it (one partition each), "
+                    "and normalize is CPU-bound, so more threads than cores do not help")
     dask_address: str | None = Field(None, description="scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786")
     dask_workers: int = Field(2, ge=1, description="worker processes of the local cluster when no address is given")
     dask_threads_per_worker: int = Field(1, ge=1)
