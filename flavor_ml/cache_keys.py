@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from flavor_ml import pipeline
 from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import Normalizer
+from flavor_ml.data.partitions import PartitionSource
 from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams, TuningParams
 from flavor_ml.storage import sha256_file
 from flavor_ml.training import tuning as tuning_module
@@ -49,12 +50,34 @@ def fetch_parts(source: str | None, params: FetchParams) -> KeyParts:
 
 
 def normalize_parts(corpus: CorpusRef, params: NormalizationParams) -> KeyParts:
+    """The partition's content hash (and which member of an archive), the normalizer's tables,
+    settings and code version; the partition's name, since the result carries it."""
     return {
         "corpus_sha256": corpus.sha256,
         "format": corpus.format,
+        "compression": corpus.compression or "none",
+        "member": corpus.member or "",
+        "partition": corpus.partition or "",
         "params": _params(params, exclude={"extra_synonyms"}),
         "tables": Normalizer(params.extra_synonyms).fingerprint(),
     } | code_version(pipeline.normalize).parts()
+
+
+def fetch_partition_parts(partition: PartitionSource, params: FetchParams) -> KeyParts:
+    """:func:`fetch_parts` of the partition's file (with the code of the partition fetch), plus its
+    name and archive member."""
+    source = {k: v for k, v in fetch_parts(partition.source, params).items() if not k.startswith(("code:", "table:"))}
+    return (source | {"partition": partition.name, "member": partition.member or ""}
+            | code_version(pipeline.fetch_partition).parts())
+
+def merge_parts(source: str | None, parts: list[pipeline.NormalizedCorpus]) -> KeyParts:
+    """Which partitions' baskets, by name and content: adding, changing or removing one changes the key."""
+    listing = sorted((part.partition or part.source, part.raw_sha256 or "", part.sha256) for part in parts)
+    return {
+        "source": source or pipeline.default_corpus(),
+        "partitions": json.dumps(listing),
+    } | code_version(pipeline.merge).parts()
+
 
 
 def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams) -> KeyParts:

@@ -16,9 +16,14 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from flavor_ml.completion import COMPLETION_FILE, EASE_WEIGHTS_FILE, CompletionModel
+from flavor_ml.data.basket_stream import SplitBaskets
+from flavor_ml.data.basket_stream import split_baskets as split_stream
 from flavor_ml.data.baskets import BasketCounts, build_baskets, check_reject_share, read_baskets
+from flavor_ml.data.compression import decompress_to
 from flavor_ml.data.fetch import CorpusRef, fetch_corpus
+from flavor_ml.data.merge import PartitionBaskets, PartitionRecord, merge_baskets, vocabulary_size
 from flavor_ml.data.normalization import normalize_lines
+from flavor_ml.data.partitions import PartitionSource, list_partitions, partition_fingerprint
 from flavor_ml.data.sample import SAMPLE_CATEGORIES_PATH, SAMPLE_CORPUS_PATH
 from flavor_ml.data.split import holdout_mask
 from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULARY_FILE, IngredientEmbeddings
@@ -53,6 +58,11 @@ class NormalizedCorpus(BaseModel):
     rejects_uri: str
     counts: BasketCounts
     seconds: float
+    #: For one partition's baskets: which partition, and the sha256 of its raw bytes.
+    partition: str | None = None
+    raw_sha256: str | None = None
+    #: For the merged baskets of a corpus: the partitions that went in.
+    partitions: list[PartitionRecord] = []
 
 
 class TrainedModel(BaseModel):
@@ -86,28 +96,104 @@ def fetch(source: str | None, params: FetchParams, storage: StorageSettings) -> 
     return fetch_corpus(source or default_corpus(), params, ArtifactStore.from_settings(storage))
 
 
+def list_corpus(source: str | None, storage: StorageSettings) -> list[PartitionSource]:
+    """The partitions of a corpus (file, directory, glob, s3:// prefix or manifest)."""
+    source = source or default_corpus()
+    needs_s3 = source.lower().startswith("s3://")
+    return list_partitions(source, s3=ArtifactStore.from_settings(storage).s3 if needs_s3 else None)
+
+
+def fetch_partition(partition: PartitionSource, params: FetchParams, storage: StorageSettings) -> CorpusRef:
+    """Snapshot one partition's file into the store, with the fingerprint the new-data sensor compares."""
+    store = ArtifactStore.from_settings(storage)
+    fingerprint = partition_fingerprint(partition, params, s3=store.s3 if partition.source.startswith("s3://") else None)
+    ref = fetch_corpus(partition.source, params, store, partition=partition.name, member=partition.member)
+    return ref.model_copy(update={"fingerprint": fingerprint})
+
+
 def normalize(corpus: CorpusRef, params: NormalizationParams, storage: StorageSettings) -> NormalizedCorpus:
-    """Raw recipes → baskets of canonical ingredient names (Parquet) plus the rejected rows."""
+    """Raw recipes → baskets of canonical ingredient names (Parquet) plus the rejected rows.
+
+    A compressed snapshot is decompressed into a temporary file first; memory is bounded by one
+    partition. Errors name the partition and the source the user gave.
+    """
     started = time.perf_counter()
     store = ArtifactStore.from_settings(storage)
     raw = store.local_copy(corpus.snapshot)
-    with tempfile.TemporaryDirectory(prefix="flavor-normalize-") as work:
+    with tempfile.TemporaryDirectory(prefix="flavor-normalize-", dir=store.staging_dir) as work:
+        if corpus.compression:
+            plain = Path(work) / "raw"
+            decompress_to(raw, corpus.compression, corpus.member, plain, corpus.label)
+            raw = plain
         output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
-        counts = build_baskets(raw, corpus.format, params, output, rejects)
+        counts = build_baskets(raw, corpus.format, params, output, rejects, label=corpus.label)
         # Rejects are kept even when the step fails, so that the failure can be looked into.
         rejects_uri = store.put_file(rejects, f"rejects/{sha256_file(rejects)}/rejects.parquet")
-        check_reject_share(corpus.source, counts, params, rejects_uri)
+        check_reject_share(corpus.label, counts, params, rejects_uri)
         sha = sha256_file(output)
         uri = store.put_file(output, f"normalized/{sha}/baskets.parquet")
     return NormalizedCorpus(source=corpus.source, uri=uri, sha256=sha, rejects_uri=rejects_uri, counts=counts,
-                            seconds=time.perf_counter() - started)
+                            seconds=time.perf_counter() - started, partition=corpus.partition,
+                            raw_sha256=corpus.sha256)
+
+
+def merge(source: str | None, parts: list[NormalizedCorpus], storage: StorageSettings) -> NormalizedCorpus:
+    """The training baskets of a corpus: its partitions' baskets, each recipe once, with a record
+    of the partitions (name, source, sha256, rows) that went in."""
+    started = time.perf_counter()
+    store = ArtifactStore.from_settings(storage)
+    named = [PartitionBaskets(name=part.partition or part.source, path=store.local_copy(part.uri),
+                              rejects_path=store.local_copy(part.rejects_uri)) for part in parts]
+    with tempfile.TemporaryDirectory(prefix="flavor-merge-", dir=store.staging_dir) as work:
+        output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
+        kept = merge_baskets(named, output, rejects)
+        sha = sha256_file(output)
+        uri = store.put_file(output, f"merged/{sha}/baskets.parquet")
+        rejects_uri = store.put_file(rejects, f"rejects/{sha256_file(rejects)}/rejects.parquet")
+        vocabulary = vocabulary_size(store.local_copy(uri))
+    records = [
+        PartitionRecord(name=name, source=part.source, sha256=part.raw_sha256 or "", rows=kept[name][0],
+                        recipes_in=part.counts.recipes_in, rejected=part.counts.rejected, duplicates=kept[name][1])
+        for name, part in sorted(((p.partition or p.source, p) for p in parts), key=lambda item: item[0])
+    ]
+    rejects_by_reason: dict[str, int] = {}
+    for part in parts:
+        for reason, n in part.counts.rejects.items():
+            rejects_by_reason[reason] = rejects_by_reason.get(reason, 0) + n
+    duplicates = sum(record.duplicates for record in records)
+    if duplicates:
+        rejects_by_reason["duplicate"] = duplicates
+    counts = BasketCounts(recipes_in=sum(p.counts.recipes_in for p in parts),
+                          recipes_out=sum(record.rows for record in records),
+                          rejects=dict(sorted(rejects_by_reason.items())), vocabulary_size=vocabulary)
+    return NormalizedCorpus(source=source or default_corpus(), uri=uri, sha256=sha, rejects_uri=rejects_uri,
+                            counts=counts, seconds=time.perf_counter() - started, partitions=records)
+
+
+def corpus_ref(source: str | None, raws: list[CorpusRef]) -> CorpusRef:
+    """One reference for a whole corpus: the partition itself for a single file, else the list of
+    partition snapshots (its sha256 is that of the list of names and hashes)."""
+    if len(raws) == 1 and raws[0].source == (source or default_corpus()) and not raws[0].member:
+        return raws[0]
+    ordered = sorted(raws, key=lambda raw: raw.partition or raw.source)
+    listing = "\n".join(f"{raw.partition}\t{raw.sha256}" for raw in ordered)
+    formats = {raw.format for raw in ordered}
+    return CorpusRef(source=source or default_corpus(), snapshot=",".join(raw.snapshot for raw in ordered),
+                     sha256=hashlib.sha256(listing.encode()).hexdigest(), bytes=sum(raw.bytes for raw in ordered),
+                     format=formats.pop() if len(formats) == 1 else "mixed")
+
+
+def split_baskets(corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings, work: Path) -> SplitBaskets:
+    """The training and held-out sides of the merged baskets as chunk files in ``work``: the split is
+    made before training, deterministically, a slice at a time."""
+    return split_stream(ArtifactStore.from_settings(storage).local_copy(corpus.uri), split, work)
 
 
 def load_split_baskets(corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings) -> tuple[list[list[str]], list[list[str]]]:
-    """(training baskets, held-out baskets): the split is made before training and is deterministic."""
-    baskets = read_baskets(ArtifactStore.from_settings(storage).local_copy(corpus.uri))["ingredients"].to_list()
-    held_out = holdout_mask(baskets, split)
-    return ([b for b, h in zip(baskets, held_out) if not h], [b for b, h in zip(baskets, held_out) if h])
+    """(training baskets, held-out baskets) in memory: the split of :func:`split_baskets`."""
+    with tempfile.TemporaryDirectory(prefix="flavor-split-") as work:
+        sides = split_baskets(corpus, split, storage, Path(work))
+        return list(sides.train), list(sides.held_out)
 
 
 def train(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, storage: StorageSettings) -> TrainedModel:
@@ -121,7 +207,7 @@ def train(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationPar
     embeddings = train_embeddings(fit, params)
     completion = fit_completion_model(embeddings, fit, validation, params, split)
     store = ArtifactStore.from_settings(storage)
-    with tempfile.TemporaryDirectory(prefix="flavor-train-") as work:
+    with tempfile.TemporaryDirectory(prefix="flavor-train-", dir=store.staging_dir) as work:
         embeddings.save(Path(work))
         completion.save(Path(work))
         sha = _sha256_of_files(Path(work), MODEL_FILES)
@@ -212,9 +298,11 @@ def run_pipeline(
     With ``tuning.trials`` > 0 the tuning step runs before training and its best parameters train the model."""
     storage = storage or load_settings().storage
     evaluation = evaluation or EvaluationParams()
+    storage_fetch, normalization = fetch_params or FetchParams(), normalization or NormalizationParams()
+    raws = [fetch_partition(part, storage_fetch, storage) for part in list_corpus(source, storage)]
+    normalized = merge(source, [normalize(raw, normalization, storage) for raw in raws], storage)
+    corpus = corpus_ref(source, raws)
     training = training or TrainingParams()
-    corpus = fetch(source, fetch_params or FetchParams(), storage)
-    normalized = normalize(corpus, normalization or NormalizationParams(), storage)
     tuned = tune(normalized, training, evaluation, tuning, storage) if tuning and tuning.trials > 0 else None
     model = train(normalized, tuned.best_params(training) if tuned else training, evaluation, storage)
     report = evaluate(normalized, model, evaluation, storage)

@@ -248,3 +248,38 @@ class ApiClientSettings(BaseSettings):
     api_url: str = Field("http://127.0.0.1:8000", description="base URL of the inference API")
     api_admin_token: SecretStr | None = Field(None, description="bearer token of its /admin endpoints")
     api_timeout_seconds: float = Field(30.0, gt=0)
+
+
+class ScaleOutSettings(BaseSettings):
+    """Where a flow's partition tasks run (``FLAVOR_TASK_RUNNER``, ``FLAVOR_DASK_*``).
+
+    ``threads`` (the default) runs them concurrently in the flow-run process; ``dask`` hands
+    them to prefect-dask's ``DaskTaskRunner``: the cluster at ``dask_address`` when set,
+    otherwise a local cluster of ``dask_workers`` worker processes started for the run.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", env_file=ENV_FILE, extra="ignore")
+
+    task_runner: Literal["threads", "dask"] = "threads"
+    max_threads: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1), ge=1,
+        description="partition tasks at once in a flow-run process: memory grows with it (one partition each), "
+                    "and normalize is CPU-bound, so more threads than cores do not help")
+    dask_address: str | None = Field(None, description="scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786")
+    dask_workers: int = Field(2, ge=1, description="worker processes of the local cluster when no address is given")
+    dask_threads_per_worker: int = Field(1, ge=1)
+
+
+class WatchSettings(BaseSettings):
+    """The new-data sensor (``FLAVOR_WATCH_*``): which corpus ``watch-corpus`` lists when not told."""
+
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_WATCH_", env_file=ENV_FILE, extra="ignore")
+
+    corpus: str | None = Field(None, description="a folder, glob, s3:// prefix or manifest to watch")
+
+    def require_corpus(self) -> str:
+        if not self.corpus:
+            from flavor_ml.errors import ConfigError
+
+            raise ConfigError("watch-corpus needs a corpus: pass corpus=... or set FLAVOR_WATCH_CORPUS")
+        return self.corpus

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,6 +16,7 @@ from pydantic import BaseModel
 
 from flavor_ml.completion import COMPLETION_FILE
 from flavor_ml.data.fetch import CorpusRef
+from flavor_ml.data.merge import PartitionRecord
 from flavor_ml.embeddings import EMBEDDINGS_FILE
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model import log_model
@@ -22,6 +25,45 @@ from flavor_ml.settings import EvaluationParams, NormalizationParams, StorageSet
 from flavor_ml.training.tuning import TuningResult
 
 FLOW_RUN_TAG = "prefect_flow_run_id"
+PARTITIONS_ARTIFACT = "data/partitions.json"
+FINGERPRINTS_ARTIFACT = "data/partition-fingerprints.json"
+_PARTITION_TAGS_MAX = 100  # beyond that, partitions.json alone lists them
+_TAG_VALUE_MAX = 5000
+
+
+def partitions_digest(partitions: list[PartitionRecord]) -> str:
+    """One hash for the set of partitions (names and contents) a model was trained on."""
+    listing = "\n".join(f"{p.name}\t{p.sha256}" for p in sorted(partitions, key=lambda p: p.name))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _tag_safe(name: str) -> str:
+    """A name MLflow accepts as a tag or metric key: ``normalize[a.jsonl]`` → ``normalize/a.jsonl``."""
+    return re.sub(r"[^\w./: -]", "_", name.replace("[", "/").replace("]", ""))[:240]
+
+
+def partition_tags(partitions: list[PartitionRecord]) -> dict[str, str]:
+    """Run tags: the number and digest of the partitions, and ``partition/<name>`` = "sha256 rows" for each
+    (up to 100 of them; ``data/partitions.json`` always lists them all)."""
+    if not partitions:
+        return {}
+    tags = {"corpus_partitions": str(len(partitions)), "corpus_partitions_sha256": partitions_digest(partitions)}
+    if len(partitions) <= _PARTITION_TAGS_MAX:
+        tags.update({f"partition/{_tag_safe(p.name)}": f"{p.sha256} {p.rows}" for p in partitions})
+    return tags
+
+
+def tag_version_with_partitions(tracking_uri: str, name: str, version: int, partitions: list[PartitionRecord]) -> None:
+    """Record on a registered version which partitions (name, sha256, rows) its model was trained on."""
+    if not partitions:
+        return
+    client = MlflowClient(tracking_uri)
+    listing = json.dumps([[p.name, p.sha256, p.rows] for p in partitions], separators=(",", ":"))
+    if len(listing) > _TAG_VALUE_MAX:
+        listing = f"{len(partitions)} partitions: see {PARTITIONS_ARTIFACT} in the version's run"
+    for key, value in {"corpus_partitions": str(len(partitions)),
+                       "corpus_partitions_sha256": partitions_digest(partitions), "partitions": listing}.items():
+        client.set_model_version_tag(name, str(version), key, value)
 
 
 class LoggedRun(BaseModel):
@@ -92,6 +134,8 @@ def log_training_run(
     extra_tags: dict[str, str] | None = None,
     timings: dict[str, float] | None = None,
     tuning: TuningResult | None = None,
+    partitions: list[PartitionRecord] | None = None,
+    fingerprints: dict[str, dict[str, str]] | None = None,
 ) -> LoggedRun:
     """Log one training run; a second call for the same flow run updates the same MLflow run."""
     tracking_uri = settings.resolved_tracking_uri(storage.home)
@@ -107,9 +151,10 @@ def log_training_run(
         "completion_scorer": model.completion_scorer,
         **({FLOW_RUN_TAG: flow_run_id} if flow_run_id else {}),
         **({"prefect_flow_run_name": run_name} if run_name else {}),
-        **(extra_tags or {}),
+        **{_tag_safe(key): value for key, value in (extra_tags or {}).items()},
+        **partition_tags(partitions or []),
     }
-    metrics = {**report.flat(), **{f"timing/{step}_seconds": s for step, s in (timings or {}).items()}}
+    metrics = {**report.flat(), **{_tag_safe(f"timing/{step}_seconds"): s for step, s in (timings or {}).items()}}
     with mlflow.start_run(run_id=_existing_run(client, experiment_id, flow_run_id), experiment_id=experiment_id,
                           run_name=run_name) as run:
         mlflow.set_tags(tags)
@@ -117,6 +162,11 @@ def log_training_run(
         mlflow.log_metrics(metrics)
         mlflow.log_dict(report.model_dump(mode="json"), "evaluation/report.json")
         mlflow.log_dict(corpus.counts.model_dump(mode="json"), "data/normalization.json")
+        if partitions:
+            mlflow.log_param("corpus_partitions", len(partitions))
+            mlflow.log_dict([p.model_dump(mode="json") for p in partitions], PARTITIONS_ARTIFACT)
+        if fingerprints:  # what the new-data sensor compares the corpus with (flavor_ml/data/corpus_watch.py)
+            mlflow.log_dict(fingerprints, FINGERPRINTS_ARTIFACT)
         with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
             load_model(model, storage, Path(work))
             mlflow.log_artifact(str(Path(work) / EMBEDDINGS_FILE))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -191,6 +192,11 @@ class ImportGraph:
         return CodeVersion(modules=dict(sorted(modules.items())), tables=self.tables_named_in(reached | {module_name}))
 
 
+# Partition tasks compute keys in parallel threads; CPython 3.11's parser is not safe to run in
+# several threads at once, and the graph is read once per process anyway.
+_GRAPH_LOCK = threading.Lock()
+
+
 @cache
 def _graph() -> ImportGraph:
     # Read once per process: the key describes the code this process loaded.
@@ -202,4 +208,5 @@ def code_version(function: Callable[..., Any]) -> CodeVersion:
     module = function.__module__
     if not module.startswith(f"{PACKAGE}."):
         raise ValueError(f"{function!r} is not defined in {PACKAGE}")
-    return _graph().version_of(module, function.__name__)
+    with _GRAPH_LOCK:
+        return _graph().version_of(module, function.__name__)

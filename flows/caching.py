@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ from flavor_ml.settings import load_settings
 
 
 def _last_parts_file(step: str) -> Path:
-    return load_settings().home / "cache-keys" / f"{step}.json"
+    safe = re.sub(r"[^\w.\[\]-]", "_", step)
+    return load_settings().home / "cache-keys" / f"{safe}.json"
 
 
 def explain_key(step: str, key: str, parts: KeyParts) -> None:
@@ -67,5 +69,7 @@ class StepCachePolicy(CachePolicy):
             get_run_logger().warning("no cache key for %s (%s); the step runs uncached", self.step, exc)
             return None
         key = hash_parts(self.step, parts)
-        explain_key(self.step, key, parts)
+        # A step mapped over partitions compares each partition with its own last run ("normalize[day-1.jsonl]").
+        run_name = getattr(task_ctx.task_run, "name", None) or self.step
+        explain_key(run_name if run_name.startswith(self.step) else self.step, key, parts)
         return key

@@ -76,3 +76,42 @@ def staging_trigger(model_name: str | None = None) -> dict[str, Any]:
             "model_name": "{{ event.payload.model_name }}",
         },
     }
+
+
+CORPUS_CHANGED = "flavor-ml.corpus.changed"
+CORPUS_RESOURCE_PREFIX = "flavor-ml.corpus."
+
+
+def emit_corpus_changed(changes: Any) -> Event | None:
+    """Announce that a corpus has partitions its last training did not see (``watch-corpus``).
+
+    - resource: ``{"prefect.resource.id": "flavor-ml.corpus.<corpus>", "flavor-ml.corpus": <corpus>}``
+    - payload: ``{"corpus", "added", "changed", "removed", "last_training_run"}`` (partition names)
+    """
+    return emit_event(
+        event=CORPUS_CHANGED,
+        resource={"prefect.resource.id": f"{CORPUS_RESOURCE_PREFIX}{changes.corpus}",
+                  "prefect.resource.name": changes.corpus, "flavor-ml.corpus": changes.corpus},
+        payload=changes.model_dump(mode="json"),
+    )
+
+
+def corpus_changed_trigger(within_seconds: int = 300) -> dict[str, Any]:
+    """The trigger of ``train-embeddings/on-new-data``: train on the corpus named by a
+    ``flavor-ml.corpus.changed`` event, debounced as Prefect documents it: a reactive trigger
+    (per corpus) fires on the first event and not again within ``within_seconds``, and the run
+    is scheduled ``within_seconds`` later, so a burst of new files becomes one training run that
+    lists the corpus when it starts. The deployment's concurrency limit cancels a run asked
+    for while one is still training; the next sensor check catches what it missed."""
+    return {
+        "name": "train-when-the-corpus-changes",
+        "enabled": True,
+        "match": {"prefect.resource.id": f"{CORPUS_RESOURCE_PREFIX}*"},
+        "expect": [CORPUS_CHANGED],
+        "for_each": ["prefect.resource.id"],
+        "posture": "Reactive",
+        "threshold": 1,
+        "within": within_seconds,
+        "schedule_after": within_seconds,
+        "parameters": {"corpus": "{{ event.payload.corpus }}"},
+    }

@@ -7,7 +7,7 @@ Run it as a script, import it in a notebook, or deploy it (see prefect.yaml).
 
 from __future__ import annotations
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
 from prefect.artifacts import (
     create_image_artifact,
     create_link_artifact,
@@ -19,8 +19,16 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from flavor_ml import pipeline
-from flavor_ml.cache_keys import evaluate_parts, fetch_parts, normalize_parts, train_parts, tune_parts
+from flavor_ml.cache_keys import (
+    evaluate_parts,
+    fetch_partition_parts,
+    merge_parts,
+    normalize_parts,
+    train_parts,
+    tune_parts,
+)
 from flavor_ml.data.fetch import CorpusRef
+from flavor_ml.data.partitions import PartitionSource
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model_card import CardSubject, publish_model_card, render_model_card
 from flavor_ml.registry.registration import ensure_model_version
@@ -34,14 +42,21 @@ from flavor_ml.settings import (
     TuningParams,
     load_settings,
 )
-from flavor_ml.tracking import LoggedRun, git_sha, log_training_run
+from flavor_ml.tracking import LoggedRun, git_sha, log_training_run, tag_version_with_partitions
 from flavor_ml.training.tuning import TrialJob, TrialOutcome, TuningResult, run_trial
 from flavor_ml.visualize import MAP_HTML, Projection
 from flows.caching import StepCachePolicy
 from flows.events import emit_training_completed
+from flows.partitioned import settled, task_runner
 from flows.run_info import TaskSummary, task_summaries
 
-PIPELINE_TASKS = ("fetch", "normalize", "train", "evaluate")
+PIPELINE_TASKS = ("fetch", "normalize", "merge", "train", "evaluate")
+
+
+def pipeline_task_names(partitions: list[str]) -> list[str]:
+    """The task runs of one training run: fetch and normalize once per partition, then the rest."""
+    return ([f"fetch[{name}]" for name in partitions] + [f"normalize[{name}]" for name in partitions]
+            + ["merge", "train", "evaluate"])
 
 
 class TrainingSummary(BaseModel):
@@ -58,14 +73,26 @@ class TrainingSummary(BaseModel):
     tuning: TuningResult | None = None
 
 
-@task(name="fetch", task_run_name="fetch", cache_policy=StepCachePolicy(step="fetch", parts=fetch_parts))
-def fetch_corpus(source: str | None, params: FetchParams) -> CorpusRef:
-    return pipeline.fetch(source, params, load_settings().storage)
+@task(name="list-partitions", task_run_name="list-partitions", cache_policy=NO_CACHE)
+def list_corpus(source: str | None) -> list[PartitionSource]:
+    return pipeline.list_corpus(source, load_settings().storage)
 
 
-@task(name="normalize", task_run_name="normalize", cache_policy=StepCachePolicy(step="normalize", parts=normalize_parts))
+@task(name="fetch", task_run_name="fetch[{partition.name}]",
+      cache_policy=StepCachePolicy(step="fetch", parts=fetch_partition_parts))
+def fetch_partition(partition: PartitionSource, params: FetchParams) -> CorpusRef:
+    return pipeline.fetch_partition(partition, params, load_settings().storage)
+
+
+@task(name="normalize", task_run_name="normalize[{corpus.partition}]",
+      cache_policy=StepCachePolicy(step="normalize", parts=normalize_parts))
 def normalize_corpus(corpus: CorpusRef, params: NormalizationParams) -> pipeline.NormalizedCorpus:
     return pipeline.normalize(corpus, params, load_settings().storage)
+
+
+@task(name="merge", task_run_name="merge", cache_policy=StepCachePolicy(step="merge", parts=merge_parts))
+def merge_partitions(source: str | None, parts: list[pipeline.NormalizedCorpus]) -> pipeline.NormalizedCorpus:
+    return pipeline.merge(source, parts, load_settings().storage)
 
 
 @task(name="train", task_run_name="train", cache_policy=StepCachePolicy(step="train", parts=train_parts))
@@ -103,8 +130,10 @@ def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMod
 @task(name="log-to-mlflow", task_run_name="log-to-mlflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
                   report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
-                  evaluation: EvaluationParams, tuning: TuningResult | None = None) -> LoggedRun:
-    tasks = task_summaries(flow_run.id, expected=PIPELINE_TASKS)
+                  evaluation: EvaluationParams, expected: list[str],
+                  fingerprints: dict[str, dict[str, str]] | None = None,
+                  tuning: TuningResult | None = None) -> LoggedRun:
+    tasks = task_summaries(flow_run.id, expected=expected)
     return log_training_run(
         raw=raw, corpus=corpus, model=model, report=report, normalization=normalization, training=training,
         evaluation=evaluation, storage=load_settings().storage, settings=load_settings().tracking, run_name=flow_run.name,
@@ -113,17 +142,22 @@ def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipe
         | {f"task_state/{name}": s.state for name, s in tasks.items()},
         timings={name: s.seconds for name, s in tasks.items()},
         tuning=tuning,
+        partitions=corpus.partitions,
+        fingerprints=fingerprints,
     )
 
 
 @task(name="register-model", task_run_name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def register_model(logged: LoggedRun, report: EvaluationReport) -> RegisteredVersion | None:
+def register_model(logged: LoggedRun, report: EvaluationReport,
+                   corpus: pipeline.NormalizedCorpus | None = None) -> RegisteredVersion | None:
     """A new registry version (no stage yet), announced so that the staging promotion can start."""
     settings = load_settings().tracking
     if not settings.register_model:
         return None
     version = ensure_model_version(Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri,
                                    name=settings.model_name)
+    if corpus is not None:
+        tag_version_with_partitions(logged.tracking_uri, version.name, version.version, corpus.partitions)
     emit_training_completed(version.name, version.version, logged.run_id, metrics=report.metrics)
     return version
 
@@ -161,15 +195,15 @@ def publish_card(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipel
 
 @task(name="summarize", task_run_name="summarize", cache_policy=NO_CACHE)
 def summarize(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, report: EvaluationReport,
-              logged: LoggedRun, registered: RegisteredVersion | None, pictures: LoggedPictures | None = None,
-              tuning: TuningResult | None = None) -> TrainingSummary:
+              logged: LoggedRun, registered: RegisteredVersion | None, expected: list[str],
+              pictures: LoggedPictures | None = None, tuning: TuningResult | None = None) -> TrainingSummary:
     return TrainingSummary(flow_run_id=flow_run.id, flow_run_name=flow_run.name,
-                           tasks=task_summaries(flow_run.id, expected=PIPELINE_TASKS), report=report, mlflow=logged,
+                           tasks=task_summaries(flow_run.id, expected=expected), report=report, mlflow=logged,
                            registered=registered, corpus=raw, normalized=corpus, model=model, pictures=pictures,
                            tuning=tuning)
 
 
-@flow(name="train-embeddings")
+@flow(name="train-embeddings", task_runner=task_runner())
 def train_embeddings(
     corpus: str | None = None,
     fetch: FetchParams | None = None,
@@ -179,7 +213,9 @@ def train_embeddings(
     projection: Projection = "auto",
     tuning: TuningParams | None = None,
 ) -> TrainingSummary:
-    """Learn ingredient embeddings from ``corpus`` (a URL, path or s3:// URI; the bundled sample by default).
+    """Learn ingredient embeddings from ``corpus``: a file, directory, glob, s3:// prefix or manifest
+    (a URL, path or s3:// URI; the bundled sample by default). Every file is a partition, fetched
+    and normalized by a task of its own, concurrently, and cached on its content.
 
     ``projection`` draws the ingredient map: ``auto`` (UMAP for 200 to 2,000 ingredients, else PCA), ``umap``
     or ``pca``. With ``tuning.trials`` > 0 a tuning step runs first and its best parameters train the model.
@@ -187,17 +223,23 @@ def train_embeddings(
     fetch, normalization = fetch or FetchParams(), normalization or NormalizationParams()
     training, evaluation = training or TrainingParams(), evaluation or EvaluationParams()
 
-    raw = fetch_corpus(corpus, fetch)
-    baskets = normalize_corpus(raw, normalization)
+    partitions = list_corpus(corpus)
+    raws = settled(fetch_partition.map(partitions, unmapped(fetch)), "fetch")
+    parts = settled(normalize_corpus.map(raws, unmapped(normalization)), "normalize")
+    baskets = merge_partitions(corpus, parts)
     tuned = tune_model(baskets, training, evaluation, tuning) if tuning and tuning.trials > 0 else None
     training = tuned.best_params(training) if tuned else training
     model = train_model(baskets, training, evaluation)
     report = evaluate_model(baskets, model, evaluation)
-    logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation, tuned)
+    expected = pipeline_task_names([p.name for p in partitions])
+    raw = pipeline.corpus_ref(corpus, raws)
+    fingerprints = {ref.partition or ref.source: ref.fingerprint for ref in raws}
+    logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints,
+                           tuned)
     pictures = picture_model(baskets, model, report, evaluation, logged, projection)
-    registered = register_model(logged, report)
+    registered = register_model(logged, report, baskets)
     publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registered, pictures)
-    return summarize(raw, baskets, model, report, logged, registered, pictures, tuned)
+    return summarize(raw, baskets, model, report, logged, registered, expected, pictures, tuned)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_a
     second = flavor_ml("train", "--json", home=home, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     report = json.loads(second.stdout)
-    assert report["tasks"] == {"fetch": "Cached", "normalize": "Cached", "train": "Cached", "evaluate": "Cached"}
+    assert report["tasks"] == {"fetch[sample-recipes.jsonl]": "Cached", "normalize[sample-recipes.jsonl]": "Cached",
+                               "merge": "Cached", "train": "Cached", "evaluate": "Cached"}
+    assert [(p["name"], p["rows"]) for p in report["partitions"]] == [("sample-recipes.jsonl", 3000)]
     assert {"flow_run_id", "metrics", "mlflow_run_id", "tracking_uri", "artifact_uri"} <= report.keys()
     assert report["tracking_uri"] == f"sqlite:///{home.resolve() / 'mlflow.db'}"
     assert report["metrics"]["completion_hr10"] > report["metrics"]["popularity/completion_hr10"]

@@ -280,7 +280,7 @@ def latest_by_name(task_runs: list[dict]) -> dict[str, dict]:
     """The newest task run of each name (a retried flow run has one per attempt)."""
     latest: dict[str, dict] = {}
     for task_run in sorted(task_runs, key=lambda item: item["expected_start_time"] or item["created"]):
-        latest[task_run["name"]] = task_run
+        latest[task_run["name"].split("[", 1)[0]] = task_run  # "fetch[sample-recipes.jsonl]": one partition
     return latest
 
 

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 def task_states(summary) -> dict[str, str]:
-    return {name: task.state for name, task in summary.tasks.items()}
+    """By step: the bundled corpus is one partition (``fetch[sample-recipes.jsonl]``)."""
+    return {name.split("[", 1)[0]: task.state for name, task in summary.tasks.items()}
 
 
 def test_a_first_run_computes_every_step_and_a_second_run_takes_all_from_cache(isolated_pipeline):
@@ -28,8 +29,10 @@ def test_a_first_run_computes_every_step_and_a_second_run_takes_all_from_cache(i
     first = train_embeddings()
     second = train_embeddings()
 
-    assert task_states(first) == {"fetch": "Completed", "normalize": "Completed", "train": "Completed", "evaluate": "Completed"}
-    assert task_states(second) == {"fetch": "Cached", "normalize": "Cached", "train": "Cached", "evaluate": "Cached"}
+    assert task_states(first) == {"fetch": "Completed", "normalize": "Completed", "merge": "Completed", "train": "Completed",
+                                   "evaluate": "Completed"}
+    assert task_states(second) == {"fetch": "Cached", "normalize": "Cached", "merge": "Cached", "train": "Cached",
+                                    "evaluate": "Cached"}
     assert second.report.flat() == first.report.flat()
     assert second.mlflow.run_id != first.mlflow.run_id  # every training run is recorded
 
@@ -40,7 +43,8 @@ def test_changing_only_the_epochs_reruns_train_and_evaluate_only(isolated_pipeli
     train_embeddings(training=TrainingParams(epochs=3))
     changed = train_embeddings(training=TrainingParams(epochs=4))
 
-    assert task_states(changed) == {"fetch": "Cached", "normalize": "Cached", "train": "Completed", "evaluate": "Completed"}
+    assert task_states(changed) == {"fetch": "Cached", "normalize": "Cached", "merge": "Cached", "train": "Completed",
+                                     "evaluate": "Completed"}
 
 
 def test_changing_the_synonym_table_reruns_normalize(isolated_pipeline, tmp_path):
@@ -78,8 +82,8 @@ def test_the_run_is_logged_to_mlflow_with_params_metrics_baselines_artifacts_and
     assert run.data.tags["prefect_flow_run_id"] == summary.flow_run_id
     assert run.data.tags["corpus_sha256"] == summary.corpus.sha256
     assert run.data.tags["git_sha"]
-    for step in ("fetch", "normalize", "train", "evaluate"):
-        assert run.data.tags[f"cache_key/{step}"].startswith(f"flavor-ml-{step}-")
+    for step in ("fetch/sample-recipes.jsonl", "normalize/sample-recipes.jsonl", "merge", "train", "evaluate"):
+        assert run.data.tags[f"cache_key/{step}"].startswith(f"flavor-ml-{step.split('/')[0]}-")
     assert {"train_epochs", "train_vector_size", "train_ns_exponent", "vocabulary_size", "corpus_recipes"} <= run.data.params.keys()
     assert {"completion_hr10", "completion_mrr", "ppmi_svd/completion_hr10", "popularity/completion_hr10"} <= run.data.metrics.keys()
     assert run.data.metrics["completion_hr10"] > run.data.metrics["popularity/completion_hr10"]
@@ -132,7 +136,8 @@ def test_the_flow_imports_and_runs_in_a_notebook_process(isolated_pipeline, tmp_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(summary["tasks"]) == {"fetch", "normalize", "train", "evaluate"}
+    assert set(summary["tasks"]) == {"fetch[sample-recipes.jsonl]", "normalize[sample-recipes.jsonl]", "merge", "train",
+                                    "evaluate"}
 
 
 def test_every_step_runs_as_a_plain_function_without_prefect(isolated_pipeline):

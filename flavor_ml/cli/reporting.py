@@ -50,7 +50,25 @@ def summary_as_json(summary) -> dict[str, Any]:
         "normalization": summary.normalized.counts.model_dump(),
         "rejects_uri": summary.normalized.rejects_uri,
         "pictures": summary.pictures.artifact_uris if getattr(summary, "pictures", None) else {},
+        "partitions": [{"name": p.name, "sha256": p.sha256, "rows": p.rows, "source": p.source,
+                        "recipes_in": p.recipes_in, "rejected": p.rejected, "duplicates": p.duplicates}
+                       for p in summary.normalized.partitions],
     }
+
+
+def _task_states_line(tasks) -> str:
+    """Each step's state; a step run per partition shows how many partitions ended in each state."""
+    per_step: dict[str, dict[str, int]] = {}
+    singles: dict[str, str] = {}
+    for name, task in tasks.items():
+        if "[" in name:
+            states = per_step.setdefault(name.split("[", 1)[0], {})
+            states[task.state] = states.get(task.state, 0) + 1
+        else:
+            singles[name] = task.state
+    parts = [f"{step}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+             for step, states in per_step.items()]
+    return "  ".join(parts + [f"{name}: {state}" for name, state in singles.items()])
 
 
 def _metrics_table(report) -> list[str]:
@@ -68,7 +86,10 @@ def summary_as_text(summary) -> str:
     rejects = ", ".join(f"{reason} {n}" for reason, n in counts.rejects.items()) or "none"
     lines = [
         f"flow run   {summary.flow_run_name} ({summary.flow_run_id})",
-        "tasks      " + "  ".join(f"{name}: {task.state}" for name, task in summary.tasks.items()),
+        "tasks      " + _task_states_line(summary.tasks),
+        f"partitions {len(summary.normalized.partitions)}: "
+        + ", ".join(f"{p.name} ({p.rows:,} baskets)" for p in summary.normalized.partitions[:5])
+        + (", ..." if len(summary.normalized.partitions) > 5 else ""),
         f"corpus     {summary.corpus.source} ({summary.corpus.format}, {summary.corpus.bytes:,} bytes, sha256 {summary.corpus.sha256[:12]})",
         f"baskets    {counts.recipes_out:,} of {counts.recipes_in:,} recipes kept; rejected: {rejects}; "
         f"vocabulary {counts.vocabulary_size:,} (rejected rows in {summary.normalized.rejects_uri})",

@@ -12,7 +12,9 @@ from flavor_ml.cli import app, print_json, settings
 
 @app.command()
 def train(
-    corpus: Annotated[str | None, typer.Option(help="http(s)://, s3://, file:// or a path; the bundled sample by default")] = None,
+    corpus: Annotated[str | None, typer.Option(
+        help="a file (http(s)://, s3://, file:// or a path), a folder, a glob, an s3:// prefix or a manifest; "
+             "the bundled sample by default")] = None,
     format: Annotated[str, typer.Option(help="auto, tsv, jsonl, json, csv or parquet")] = "auto",
     epochs: Annotated[int | None, typer.Option(help="training epochs (default FLAVOR_TRAIN_EPOCHS, else derived from the corpus size)")] = None,
     vector_size: Annotated[int | None, typer.Option(help="embedding dimensions")] = None,
@@ -49,13 +51,28 @@ def train(
 
 @app.command()
 def sample(
-    out: Annotated[Path, typer.Option(help="where to write the JSON Lines corpus")],
+    out: Annotated[Path, typer.Option(help="the JSON Lines file to write; a folder with --partitions")],
     recipes: Annotated[int, typer.Option(min=1, help="number of recipes")] = 3000,
     seed: Annotated[int, typer.Option(help="same seed, same corpus")] = 7,
+    partitions: Annotated[int | None, typer.Option(
+        min=1, help="write a partitioned corpus instead: this many gzipped JSON Lines files in OUT")] = None,
+    ingredients: Annotated[int, typer.Option(
+        min=10, help="with --partitions: distinct ingredient names, Zipf-like frequencies")] = 10_000,
+    first: Annotated[int, typer.Option(
+        min=0, help="with --partitions: index of the first file (add recipes-040.jsonl.gz to 40 files)")] = 0,
 ) -> None:
-    """Write a deterministic sample corpus with planted structure (any size, for benchmarks)."""
-    from flavor_ml.data.sample import write_sample_corpus
+    """Write a deterministic sample corpus with planted structure (any size, for benchmarks), or with
+    --partitions a partitioned corpus with a long-tailed vocabulary."""
+    if partitions is None:
+        from flavor_ml.data.sample import write_sample_corpus
 
-    write_sample_corpus(out, recipes, seed)
-    typer.echo(f"wrote {recipes} recipes to {out}")
+        write_sample_corpus(out, recipes, seed)
+        typer.echo(f"wrote {recipes} recipes to {out}")
+        return
+    if recipes < partitions:
+        raise typer.BadParameter(f"{recipes} recipes cannot fill {partitions} partitions", param_hint="--recipes")
+    from flavor_ml.data.sample_partitions import write_partitioned_sample
+
+    paths = write_partitioned_sample(out, recipes, partitions, ingredients=ingredients, seed=seed, first=first)
+    typer.echo(f"wrote {recipes} recipes in {len(paths)} partitions ({paths[0].name} ... {paths[-1].name}) to {out}")
 

@@ -17,7 +17,7 @@ from flavor_ml.data.normalization import Normalizer
 from flavor_ml.errors import NormalizationError
 from flavor_ml.settings import NormalizationParams
 
-BASKET_SCHEMA = {"recipe_id": pl.String, "cuisine": pl.String, "ingredients": pl.List(pl.String)}
+BASKET_SCHEMA = {"recipe_id": pl.String, "title": pl.String, "cuisine": pl.String, "ingredients": pl.List(pl.String)}
 
 
 class BasketCounts(BaseModel):
@@ -70,19 +70,20 @@ def _baskets_from_lines(usable: pl.DataFrame, normalizer: Normalizer) -> pl.Data
 
 
 def build_baskets(
-    raw_path: Path, fmt: str, params: NormalizationParams, output: Path, rejects_output: Path
+    raw_path: Path, fmt: str, params: NormalizationParams, output: Path, rejects_output: Path, label: str | None = None
 ) -> BasketCounts:
     """Read ``raw_path`` in format ``fmt``, write baskets to ``output`` (Parquet) and rejected
-    recipes with their reason to ``rejects_output`` (Parquet); both atomically.
+    recipes with their reason to ``rejects_output`` (Parquet); both atomically. Errors about
+    the file name ``label`` (what the user gave) when given.
 
     Check the counts with :func:`check_reject_share` once the rejects are where users can see them.
     """
-    recipes = read_recipes(raw_path, fmt)
+    recipes = read_recipes(raw_path, fmt, label=label)
     normalizer = Normalizer(params.extra_synonyms)
     checked = recipes.with_columns(reason=_reason_for_rows(recipes, params))
     usable = checked.filter(pl.col("reason").is_null())
 
-    baskets = usable.select("row", "recipe_id", "cuisine").join(_baskets_from_lines(usable, normalizer), on="row", how="left")
+    baskets = usable.select("row", "recipe_id", "title", "cuisine").join(_baskets_from_lines(usable, normalizer), on="row", how="left")
     baskets = baskets.with_columns(pl.col("ingredients").fill_null(pl.lit([], dtype=pl.List(pl.String))))
     too_small = pl.col("ingredients").list.len() < params.min_ingredients
 

@@ -22,13 +22,14 @@ import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 from pydantic import BaseModel, ConfigDict
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from flavor_ml.data.compression import Compression, compression_of, decompress_to, file_name, inner_name, zip_members
 from flavor_ml.data.formats import EXTENSIONS, Format, detect_format
 from flavor_ml.errors import FetchError
 from flavor_ml.settings import FetchParams, load_settings
@@ -40,6 +41,7 @@ logger = logging.getLogger("flavor_ml.fetch")
 FINGERPRINT_HASH_LIMIT = 64 * 1024 * 1024
 _MAX_BACKOFF_SECONDS = 60.0
 _CHUNK = 1 << 20
+_SNIFF_HEAD = 64 * 1024
 _USER_AGENT = "flavor-ml (corpus fetch)"
 
 T = TypeVar("T")
@@ -54,18 +56,35 @@ class CorpusRef(BaseModel):
     snapshot: str
     sha256: str
     bytes: int
-    format: Format
+    format: Format | Literal["mixed"]  # "mixed": a corpus whose partitions differ in format
+    #: How the snapshot is compressed (it is stored as fetched); the format is that of the content.
+    compression: Compression | None = None
+    #: The partition this is, when the corpus has several; for a zip archive, which member.
+    partition: str | None = None
+    member: str | None = None
+    #: What identified the source's content when it was fetched (see :func:`source_fingerprint`).
+    fingerprint: dict[str, str] = {}
+
+    @property
+    def label(self) -> str:
+        """How errors name this corpus: the partition and the source the user gave."""
+        if self.partition and self.partition != file_name(self.source):
+            return f"partition {self.partition} ({self.source})"
+        return f"{self.source}!{self.member}" if self.member else self.source
 
 
 class _Retryable(Exception):
     """An attempt failed in a way that another attempt may fix."""
 
 
-def fetch_corpus(source: str, params: FetchParams, store: ArtifactStore) -> CorpusRef:
+def fetch_corpus(source: str, params: FetchParams, store: ArtifactStore, *, partition: str | None = None,
+                 member: str | None = None) -> CorpusRef:
     """Fetch ``source`` into ``store`` as ``snapshots/<sha256><ext>`` and describe the snapshot.
 
-    The format is ``params.format``, or detected from the source's name and then its content.
-    Raises FetchError when the corpus cannot be fetched completely and verifiably.
+    The format is ``params.format``, or detected from the source's name and then its content
+    (of ``member`` for a zip archive); a compressed file is stored compressed. ``partition``
+    names the partition of a corpus that this file is. Raises FetchError when the corpus
+    cannot be fetched completely and verifiably, CorpusFormatError when it cannot be read.
     """
     kind = _kind_of(source)
     fd, name = tempfile.mkstemp(dir=store.staging_dir, prefix="fetch-", suffix=".part")
@@ -79,12 +98,32 @@ def fetch_corpus(source: str, params: FetchParams, store: ArtifactStore) -> Corp
         else:
             digest, size = _copy_local(source, staging)
         _verify(source, digest, size, params)
-        fmt: Format = params.format if params.format != "auto" else detect_format(staging, name_hint=source)
-        uri = store.put_file(staging, f"snapshots/{digest}{EXTENSIONS[fmt]}", sha256=digest, move=True)
+        label = f"{source}!{member}" if member else source
+        compression = compression_of(file_name(source), staging)
+        fmt = params.format if params.format != "auto" else _content_format(staging, compression, member, source, label)
+        suffix = ".zip" if compression == "zip" else EXTENSIONS[fmt] + (f".{compression}" if compression else "")
+        uri = store.put_file(staging, f"snapshots/{digest}{suffix}", sha256=digest, move=True)
     finally:
         staging.unlink(missing_ok=True)
-    logger.info("fetched %s: %d bytes, sha256 %s, format %s -> %s", source, size, digest, fmt, uri)
-    return CorpusRef(source=source, snapshot=uri, sha256=digest, bytes=size, format=fmt)
+    logger.info("fetched %s: %d bytes, sha256 %s, format %s -> %s", label, size, digest, fmt, uri)
+    return CorpusRef(source=source, snapshot=uri, sha256=digest, bytes=size, format=fmt, compression=compression,
+                     partition=partition, member=member)
+
+
+def _content_format(staging: Path, compression: Compression | None, member: str | None, source: str,
+                    label: str) -> Format:
+    """The format of what is inside: from the inner name (``x.jsonl.gz``, a zip member), else its first bytes."""
+    if compression is None:
+        return detect_format(staging, name_hint=source, label=label)
+    if compression == "zip" and member is None:
+        member = zip_members(staging, label)[0]
+    hint = member if compression == "zip" and member else inner_name(file_name(source))
+    head = staging.with_suffix(".head")
+    try:
+        decompress_to(staging, compression, member, head, label, limit=_SNIFF_HEAD)
+        return detect_format(head, name_hint=hint, label=label)
+    finally:
+        head.unlink(missing_ok=True)
 
 
 def source_fingerprint(source: str, params: FetchParams, *, s3: S3Client | None = None) -> dict[str, str]:

@@ -38,6 +38,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -86,15 +87,20 @@ _Record = tuple[int, str, str | None, str | None, list[str] | None, str | None]
 # --------------------------------------------------------------------------- detection
 
 
-def detect_format(path: Path, name_hint: str | None = None) -> Format:
+def detect_format(path: Path, name_hint: str | None = None, label: str | None = None) -> Format:
     """The format of ``path``: from the extension of ``name_hint`` (a file name, path or
     URL; ``path``'s own name by default), else by looking at the first 64 KiB.
 
     ``.txt`` and unknown extensions are sniffed: Parquet's magic bytes, a JSON array or
     object, one JSON object per line, tab-separated lines, a CSV header naming
-    ``ingredients``. Raises CorpusFormatError when the file is empty or unrecognisable.
+    ``ingredients``. Raises CorpusFormatError when the file is empty or unrecognisable,
+    naming ``label`` (what the user gave) rather than ``path`` when given.
     """
-    path = Path(path)
+    with _named(path, label):
+        return _detect_format(Path(path), name_hint)
+
+
+def _detect_format(path: Path, name_hint: str | None) -> Format:
     name = path.name
     if name_hint:
         name = PurePosixPath(urlsplit(name_hint).path).name if "://" in name_hint else Path(name_hint).name
@@ -153,10 +159,30 @@ def _csv_header(line: str) -> list[str]:
 # --------------------------------------------------------------------------- reading
 
 
-def read_recipes(path: Path, fmt: str) -> pl.DataFrame:
+def read_recipes(path: Path, fmt: str, label: str | None = None) -> pl.DataFrame:
     """Read the recipes in ``path`` (format ``fmt``, or ``"auto"`` to detect it) into a
-    table with the columns of ``RECIPE_SCHEMA``, one row per recipe in file order."""
-    path = Path(path)
+    table with the columns of ``RECIPE_SCHEMA``, one row per recipe in file order.
+
+    Errors name ``label`` (the file, URL or partition the user gave) when given; ``path``,
+    where the bytes were read from, follows only as a detail.
+    """
+    with _named(path, label):
+        return _read_recipes(Path(path), fmt)
+
+
+@contextmanager
+def _named(path: Path, label: str | None) -> Iterator[None]:
+    """Let a CorpusFormatError name what the user gave instead of the local copy it was read from."""
+    try:
+        yield
+    except CorpusFormatError as error:
+        text = str(error)
+        if label is None or str(path) not in text:
+            raise
+        raise CorpusFormatError(f"{text.replace(str(path), label)} (read from {path})") from error
+
+
+def _read_recipes(path: Path, fmt: str) -> pl.DataFrame:
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt not in FORMATS:

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from gensim.models import Word2Vec
 
+from flavor_ml.data.basket_stream import TrainingCorpus
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import TrainingError
 from flavor_ml.settings import TrainingParams
@@ -114,11 +115,36 @@ def train_embeddings(baskets: Sequence[Sequence[str]], params: TrainingParams) -
     train a model (no baskets, fewer than two distinct ingredients, no basket with two).
     """
     usable, counts = prepare_baskets(baskets, params.min_count)
-    params, _ = resolve_budget(params, len(usable))  # no explicit epochs: derived from the corpus size
+    corpus = ShuffledBaskets(usable, params.seed)
+    return train_prepared(corpus, counts, sum(len(b) for b in usable), max(len(b) for b in usable), params)
+
+
+def train_embeddings_streamed(corpus: TrainingCorpus, params: TrainingParams) -> IngredientEmbeddings:
+    """:func:`train_embeddings` on baskets streamed from disk (:mod:`flavor_ml.data.basket_stream`):
+    the same checks and model, with memory bounded by a shuffle window instead of the corpus."""
+    if corpus.given == 0:
+        raise TrainingError("no baskets to train on: the corpus is empty")
+    if corpus.distinct_given < 2:
+        raise TrainingError(
+            f"the corpus has {corpus.distinct_given} distinct ingredient(s); at least 2 are needed to learn embeddings"
+        )
+    if len(corpus.counts) < 2 or len(corpus.baskets) == 0:
+        raise TrainingError(
+            f"none of the {corpus.given} baskets has two ingredients (seen at least min_count={params.min_count} "
+            "times) together, so there are no pairs to learn from; lower min_count or use a larger corpus"
+        )
+    return train_prepared(corpus.baskets, corpus.counts, corpus.total_words, corpus.longest, params)
+
+
+def train_prepared(corpus: Iterable[list[str]], counts: Counter[str], total_words: int, window: int,
+                   params: TrainingParams) -> IngredientEmbeddings:
+    """Item2Vec on prepared baskets: a sized re-iterable corpus that reshuffles on each pass, each
+    name's basket count, the total number of names and the largest basket (the window)."""
+    n_baskets = len(corpus)  # type: ignore[arg-type]
+    params, _ = resolve_budget(params, n_baskets)  # no explicit epochs: derived from the corpus size
     if params.min_alpha > params.alpha:
         raise TrainingError(f"min_alpha={params.min_alpha} is larger than alpha={params.alpha}")
     workers = 1 if params.deterministic else params.workers
-    window = max(len(b) for b in usable)
     model = Word2Vec(
         vector_size=params.vector_size,
         window=window,
@@ -139,12 +165,11 @@ def train_embeddings(baskets: Sequence[Sequence[str]], params: TrainingParams) -
     # Vocabulary from explicit counts in a fixed order (most frequent first, ties by name):
     # no dependence on the corpus order or on hashing.
     ordered = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-    model.build_vocab_from_freq(ordered, corpus_count=len(usable))
-    corpus = ShuffledBaskets(usable, params.seed)
+    model.build_vocab_from_freq(ordered, corpus_count=n_baskets)
     model.train(
         corpus,
-        total_examples=len(usable),
-        total_words=sum(len(b) for b in usable),
+        total_examples=n_baskets,
+        total_words=total_words,
         epochs=params.epochs,
         start_alpha=params.alpha,
         end_alpha=params.min_alpha,
@@ -164,6 +189,6 @@ def train_embeddings(baskets: Sequence[Sequence[str]], params: TrainingParams) -
         )
     logger.info(
         "trained %d-d embeddings for %d ingredients on %d baskets (window %d, %d epochs, %d worker(s))",
-        params.vector_size, len(vocabulary), len(usable), window, params.epochs, workers,
+        params.vector_size, len(vocabulary), n_baskets, window, params.epochs, workers,
     )
     return embeddings
