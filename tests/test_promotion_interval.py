@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flavor_ml.registry.policy import parse_policy
-from flavor_ml.registry.promotion import VersionSnapshot, evaluate_gates
+from flavor_ml.registry.gates import VersionSnapshot, evaluate_gates
 
 POLICY = parse_policy(b"""
 version: "interval-test"
@@ -25,8 +25,9 @@ def test_a_lower_point_estimate_whose_interval_covers_the_holder_passes():
     candidate = snapshot(2, completion_hr10=0.620, completion_hr10__ci95_low=0.605, completion_hr10__ci95_high=0.642,
                          completion_mrr=0.36)
     decision = evaluate_gates(candidate, holder, POLICY, "staging")
-    assert decision.passed, decision.as_json()
-    assert "interval [0.605, 0.642]" in decision.as_json()["gates"]["non_regression:completion_hr10"]["reason"]
+    assert decision.passed, decision.failures()
+    gates = {gate.name: gate for gate in decision.gates}
+    assert "interval [0.605, 0.642]" in gates["non_regression:completion_hr10"].reason
 
 
 def test_an_interval_wholly_below_the_holder_fails():
