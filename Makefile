@@ -18,7 +18,7 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	@touch $@
 
 $(CURDIR)/.tools/uv/bin/uv:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools/uv uv
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(CURDIR)/.tools/uv uv
 
 train: install
 	$(BIN)/flavor-ml train

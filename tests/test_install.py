@@ -25,7 +25,7 @@ def test_make_ci_and_the_image_install_from_the_lock():
     assert "$(UV) sync --locked" in makefile and "$(UV) lock --check" in makefile
     # pip installs uv alone, into .tools/; everything else comes from the lock into .venv.
     assert [line for line in makefile.splitlines() if "pip install" in line] == \
-        ["\t$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools/uv uv"]
+        ["\t$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(CURDIR)/.tools/uv uv"]
     ci = (REPO / ".ci" / "run").read_text()
     assert "rm -rf .venv" in ci and "make test" in ci
     dockerfile = (REPO / "deployments" / "Dockerfile").read_text()
