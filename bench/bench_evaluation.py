@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"train step     {train_seconds:7.1f} s   (Item2Vec {item2vec_seconds:.1f} s, EASE + scorer choice "
           f"{train_seconds - item2vec_seconds:.1f} s; serves {report.served_scorer})")
     print(f"evaluate step  {evaluate_seconds:7.1f} s   ({report.completion_queries:,} leave-one-out queries and "
-          f"{result['slice_queries']:,} slice queries x {len(report.baselines) + 1} scorers, intervals)")
+          f"{result['slice_queries']:,} slice queries, intervals; {len(report.baselines) + 1} scorers)")
     print(f"evaluate / train = {result['evaluate_over_train']:.2f}  (target <= 0.30: "
           f"{'PASS' if result['evaluate_over_train'] <= 0.30 else 'MISS'})")
     if args.reference:
