@@ -103,7 +103,7 @@ def table(report: EvaluationReport) -> str:
 
 
 def slice_table(report: EvaluationReport) -> str:
-    scorers = ["model", "served", "ease", "ppmi_svd", "cooccurrence", "popularity"]
+    scorers = ["model", "served", "ease", "ppmi_svd", "popularity"]
     lines = ["slice".ljust(26) + "queries".rjust(8) + "".join(s.rjust(13) for s in scorers)]
     for name, by_scorer in report.slices.items():
         cells = "".join((f"{next(iter(by_scorer[s].values())):.3f}" if s in by_scorer else "-").rjust(13)

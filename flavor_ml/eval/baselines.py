@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from flavor_ml.embeddings import IngredientEmbeddings
@@ -148,10 +149,11 @@ def randomized_svd(matrix: sp.csr_array, dimensions: int, seed: int) -> tuple[np
     n_cols = matrix.shape[1]
     width = min(n_cols, dimensions + _SVD_OVERSAMPLES)
     sketch = matrix @ np.random.default_rng(seed).standard_normal((n_cols, width))
-    for _ in range(_SVD_POWER_ITERATIONS):  # re-orthonormalised each time so small directions survive
-        basis, _ = np.linalg.qr(sketch)
-        basis, _ = np.linalg.qr(matrix.T @ basis)
-        sketch = matrix @ basis
+    for _ in range(_SVD_POWER_ITERATIONS):
+        # LU-normalised power iterations (as scikit-learn's range finder): keeps small directions alive at a
+        # fraction of a QR's cost; one QR at the end makes the basis orthonormal.
+        sketch = scipy.linalg.lu(sketch, permute_l=True, check_finite=False)[0]
+        sketch = matrix @ scipy.linalg.lu(matrix.T @ sketch, permute_l=True, check_finite=False)[0]
     basis, _ = np.linalg.qr(sketch)
     u_small, s, vt = np.linalg.svd((matrix.T @ basis).T, full_matrices=False)
     return (basis @ u_small)[:, :dimensions], s[:dimensions], vt[:dimensions]
