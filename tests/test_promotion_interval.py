@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flavor_ml.registry.policy import parse_policy
 from flavor_ml.registry.gates import VersionSnapshot, evaluate_gates
+from flavor_ml.registry.policy import parse_policy
 
 POLICY = parse_policy(b"""
 version: "interval-test"
