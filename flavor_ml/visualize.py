@@ -215,17 +215,16 @@ def write_map_png(projection: ProjectedMap, path: Path, title: str) -> Path:
 def metric_interval(report: EvaluationReport, scorer: str, metric: str) -> tuple[float, float] | None:
     """The bootstrap interval of ``metric`` for ``scorer`` ("model" or a baseline), if the report has one.
 
-    Read from an ``intervals`` field (``{scorer: {metric: [low, high]}}`` or ``{metric: ...}`` for the
-    model) or from ``<metric>_ci_low``/``<metric>_ci_high`` beside the value; None where absent.
+    Read from the report's ``intervals`` (``{"<metric>": (low, high)}`` for the model,
+    ``{"<scorer>/<metric>": ...}`` for a baseline) or from ``<metric>_ci_low``/``<metric>_ci_high``
+    beside the value; None where absent.
     """
     intervals = getattr(report, "intervals", None)
     if isinstance(intervals, Mapping):
-        entry = intervals.get(scorer, {} if scorer != "model" else intervals)
-        found = entry.get(metric) if isinstance(entry, Mapping) else None
+        found = intervals.get(metric if scorer == "model" else f"{scorer}/{metric}")
         if found is not None:
-            low, high = (found.get("low"), found.get("high")) if isinstance(found, Mapping) else tuple(found)[:2]
-            if low is not None and high is not None:
-                return float(low), float(high)
+            low, high = tuple(found)[:2]
+            return float(low), float(high)
     values = report.metrics if scorer == "model" else report.baselines.get(scorer, {})
     low, high = values.get(f"{metric}_ci_low"), values.get(f"{metric}_ci_high")
     return (float(low), float(high)) if low is not None and high is not None else None

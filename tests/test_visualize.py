@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 from matplotlib.container import BarContainer
-from pydantic import Field
 
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import ConfigError
@@ -143,14 +142,12 @@ def test_intervals_are_read_from_ci_bounds_or_an_intervals_field_and_absent_othe
     assert metric_interval(plain, "model", "completion_hr10") is None
     assert metric_interval(with_bounds, "model", "completion_hr10") == (0.55, 0.65)
 
-    class WithIntervals(EvaluationReport):
-        intervals: dict = Field(default_factory=dict)
-
-    nested = WithIntervals(**plain.model_dump(), intervals={"model": {"eval_precision": [0.7, 0.9]},
-                                                           "ppmi_svd": {"eval_precision": {"low": 0.6, "high": 0.75}}})
-    assert metric_interval(nested, "model", "eval_precision") == (0.7, 0.9)
-    assert metric_interval(nested, "ppmi_svd", "eval_precision") == (0.6, 0.75)
-    assert metric_interval(nested, "popularity", "eval_precision") is None
+    # The evaluation's own intervals: "<metric>" for the model, "<scorer>/<metric>" for a baseline.
+    evaluated = plain.model_copy(update={"intervals": {"eval_precision": (0.7, 0.9),
+                                                       "ppmi_svd/eval_precision": (0.6, 0.75)}})
+    assert metric_interval(evaluated, "model", "eval_precision") == (0.7, 0.9)
+    assert metric_interval(evaluated, "ppmi_svd", "eval_precision") == (0.6, 0.75)
+    assert metric_interval(evaluated, "popularity", "eval_precision") is None
 
 
 def test_the_probe_chart_draws_error_bars_only_where_the_report_has_intervals():
