@@ -102,7 +102,13 @@ def phase_flow(corpus: str) -> dict:
 def phase_plain(corpus: str) -> dict:
     """The plain-function pipeline (no Prefect), timing each step."""
     from flavor_ml import pipeline
-    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings, TrainingParams
+    from flavor_ml.settings import (
+        EvaluationParams,
+        FetchParams,
+        NormalizationParams,
+        StorageSettings,
+        TrainingParams,
+    )
 
     storage, evaluation = StorageSettings(), EvaluationParams()
     times: dict[str, float] = {}
@@ -132,7 +138,12 @@ def phase_runners(corpus: str, partitions: int) -> dict:
     from prefect.cache_policies import NO_CACHE
 
     from flavor_ml import pipeline
-    from flavor_ml.settings import FetchParams, NormalizationParams, ScaleOutSettings, StorageSettings
+    from flavor_ml.settings import (
+        FetchParams,
+        NormalizationParams,
+        ScaleOutSettings,
+        StorageSettings,
+    )
     from flows.partitioned import settled, task_runner
     from flows.train import normalize_corpus
 
@@ -158,7 +169,7 @@ def phase_runners(corpus: str, partitions: int) -> dict:
 
 def _child(phase: str, work: Path, *args: str, env: dict[str, str] | None = None) -> dict:
     done = subprocess.run([sys.executable, __file__, "--phase", phase, "--work", str(work), *args],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
     if done.returncode != 0:
         raise SystemExit(f"phase {phase} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -12,13 +12,23 @@ from __future__ import annotations
 import hashlib
 
 from prefect import flow, task
-from prefect.variables import Variable
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from prefect.variables import Variable
 
 from flavor_ml import pipeline
-from flavor_ml.data.corpus_watch import CorpusChanges, compare, current_fingerprints, last_trained_fingerprints
-from flavor_ml.settings import FetchParams, StorageSettings, TrackingSettings, WatchSettings
+from flavor_ml.data.corpus_watch import (
+    CorpusChanges,
+    compare,
+    current_fingerprints,
+    last_trained_fingerprints,
+)
+from flavor_ml.settings import (
+    FetchParams,
+    StorageSettings,
+    TrackingSettings,
+    WatchSettings,
+)
 from flavor_ml.storage import ArtifactStore
 from flows.events import emit_corpus_changed
 
