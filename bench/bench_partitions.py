@@ -158,7 +158,7 @@ def phase_runners(corpus: str, partitions: int) -> dict:
 
 def _child(phase: str, work: Path, *args: str, env: dict[str, str] | None = None) -> dict:
     done = subprocess.run([sys.executable, __file__, "--phase", phase, "--work", str(work), *args],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
     if done.returncode != 0:
         raise SystemExit(f"phase {phase} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -19,7 +19,7 @@ from tests.support.pipeline import isolated_pipeline  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
-SMALL = dict(training=TrainingParams(epochs=3), evaluation=EvaluationParams(min_count=5))
+SMALL = {"training": TrainingParams(epochs=3), "evaluation": EvaluationParams(min_count=5)}
 
 
 def write_partition(folder: Path, name: str, seed: int, n: int = 250) -> Path:

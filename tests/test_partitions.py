@@ -16,7 +16,12 @@ from flavor_ml import pipeline
 from flavor_ml.data.basket_stream import split_baskets, training_corpus
 from flavor_ml.data.partitions import list_partitions
 from flavor_ml.errors import CorpusFormatError, FetchError, NormalizationError
-from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, StorageSettings
+from flavor_ml.settings import (
+    EvaluationParams,
+    FetchParams,
+    NormalizationParams,
+    StorageSettings,
+)
 from tests.support.s3_server import S3Endpoint, moto_endpoint_url, s3_server  # noqa: F401  (fixtures)
 
 

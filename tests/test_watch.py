@@ -60,7 +60,7 @@ def write_partition(folder: Path, name: str, seed: int) -> None:
 @pytest.mark.slow
 def test_the_sensor_announces_each_change_once_and_nothing_after_training_on_it(isolated_pipeline, tmp_path,
                                                                                  monkeypatch):
-    import flows.watch as watch
+    from flows import watch
     from flows.train import train_embeddings
 
     announced = []
@@ -89,8 +89,8 @@ def test_the_sensor_announces_each_change_once_and_nothing_after_training_on_it(
 
 
 def test_the_announcement_is_a_prefect_event_with_the_corpus_and_partitions(monkeypatch) -> None:
-    import flows.events as events
     from flavor_ml.data.corpus_watch import CorpusChanges
+    from flows import events
 
     emitted = []
     monkeypatch.setattr(events, "emit_event", lambda **kwargs: emitted.append(kwargs))

@@ -43,7 +43,7 @@ class CorpusChanges(BaseModel):
         return bool(self.added or self.changed or self.removed)
 
 
-def current_fingerprints(partitions: list[PartitionSource], params: FetchParams, s3=None) -> Fingerprints:  # noqa: ANN001
+def current_fingerprints(partitions: list[PartitionSource], params: FetchParams, s3=None) -> Fingerprints:
     return {part.name: partition_fingerprint(part, params, s3) for part in partitions}
 
 
