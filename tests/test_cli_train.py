@@ -32,7 +32,7 @@ def home(tmp_path) -> Iterator[Path]:
 def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_as_json(home, tmp_path):
     first = flavor_ml("train", home=home, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    for expected in ("flow run", "fetch: Completed", "train: Completed", "completion_hr10", "ppmi_svd",
+    for expected in ("flow run", "fetch: 1 Completed", "train: Completed", "completion_hr10", "ppmi_svd",
                      "mlflow     run", "artifacts", "registered as flavor-ml-embeddings v1"):
         assert expected in first.stdout
     assert (home / "prefect").is_dir() and (home / "results").is_dir() and (home / "mlflow.db").is_file()
