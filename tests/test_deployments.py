@@ -53,6 +53,8 @@ PREFECT_YAML = REPO / "prefect.yaml"
 DEPLOYMENTS = {
     "train-embeddings/nightly": "flows.train.train_embeddings",
     "train-embeddings/adhoc": "flows.train.train_embeddings",
+    "train-embeddings/on-new-data": "flows.train.train_embeddings",
+    "watch-corpus/every-15-minutes": "flows.watch.watch_corpus",
     "promote-model/staging": "flows.promote.promote_model",
     "promote-model/production": "flows.promote.promote_model",
 }
@@ -73,7 +75,7 @@ def yaml_deployment(name: str) -> dict:
     return next(item for item in prefect_yaml()["deployments"] if item["name"] == name)
 
 
-def test_prefect_yaml_defines_the_four_deployments_on_the_configurable_pool():
+def test_prefect_yaml_defines_the_deployments_on_the_configurable_pool():
     document = prefect_yaml()
     assert document["pull"] == [] and document["build"] is None and document["push"] is None
     assert {item["name"]: item["entrypoint"] for item in document["deployments"]} == {
