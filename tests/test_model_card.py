@@ -121,7 +121,8 @@ def test_a_training_run_leaves_pictures_in_mlflow_and_prefect_and_a_card_on_its_
                                        "--model-name", summary.registered.name])
     assert printed.exit_code == 0, printed.output
     assert printed.output.startswith(f"# Model card: {summary.registered.name} version {version.version}")
-    assert re.search(r"\| completion_hr10 \| \*\*0\.\d{3}\*\* \|", printed.output)
+    # The model's figure with its 95% bootstrap interval.
+    assert re.search(r"\| completion_hr10 \| \*\*0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]\*\* \|", printed.output)
 
     missing = CliRunner().invoke(app, ["models", "--card", "999", "--model-name", summary.registered.name])
     assert missing.exit_code == 1 and "version 999" in missing.output
