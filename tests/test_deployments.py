@@ -320,7 +320,8 @@ def test_deploy_all_creates_the_deployments_of_prefect_yaml(deployed, api, clien
     automations = api.call("POST", "automations/filter", json={})
     triggered = {action["deployment_id"]: automation for automation in automations
                  for action in automation["actions"] if action["type"] == "run-deployment"}
-    assert set(triggered) == {deployed["promote-model/staging"]["id"]}
+    # Event-triggered: the staging promotion (training completed) and training on new data (the sensor).
+    assert set(triggered) == {deployed["promote-model/staging"]["id"], deployed["train-embeddings/on-new-data"]["id"]}
     staging = triggered[deployed["promote-model/staging"]["id"]]
     assert staging["enabled"] and staging["trigger"]["expect"] == ["flavor-ml.training.completed"]
     assert staging["actions"][0]["parameters"]["version"] == "{{ event.payload.version }}"
