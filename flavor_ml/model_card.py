@@ -180,15 +180,16 @@ def registry_description(card: str, run_id: str, limit: int = MAX_DESCRIPTION_CH
     return (kept or card[: limit - len(note)]) + note
 
 
-def publish_model_card(subject: CardSubject, card: str) -> str:
-    """Log the card in the version's run and make it the version's description; the artifact path."""
+def publish_model_card(subject: CardSubject, card: str, describe_version: bool = True) -> str:
+    """Log the card in the version's run and (``describe_version``) make it the version's description;
+    the artifact path."""
     client = MlflowClient(tracking_uri=subject.tracking_uri, registry_uri=subject.tracking_uri)
     try:
         with tempfile.TemporaryDirectory(prefix="flavor-card-") as work:
             path = Path(work) / CARD_ARTIFACT
             path.write_text(card, encoding="utf-8")
             client.log_artifact(subject.run_id, str(path))
-        if subject.version is not None:
+        if subject.version is not None and describe_version:
             client.update_model_version(subject.model_name, str(subject.version),
                                         description=registry_description(card, subject.run_id))
     except MlflowException as exc:

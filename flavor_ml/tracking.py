@@ -148,6 +148,7 @@ def log_training_run(
         "corpus_source": raw.source,
         "baskets_sha256": corpus.sha256,
         "model_sha256": model.sha256,
+        "evaluation_sha256": report.digest(),
         "completion_scorer": model.completion_scorer,
         **({FLOW_RUN_TAG: flow_run_id} if flow_run_id else {}),
         **({"prefect_flow_run_name": run_name} if run_name else {}),

@@ -31,7 +31,7 @@ from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.data.partitions import PartitionSource
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model_card import CardSubject, publish_model_card, render_model_card
-from flavor_ml.registry.registration import ensure_model_version
+from flavor_ml.registry.registration import Registration, ensure_model_version
 from flavor_ml.registry.store import RegisteredVersion, Registry
 from flavor_ml.run_pictures import LoggedPictures, picture_run, pictures_markdown
 from flavor_ml.settings import (
@@ -66,6 +66,8 @@ class TrainingSummary(BaseModel):
     report: EvaluationReport
     mlflow: LoggedRun
     registered: RegisteredVersion | None
+    #: The run changed nothing: ``registered`` is the existing version it reproduced, not a new one.
+    reproduced: bool = False
     corpus: CorpusRef
     normalized: pipeline.NormalizedCorpus
     model: pipeline.TrainedModel
@@ -149,17 +151,21 @@ def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipe
 
 @task(name="register-model", task_run_name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def register_model(logged: LoggedRun, report: EvaluationReport,
-                   corpus: pipeline.NormalizedCorpus | None = None) -> RegisteredVersion | None:
-    """A new registry version (no stage yet), announced so that the staging promotion can start."""
+                   corpus: pipeline.NormalizedCorpus | None = None) -> Registration | None:
+    """A new registry version (no stage yet), announced so that the staging promotion can start;
+    a run that reproduced an existing version links to it and announces nothing."""
     settings = load_settings().tracking
     if not settings.register_model:
         return None
-    version = ensure_model_version(Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri,
-                                   name=settings.model_name)
+    registration = ensure_model_version(Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri,
+                                        name=settings.model_name)
+    if registration.reproduced:
+        return registration
+    version = registration.version
     if corpus is not None:
         tag_version_with_partitions(logged.tracking_uri, version.name, version.version, corpus.partitions)
     emit_training_completed(version.name, version.version, logged.run_id, metrics=report.metrics)
-    return version
+    return registration
 
 
 @task(name="pictures", task_run_name="pictures", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
@@ -179,15 +185,17 @@ def picture_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedMode
 @task(name="model-card", task_run_name="model-card", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def publish_card(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
                  report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
-                 evaluation: EvaluationParams, logged: LoggedRun, registered: RegisteredVersion | None,
+                 evaluation: EvaluationParams, logged: LoggedRun, registration: Registration | None,
                  pictures: LoggedPictures) -> str:
-    """The version's model card: an artifact of its run and its description in the registry."""
+    """The version's model card: an artifact of its run and, for a new version, its description in the registry."""
+    registered = registration.version if registration else None
     subject = CardSubject(model_name=registered.name if registered else load_settings().model_name,
                           version=registered.version if registered else None, run_id=logged.run_id,
                           git_sha=git_sha(), tracking_uri=logged.tracking_uri)
     card = render_model_card(subject=subject, raw=raw, corpus=corpus, model=model, report=report, training=training,
                              evaluation=evaluation, normalization=normalization, insights=pictures.insights)
-    publish_model_card(subject, card)
+    # A reproduced version keeps the card of the run that registered it.
+    publish_model_card(subject, card, describe_version=not (registration and registration.reproduced))
     create_markdown_artifact(card, key="model-card", description=f"model card of {subject.model_name} "
                                                                  f"version {subject.version}")
     return card
@@ -195,11 +203,12 @@ def publish_card(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipel
 
 @task(name="summarize", task_run_name="summarize", cache_policy=NO_CACHE)
 def summarize(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, report: EvaluationReport,
-              logged: LoggedRun, registered: RegisteredVersion | None, expected: list[str],
+              logged: LoggedRun, registration: Registration | None, expected: list[str],
               pictures: LoggedPictures | None = None, tuning: TuningResult | None = None) -> TrainingSummary:
     return TrainingSummary(flow_run_id=flow_run.id, flow_run_name=flow_run.name,
                            tasks=task_summaries(flow_run.id, expected=expected), report=report, mlflow=logged,
-                           registered=registered, corpus=raw, normalized=corpus, model=model, pictures=pictures,
+                           registered=registration.version if registration else None,
+                           reproduced=bool(registration and registration.reproduced), corpus=raw, normalized=corpus, model=model, pictures=pictures,
                            tuning=tuning)
 
 
@@ -237,9 +246,9 @@ def train_embeddings(
     logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints,
                            tuned)
     pictures = picture_model(baskets, model, report, evaluation, logged, projection)
-    registered = register_model(logged, report, baskets)
-    publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registered, pictures)
-    return summarize(raw, baskets, model, report, logged, registered, expected, pictures, tuned)
+    registration = register_model(logged, report, baskets)
+    publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registration, pictures)
+    return summarize(raw, baskets, model, report, logged, registration, expected, pictures, tuned)
 
 
 if __name__ == "__main__":

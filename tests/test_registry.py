@@ -59,7 +59,8 @@ def experiment(request, tmp_path_factory) -> tuple[MlflowClient, str, Path]:
     return client, experiment_id, scratch
 
 
-def log_training_run(client: MlflowClient, experiment_id: str, scratch: Path) -> tuple[str, str]:
+def log_training_run(client: MlflowClient, experiment_id: str, scratch: Path,
+                     identity: dict[str, str] | None = None) -> tuple[str, str]:
     """What the training flow logs: tags, probe and baseline metrics, the model. (run id, model URI)"""
     rng = np.random.default_rng(3)
     names = ("basil", "oregano", "lime")
@@ -68,7 +69,8 @@ def log_training_run(client: MlflowClient, experiment_id: str, scratch: Path) ->
     mlflow.set_tracking_uri(client.tracking_uri)
     try:
         with mlflow.start_run(experiment_id=experiment_id) as run:
-            mlflow.set_tags({"git_sha": "a" * 40, "corpus_sha256": "b" * 64, "prefect_flow_run_id": "flow-run-1"})
+            mlflow.set_tags({"git_sha": "a" * 40, "corpus_sha256": "b" * 64, "prefect_flow_run_id": "flow-run-1",
+                             **(identity or {})})
             mlflow.log_metrics({"completion_hr10": 0.61, "completion_mrr": 0.29,
                                 "ppmi_svd/completion_hr10": 0.55, "popularity/completion_hr10": 0.38})
             info = log_model(embeddings.save(scratch / uuid.uuid4().hex))
@@ -105,8 +107,36 @@ def test_ensuring_a_run_s_version_twice_registers_it_once(experiment):
     first = ensure_model_version(Registry(client), run_id, model_uri, name=name)
     again = ensure_model_version(Registry.at(client.tracking_uri), run_id, model_uri, name=name)  # e.g. a retried task
 
-    assert (first.version, again.version) == (1, 1)
+    assert (first.version.version, again.version.version) == (1, 1)
     assert [v.version for v in Registry(client).versions(name)] == [1]
+
+
+def test_a_run_with_the_model_and_evaluation_of_a_version_links_to_it_instead_of_registering(experiment):
+    client, experiment_id, scratch = experiment
+    name = f"registration-test-{uuid.uuid4().hex[:8]}"
+    same = {"model_sha256": "c" * 64, "evaluation_sha256": "d" * 64}
+    original = ensure_model_version(Registry(client), *log_training_run(client, experiment_id, scratch, same), name=name)
+    rerun_id, rerun_model = log_training_run(client, experiment_id, scratch, same)
+
+    rerun = ensure_model_version(Registry(client), rerun_id, rerun_model, name=name)
+
+    assert (original.reproduced, rerun.reproduced) == (False, True)
+    assert rerun.version.version == original.version.version == 1
+    assert [v.version for v in Registry(client).versions(name)] == [1]
+    assert client.get_run(rerun_id).data.tags["reproduces_version"] == "1"
+
+
+@pytest.mark.parametrize("changed", ["model_sha256", "evaluation_sha256"])
+def test_a_run_whose_model_or_evaluation_differs_is_a_new_version(experiment, changed):
+    client, experiment_id, scratch = experiment
+    name = f"registration-test-{uuid.uuid4().hex[:8]}"
+    first = {"model_sha256": "c" * 64, "evaluation_sha256": "d" * 64}
+    ensure_model_version(Registry(client), *log_training_run(client, experiment_id, scratch, first), name=name)
+
+    second = ensure_model_version(Registry(client), *log_training_run(client, experiment_id, scratch,
+                                                                      first | {changed: "e" * 64}), name=name)
+
+    assert (second.reproduced, second.version.version) == (False, 2)
 
 
 def test_registering_a_run_that_does_not_exist_says_so(experiment):

@@ -23,9 +23,12 @@ def task_states(summary) -> dict[str, str]:
     return {name.split("[", 1)[0]: task.state for name, task in summary.tasks.items()}
 
 
-def test_a_first_run_computes_every_step_and_a_second_run_takes_all_from_cache(isolated_pipeline):
+def test_a_first_run_computes_every_step_and_a_second_run_takes_all_from_cache(isolated_pipeline, monkeypatch):
+    import flows.train
     from flows.train import train_embeddings
 
+    announced = []
+    monkeypatch.setattr(flows.train, "emit_training_completed", lambda name, version, *a, **k: announced.append(version))
     first = train_embeddings()
     second = train_embeddings()
 
@@ -35,6 +38,12 @@ def test_a_first_run_computes_every_step_and_a_second_run_takes_all_from_cache(i
                                     "evaluate": "Cached"}
     assert second.report.flat() == first.report.flat()
     assert second.mlflow.run_id != first.mlflow.run_id  # every training run is recorded
+    # ... but the unchanged model is no new version: the second run links to the first's, announces nothing.
+    assert (first.reproduced, second.reproduced) == (False, True)
+    assert second.registered.version == first.registered.version and announced == [first.registered.version]
+    client = MlflowClient(isolated_pipeline.tracking_uri)
+    assert client.get_run(second.mlflow.run_id).data.tags["reproduces_version"] == str(first.registered.version)
+    assert len(client.search_model_versions(f"name = '{first.registered.name}'")) == 1
 
 
 def test_changing_only_the_epochs_reruns_train_and_evaluate_only(isolated_pipeline):

@@ -45,6 +45,7 @@ def summary_as_json(summary) -> dict[str, Any]:
         "model_uri": summary.mlflow.model_uri,
         "registered_model": summary.registered.name if summary.registered else None,
         "registered_version": summary.registered.version if summary.registered else None,
+        "reproduced": bool(getattr(summary, "reproduced", False)),
         "corpus": {"source": summary.corpus.source, "sha256": summary.corpus.sha256, "bytes": summary.corpus.bytes,
                    "format": summary.corpus.format},
         "normalization": summary.normalized.counts.model_dump(),
@@ -81,6 +82,15 @@ def _metrics_table(report) -> list[str]:
     return render_table(["probe", "model", *scorers], rows, right=range(1, len(scorers) + 2), indent=2).splitlines()
 
 
+def _registration_text(summary) -> str:
+    if not summary.registered:
+        return ""
+    name, version = summary.registered.name, summary.registered.version
+    if getattr(summary, "reproduced", False):
+        return f" reproduces {name} v{version} (same model and evaluation; no new version)"
+    return f" registered as {name} v{version}"
+
+
 def summary_as_text(summary) -> str:
     counts = summary.normalized.counts
     rejects = ", ".join(f"{reason} {n}" for reason, n in counts.rejects.items()) or "none"
@@ -99,7 +109,7 @@ def summary_as_text(summary) -> str:
         f"mlflow     run {summary.mlflow.run_id} in {summary.mlflow.tracking_uri}",
         f"artifacts  {summary.mlflow.artifact_uri}",
         f"model      {summary.mlflow.model_uri}"
-        + (f" registered as {summary.registered.name} v{summary.registered.version}" if summary.registered else ""),
+        + _registration_text(summary),
     ]
     if getattr(summary, "pictures", None):
         lines.append(f"pictures   {', '.join(summary.pictures.artifact_paths)} "

@@ -57,6 +57,7 @@ masking them (tests/test_evaluation_speed.py compares with the reference impleme
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -106,6 +107,10 @@ class EvaluationReport(BaseModel):
     slice_queries: dict[str, int] = Field(default_factory=dict, description="slice -> number of queries")
     intervals: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="flat metric name -> 95% bootstrap interval (low, high)")
+
+    def digest(self) -> str:
+        """sha256 of everything the report says: two runs with equal digests were judged identically."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
     def flat(self) -> dict[str, float]:
         """One level of names for MLflow and promotion gates: the model's metrics under their

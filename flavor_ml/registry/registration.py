@@ -3,6 +3,9 @@
 A new version carries where it came from (git SHA, corpus sha256, Prefect flow run) and its
 probe metrics as tags, and no alias: it reaches ``staging``/``production`` only by passing the
 promotion gates (see :mod:`flavor_ml.registry.promotion`).
+A run whose model files and evaluation are those of an existing version (an unchanged corpus
+rerun from cache, a nightly schedule on the same data) registers nothing: it links to that
+version instead (:func:`ensure_model_version`).
 Reads of versions and aliases live on :class:`~flavor_ml.registry.store.Registry`.
 """
 
@@ -15,13 +18,18 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from pydantic import BaseModel
 
 from flavor_ml.errors import RegistryError
 from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
 from flavor_ml.registry.store import RegisteredVersion, Registry
 
+#: What a version serves: its model files and the evaluation it was judged on (run and version tags).
+IDENTITY_TAGS = ("model_sha256", "evaluation_sha256")
 #: Run tags copied onto the model version, as they are named in the training run.
-PROVENANCE_TAGS = ("git_sha", "corpus_sha256", "prefect_flow_run_id")
+PROVENANCE_TAGS = ("git_sha", "corpus_sha256", "prefect_flow_run_id", *IDENTITY_TAGS)
+#: Tag of a run that registered nothing because an existing version holds the same model and evaluation.
+REPRODUCES_TAG = "reproduces_version"
 #: Run metrics are copied onto the version as ``metric.<name>`` tags (the model's own probes,
 #: not the ``<baseline>/<metric>`` figures), so ``flavor-ml models`` can show them in one call.
 METRIC_TAG_PREFIX = "metric."
@@ -88,15 +96,45 @@ def _wait_until_ready(client: MlflowClient, version: ModelVersion, timeout_secon
     return version
 
 
-def ensure_model_version(registry: Registry, run_id: str, model_uri: str,
-                         name: str = DEFAULT_MODEL_NAME) -> RegisteredVersion:
-    """The version of ``name`` registered for run ``run_id``, registering it if there is none.
+class Registration(BaseModel):
+    """The version a training run ends in; ``reproduced`` when it already existed before the run."""
 
-    Retry-safe: a retried training task that registered before failing gets the same version
-    back instead of adding a duplicate.
+    version: RegisteredVersion
+    reproduced: bool = False
+
+
+def ensure_model_version(registry: Registry, run_id: str, model_uri: str,
+                         name: str = DEFAULT_MODEL_NAME) -> Registration:
+    """The version of ``name`` that run ``run_id`` ends in, registering one only if it is new.
+
+    - Retry-safe: a retried task whose run already registered gets that version back.
+    - A run whose model and evaluation (:data:`IDENTITY_TAGS`) are an existing version's links to
+      the oldest such version (run tag ``reproduces_version``) instead of adding an identical one.
     """
-    existing = [v for v in registry.versions(name) if v.run_id == run_id]
-    return existing[0] if existing else register_model_version(registry, run_id, model_uri, name=name)
+    existing = registry.versions(name)
+    own = [v for v in existing if v.run_id == run_id]
+    if own:
+        return Registration(version=own[0])
+    identity = _run_identity(registry.client, run_id)
+    same = [v for v in existing if identity and all(v.tags.get(key) == value for key, value in identity.items())]
+    if same:
+        try:
+            registry.client.set_tag(run_id, REPRODUCES_TAG, str(same[0].version))
+        except MlflowException as exc:
+            raise RegistryError(f"cannot mark run {run_id} as reproducing version {same[0].version} of "
+                                f"{name!r}: {exc.message}") from exc
+        return Registration(version=same[0], reproduced=True)
+    return Registration(version=register_model_version(registry, run_id, model_uri, name=name))
+
+
+def _run_identity(client: MlflowClient, run_id: str) -> dict[str, str]:
+    """The run's identity tags, or nothing when it lacks one (runs logged before they existed)."""
+    try:
+        tags = client.get_run(run_id).data.tags
+    except MlflowException as exc:
+        raise RegistryError(f"cannot register a model for run {run_id}: the run was not found ({exc.message})") from exc
+    identity = {key: tags.get(key) for key in IDENTITY_TAGS}
+    return {key: value for key, value in identity.items() if value} if all(identity.values()) else {}
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:
