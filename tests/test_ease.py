@@ -119,6 +119,7 @@ def test_a_version_that_names_ease_without_weights_is_refused(chosen, tmp_path):
         CompletionModel.load(tmp_path)
 
 
+@pytest.mark.slow
 def test_twenty_thousand_ingredients_keep_a_small_model():
     n, k = 20_000, 100
     weights = sp.random_array((n, n), density=k / n, format="csr", dtype=np.float32, random_state=0)

@@ -119,7 +119,7 @@ def test_a_stage_the_policy_does_not_define_is_a_configuration_error():
 # --------------------------------------------------------------------------- against a registry
 
 
-@pytest.fixture(scope="session", params=["postgres-server", "sqlite"])
+@pytest.fixture(scope="session", params=[pytest.param("postgres-server", marks=pytest.mark.slow), "sqlite"])
 def registry(request, tmp_path_factory) -> Registry:
     """A tracking URI (server on Postgres, or SQLite file) and one logged model its test versions share."""
     if request.param == "postgres-server":

@@ -42,7 +42,7 @@ def test_the_tracking_uri_is_the_environment_s_or_a_sqlite_file_in_flavor_home(m
 # --------------------------------------------------------------------------- registration
 
 
-@pytest.fixture(scope="module", params=["postgres-server", "sqlite"])
+@pytest.fixture(scope="module", params=[pytest.param("postgres-server", marks=pytest.mark.slow), "sqlite"])
 def experiment(request, tmp_path_factory) -> tuple[MlflowClient, str, Path]:
     """(client, experiment id, scratch dir) on the MLflow server on Postgres or the SQLite default."""
     if request.param == "postgres-server":

@@ -50,7 +50,7 @@ def server_store(mlflow_server, tmp_path_factory) -> RegistryStore:  # noqa: F81
     return RegistryStore.create(mlflow_server.tracking_uri, tmp_path_factory.mktemp("server-registry"))
 
 
-@pytest.fixture(params=["sqlite", "tracking-server"])
+@pytest.fixture(params=["sqlite", pytest.param("tracking-server", marks=pytest.mark.slow)])
 def registry(request) -> Iterator[RegistryStore]:
     """Each registry the service must work with, made MLflow's current one for the test."""
     store = request.getfixturevalue("sqlite_store" if request.param == "sqlite" else "server_store")

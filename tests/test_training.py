@@ -151,6 +151,7 @@ print(digest.hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_deterministic_mode_repeats_bit_for_bit_in_fresh_processes_whatever_the_hash_seed():
     runs = [
         subprocess.Popen(
