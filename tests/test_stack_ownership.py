@@ -149,6 +149,7 @@ def test_a_moved_home_keeps_its_databases_and_a_copied_one_does_not_share_them(t
 def test_a_database_without_an_owner_is_adopted_only_when_claimed(tmp_path, postgres):
     """What older stacks created: no owner recorded. ``up`` claims it once MLflow accepted its credentials."""
     from flavor_ml.stack.databases import _connect
+    from flavor_ml.stack.native import _credential_advice
 
     settings = settings_of(tmp_path / "home", **unique_names())
     with throwaway(settings):
@@ -160,8 +161,11 @@ def test_a_database_without_an_owner_is_adopted_only_when_claimed(tmp_path, post
         found = ensure_databases(settings, stack_id)
         assert found.created == [settings.prefect_db] and found.unclaimed == [settings.mlflow_db]
         assert database_owners(settings)[settings.mlflow_db] is None
+        # Should MLflow refuse the credentials, dropping it is not the only advice: another home may use it.
+        assert "records no owning stack" in _credential_advice(MLFLOW, settings)
         assert claim_databases(settings, found.unclaimed, stack_id) == [settings.mlflow_db]
         assert database_owners(settings)[settings.mlflow_db].stack_id == stack_id
+        assert "records no owning stack" not in _credential_advice(MLFLOW, settings)
 
 
 def test_a_database_with_a_comment_of_someone_else_is_not_taken(tmp_path, postgres):

@@ -174,12 +174,18 @@ _RESTART = "`flavor-ml stack down` and `flavor-ml stack up` restart it with the 
 def _credential_advice(name: str, settings: StackSettings) -> str:
     """What to do when the service ``name`` refuses the credentials of ``credentials.env`` / the environment."""
     if name == MLFLOW:
-        return (f"MLflow keeps its users and their passwords in its database {settings.mlflow_db!r} from the "
-                "first start on it, so that database was set up with other credentials (by another stack home, "
-                "or by this home before its credentials changed). Set MLFLOW_TRACKING_USERNAME / "
-                "MLFLOW_TRACKING_PASSWORD to the admin it was set up with, or start afresh: `flavor-ml stack down`, "
-                f"`{DROP_COMMAND}` (drops {' and '.join(databases(settings))} with their run history and "
-                "registry), `flavor-ml stack up`")
+        advice = (f"MLflow keeps its users and their passwords in its database {settings.mlflow_db!r} from the "
+                  "first start on it, so that database was set up with other credentials (by another stack home, "
+                  "or by this home before its credentials changed). Set MLFLOW_TRACKING_USERNAME / "
+                  "MLFLOW_TRACKING_PASSWORD to the admin it was set up with, or start afresh: `flavor-ml stack down`, "
+                  f"`{DROP_COMMAND}` (drops {' and '.join(databases(settings))} with their run history and "
+                  "registry), `flavor-ml stack up`")
+        if _records_no_owner(settings, settings.mlflow_db):
+            advice += (f". Careful: {settings.mlflow_db!r} records no owning stack (an older flavor-ml made it), so "
+                       "another home may still use it; if one does, do not drop it, but unset FLAVOR_MLFLOW_DB / "
+                       f"FLAVOR_PREFECT_DB (and their lines in {settings.stack_dir / 'settings.env'}) to give this "
+                       "home databases of its own")
+        return advice
     if name == S3:
         kept = (f"; MinIO also keeps its keys in {settings.stack_dir / 'minio-data'}, which then needs removing"
                 if s3_implementation(settings) == "minio" else "")
@@ -187,6 +193,15 @@ def _credential_advice(name: str, settings: StackSettings) -> str:
     if name == PREFECT_SERVER:
         return f"the Prefect server was started with another PREFECT_API_AUTH_STRING: {_RESTART}"
     return f"the API was started with another FLAVOR_API_ADMIN_TOKEN: {_RESTART}"
+
+
+def _records_no_owner(settings: StackSettings, database: str) -> bool:
+    """Whether ``database`` exists without a recorded owner (made before owners were recorded)."""
+    try:
+        owners = database_owners(settings)
+    except (StackError, ConfigError):
+        return False
+    return database in owners and owners[database] is None
 
 
 def _credential_problem(name: str, url: str, settings: StackSettings, credentials: Mapping[str, str]) -> str | None:
@@ -311,6 +326,12 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
     if bootstrap is not None:
         after_healthy[PREFECT_SERVER] = lambda: bootstraps.append(
             (state[PREFECT_SERVER], _Bootstrap(settings, credentials, bootstrap)))
+    def prove(name: str, url: str) -> None:
+        """The service ``name`` at ``url`` accepts the credentials handed out, or `up` fails saying what to do."""
+        problem = _credential_problem(name, url, settings, credentials)
+        if problem:
+            raise StackError(problem)
+
     with _locked(settings):
         state = _read_state(settings)
         ready: set[str] = set()
@@ -328,10 +349,10 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
                 if name in after_healthy and not entry.get("prepared"):
                     after_healthy[name]()
                     entry["prepared"] = name != PREFECT_SERVER  # the bootstrap: once it has succeeded
-            finally:  # a bucket that cannot be created for want of the right keys: say that first
-                problem = _credential_problem(name, service.url, settings, credentials)
-                if problem:
-                    raise StackError(problem)
+            except StackError:
+                prove(name, service.url)  # e.g. a bucket not created for want of the right keys: say that
+                raise
+            prove(name, service.url)
 
         try:
             _start(services, state, settings, make_ready, launched, echo, cwd)
