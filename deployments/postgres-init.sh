@@ -1,7 +1,8 @@
 #!/bin/sh
 # docker-compose's PostgreSQL runs this once, on an empty data volume: one database for the
 # Prefect server and one for MLflow (runs, registry and basic-auth users), owned by POSTGRES_USER.
-# The native stack creates the same two databases itself (flavor_ml/stack/databases.py).
+# The native stack creates its own two on the machine's PostgreSQL, named after its home and
+# recording which stack owns them (flavor_ml/stack/databases.py).
 set -eu
 for database in "${FLAVOR_PREFECT_DB:-flavor_prefect}" "${FLAVOR_MLFLOW_DB:-flavor_mlflow}"; do
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \

@@ -31,6 +31,10 @@ class EvaluationError(FlavorError):
     """The probes could not be computed on this split."""
 
 
+class TrackingError(FlavorError):
+    """MLflow tracking would not record a run: unreachable, credentials refused, or no permission to write."""
+
+
 class RegistryError(FlavorError):
     """The model registry is unreachable or holds something unexpected."""
 

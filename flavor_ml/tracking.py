@@ -1,4 +1,9 @@
-"""Recording a training run in MLflow: parameters, probe metrics with baselines, artifacts, model."""
+"""Recording a training run in MLflow: parameters, probe metrics with baselines, artifacts, model.
+
+:func:`check_tracking_writable` runs first, before anything expensive: a run that cannot be
+recorded (wrong credentials, no permission, a deleted experiment) fails at once, naming the
+tracking URI, rather than after fetching, training and evaluating.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,14 @@ import json
 import re
 import subprocess
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import LifecycleStage, Metric, Param, RunTag
+from mlflow.environment_variables import MLFLOW_TRACKING_USERNAME
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
@@ -18,6 +27,7 @@ from flavor_ml.completion import COMPLETION_FILE
 from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.data.merge import PartitionRecord
 from flavor_ml.embeddings import EMBEDDINGS_FILE
+from flavor_ml.errors import TrackingError
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model import log_model
 from flavor_ml.pipeline import NormalizedCorpus, TrainedModel, load_model
@@ -90,6 +100,58 @@ def _experiment_id(client: MlflowClient, settings: TrackingSettings, home: Path)
     if experiment is not None:
         return experiment.experiment_id
     return client.create_experiment(settings.experiment, artifact_location=settings.default_artifact_location(home))
+
+
+#: The experiment tag :func:`check_tracking_writable` sets: writing it needs the permission a new run needs.
+WRITE_CHECK_TAG = "flavor_ml.write_checked_at"
+
+
+def _without_userinfo(uri: str) -> str:
+    """``http://user:secret@host/`` -> ``http://***@host/``: a URI fit for a message."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def _not_writable(uri: str, experiment: str, exc: Exception) -> TrackingError:
+    """The error for a tracking server that will not record a run: why, and what to set."""
+    user = MLFLOW_TRACKING_USERNAME.get()
+    who = f"the user {user!r}" if user else "a client without credentials (MLFLOW_TRACKING_USERNAME is not set)"
+    status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
+    if status == 401:
+        why = (f"refuses {who} (401 not authenticated): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+               "to a user of that server (for the native stack `flavor-ml stack env` prints them, and "
+               "`flavor-ml stack status` checks that the server accepts them)")
+    elif status == 403:
+        why = (f"does not let {who} write to the experiment {experiment!r} (403 permission denied): grant it EDIT "
+               "on that experiment, or set FLAVOR_EXPERIMENT to one it may write to")
+    else:
+        why = f"cannot record runs in the experiment {experiment!r}: {str(exc)[:1000]}"
+    return TrackingError(f"MLflow at {_without_userinfo(uri)} {why}")
+
+
+def check_tracking_writable(settings: TrackingSettings, home: Path) -> str:
+    """Prove, cheaply, that a training run will be recorded: the tracking store answers, accepts the
+    credentials, and lets this user write to the run's experiment (created when new; an existing
+    one must not be deleted). It sets the experiment tag :data:`WRITE_CHECK_TAG`, which needs the
+    permission a new run needs. Returns the experiment id; raises TrackingError naming the
+    tracking URI and what to change.
+    """
+    uri = settings.resolved_tracking_uri(home)
+    client = MlflowClient(uri)
+    try:
+        experiment = client.get_experiment_by_name(settings.experiment)
+        if experiment is not None and experiment.lifecycle_stage == LifecycleStage.DELETED:
+            raise TrackingError(
+                f"MLflow at {_without_userinfo(uri)} has the experiment {settings.experiment!r} deleted, so it cannot "
+                f"record runs in it: restore it (`mlflow experiments restore --experiment-id "
+                f"{experiment.experiment_id}`) or set FLAVOR_EXPERIMENT to another name")
+        experiment_id = _experiment_id(client, settings, home)
+        client.set_experiment_tag(experiment_id, WRITE_CHECK_TAG, datetime.now(UTC).isoformat(timespec="seconds"))
+    except (MlflowException, OSError) as exc:
+        raise _not_writable(uri, settings.experiment, exc) from None
+    return experiment_id
 
 
 def _existing_run(client: MlflowClient, experiment_id: str, flow_run_id: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""The ``train-embeddings`` flow: fetch → normalize → train → evaluate → log to MLflow.
+"""The ``train-embeddings`` flow: check tracking → fetch → normalize → train → evaluate → log to MLflow.
 
 Each task wraps one library call and is cached on what it really depends on (see
 :mod:`flavor_ml.cache_keys`), so an unchanged step is never redone, also on a retry.
@@ -42,7 +42,13 @@ from flavor_ml.settings import (
     TuningParams,
     load_settings,
 )
-from flavor_ml.tracking import LoggedRun, git_sha, log_training_run, tag_version_with_partitions
+from flavor_ml.tracking import (
+    LoggedRun,
+    check_tracking_writable,
+    git_sha,
+    log_training_run,
+    tag_version_with_partitions,
+)
 from flavor_ml.training.tuning import TrialJob, TrialOutcome, TuningResult, run_trial
 from flavor_ml.visualize import MAP_HTML, Projection
 from flows.caching import StepCachePolicy
@@ -73,6 +79,13 @@ class TrainingSummary(BaseModel):
     model: pipeline.TrainedModel
     pictures: LoggedPictures | None = None
     tuning: TuningResult | None = None
+
+
+@task(name="check-tracking", task_run_name="check-tracking", cache_policy=NO_CACHE)
+def check_tracking() -> str:
+    """Before anything expensive: MLflow will record this run (it answers, accepts the credentials, lets us write)."""
+    settings = load_settings()
+    return check_tracking_writable(settings.tracking, settings.storage.home)
 
 
 @task(name="list-partitions", task_run_name="list-partitions", cache_policy=NO_CACHE)
@@ -232,6 +245,7 @@ def train_embeddings(
     fetch, normalization = fetch or FetchParams(), normalization or NormalizationParams()
     training, evaluation = training or TrainingParams(), evaluation or EvaluationParams()
 
+    check_tracking()  # a run MLflow would refuse fails here, not after training
     partitions = list_corpus(corpus)
     raws = settled(fetch_partition.map(partitions, unmapped(fetch)), "fetch")
     parts = settled(normalize_corpus.map(raws, unmapped(normalization)), "normalize")

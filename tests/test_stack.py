@@ -35,6 +35,7 @@ import yaml
 from flavor_ml.stack import processes
 from flavor_ml.stack.config import StackSettings
 from flavor_ml.stack.credentials import CREDENTIAL_VARIABLES, load_credentials
+from flavor_ml.stack.databases import drop_databases
 from flavor_ml.stack.services import (
     API,
     DEFAULT_PORTS,
@@ -302,6 +303,49 @@ def test_mlflow_refuses_requests_without_credentials(stack):
     assert httpx.get(url, auth=(user, password)).status_code == 200
 
 
+def test_a_server_that_answers_without_credentials_fails_the_credential_check():
+    """The test session's own Prefect server runs without authentication: the check says so."""
+    from flavor_ml.stack.credential_checks import check_prefect
+
+    refusal = check_prefect(os.environ["PREFECT_API_URL"], "flavor:any-password-at-all")
+    assert refusal is not None and not refusal.refused
+    assert "without credentials" in refusal.message and "runs without authentication" in refusal.message
+
+
+WRONG_CREDENTIALS = [("AWS_SECRET_ACCESS_KEY", S3), ("PREFECT_API_AUTH_STRING", PREFECT_SERVER),
+                     ("MLFLOW_TRACKING_PASSWORD", MLFLOW), ("FLAVOR_API_ADMIN_TOKEN", API)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("variable", "service"), WRONG_CREDENTIALS)
+def test_up_and_status_name_the_service_that_refuses_the_credentials_handed_out(stack, variable, service):
+    """A credential the running service does not accept (changed since it started, or kept in MLflow's
+    database): `up` fails naming the service and the fix, `status` says auth-mismatch, not up."""
+    if service not in expected_services():
+        pytest.skip(f"{service} is not part of this stack")
+    wrong = stack.client_env()[variable] + "-not-this-one"
+    env = {**stack.env, variable: wrong}
+    url = f"http://127.0.0.1:{stack.env[PORT_VARIABLES[service]]}"
+
+    result = run_cli(["stack", "up"], env, timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"error: {service} at {url} refused"), error
+    fix = "`flavor-ml stack drop-databases`" if service == MLFLOW else "`flavor-ml stack down` and `flavor-ml stack up`"
+    assert fix in error
+    assert "started (pid" not in result.stdout
+
+    status = run_cli(["stack", "status", "--json"], env, timeout=60)
+    assert status.returncode == 3
+    report = by_name(json.loads(status.stdout)["services"])
+    assert report[service]["state"] == "auth-mismatch" and report[service]["problem"].startswith(f"{service} at {url}")
+    assert {name: item["state"] for name, item in report.items() if name != service} == dict.fromkeys(
+        set(report) - {service}, "up")
+    text = run_cli(["stack", "status"], env, timeout=60).stdout
+    assert re.search(rf"^{service}\s+auth-mismatch\s", text, re.M), text
+    assert all(wrong not in output for output in (result.stdout, result.stderr, status.stdout, text))
+
+
 def s3_client(client_env: dict[str, str], secret: str | None = None):
     import boto3
     from botocore.config import Config
@@ -428,7 +472,12 @@ def test_up_that_fails_stops_what_it_started_and_names_the_taken_port(stack, tmp
         squatter.listen()
         env = {**stack.env, "FLAVOR_HOME": str(home), "FLAVOR_S3_PORT": str(free_port()),
                "FLAVOR_PREFECT_PORT": str(free_port()), "FLAVOR_MLFLOW_PORT": str(squatter.getsockname()[1])}
-        result = run_cli(["stack", "up"], env, timeout=180)
+        for variable in ("FLAVOR_PREFECT_DB", "FLAVOR_MLFLOW_DB"):  # a home of its own: databases of its own
+            del env[variable]
+        try:
+            result = run_cli(["stack", "up"], env, timeout=180)
+        finally:
+            drop_databases(StackSettings(home=home))
     assert result.returncode == 1
     assert "FLAVOR_MLFLOW_PORT" in result.stderr and "taken by another program" in result.stderr
     started = {name: int(pid) for name, pid in re.findall(r"^(\S+): started \(pid (\d+)", result.stdout, re.M)}

@@ -1,4 +1,4 @@
-"""``flavor-ml stack up|down|status|env|bootstrap``: the full stack as local processes on loopback.
+"""``flavor-ml stack up|down|status|env|bootstrap|drop-databases``: the full stack as local processes on loopback.
 
 The same services as docker-compose.yml (Prefect server and worker, MLflow, an S3 store, the
 inference API), started natively for development and tests; see flavor_ml/stack/.
@@ -90,7 +90,8 @@ def status(
     api: Annotated[bool | None, typer.Option("--api/--no-api", help="whether the API is expected")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Each service: up, unhealthy or down, with pid, port and URL. Exit status 3 unless all are up."""
+    """Each service: up, auth-mismatch (refuses the stack's credentials), unhealthy or down, with pid, port and
+    URL. Exit status 3 unless all are up."""
     from flavor_ml.stack import native
 
     report = native.status(_settings(home), with_api=api)
@@ -99,8 +100,28 @@ def status(
         print_json({"services": native.as_dicts(report), "all_up": all_up})
     else:
         typer.echo(_table(report))
+        for item in report:
+            if item.problem:
+                typer.echo(f"\n{item.name}: {item.problem}")
     if not all_up:
         raise typer.Exit(3)
+
+
+@stack_app.command("drop-databases")
+def drop_databases(
+    home: HomeOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+) -> None:
+    """Drop this home's Prefect and MLflow databases (run history, registry, MLflow users): to start afresh."""
+    from flavor_ml.stack import native
+    from flavor_ml.stack.databases import databases
+
+    settings = _settings(home)
+    names = ", ".join(databases(settings))
+    if not yes and not typer.confirm(f"Drop {names} on {settings.postgres_host}:{settings.postgres_port}, with "
+                                     "every run, model version and MLflow user in them?"):
+        raise typer.Exit(1)
+    native.drop_stack_databases(settings, echo=typer.echo)
 
 
 @stack_app.command()

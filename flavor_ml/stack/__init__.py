@@ -5,7 +5,9 @@
 - :mod:`~flavor_ml.stack.services` - each service: command, environment, port, health URL, dependencies
 - :mod:`~flavor_ml.stack.native` - ``up``, ``down``, ``status`` with a state file and one log folder
 - :mod:`~flavor_ml.stack.processes` - sessions, pid identity, SIGTERM-then-SIGKILL of a whole family
-- :mod:`~flavor_ml.stack.databases`, :mod:`~flavor_ml.stack.bucket` - PostgreSQL databases, the S3 bucket
+- :mod:`~flavor_ml.stack.databases` - PostgreSQL databases named after the home, each recording its owning stack
+- :mod:`~flavor_ml.stack.bucket` - the S3 bucket
+- :mod:`~flavor_ml.stack.credential_checks` - proof that each service accepts the credentials handed out
 - :mod:`~flavor_ml.stack.mlflow_auth` - MLflow's basic-auth app with the admin from the environment
 - :mod:`~flavor_ml.stack.moto_s3` - moto's S3 server with credentials enforced (when MinIO is absent)
 

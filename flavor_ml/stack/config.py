@@ -3,10 +3,19 @@
 Every setting is an environment variable (``FLAVOR_*``) with a default that matches
 docker-compose.yml, so the native stack and the compose file describe the same services.
 Secrets are not here: see :mod:`flavor_ml.stack.credentials`.
+
+The one difference: natively the PostgreSQL is the machine's, shared by every stack home on
+it, so the databases are named after the home (``flavor_prefect_<digest>`` and
+``flavor_mlflow_<digest>``, the digest of the resolved home path; compose runs a PostgreSQL of
+its own and keeps ``flavor_prefect`` / ``flavor_mlflow``). ``up`` saves the names in the home's
+``stack/settings.env``, so a moved home keeps its databases, and records in each database which
+stack owns it (:mod:`flavor_ml.stack.databases`). The bucket needs no such care: each home runs
+its own S3 store (MinIO's data under the home, or moto in memory).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -17,13 +26,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from flavor_ml.errors import ConfigError
 from flavor_ml.settings import ENV_FILE
 
+#: A PostgreSQL identifier that needs no quoting (63 characters at most).
+DATABASE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+DEFAULT_HOME = Path(".flavor")
+
+
+def home_digest(home: Path | None) -> str:
+    """Ten hex digits of the resolved home path: the same home always gives the same digest."""
+    return hashlib.sha256(str((home or DEFAULT_HOME).resolve()).encode()).hexdigest()[:10]
+
+
+def home_database(prefix: str, home: Path | None) -> str:
+    """``flavor_mlflow`` -> ``flavor_mlflow_<digest of home>``: the default database of one stack home."""
+    return f"{prefix}_{home_digest(home)}"
+
 
 class StackSettings(BaseSettings):
     """Settings of ``flavor-ml stack``; every field is the environment variable ``FLAVOR_<FIELD>``."""
 
     model_config = SettingsConfigDict(env_prefix="FLAVOR_", env_file=ENV_FILE, extra="ignore")
 
-    home: Path = Field(Path(".flavor"), description="the stack keeps state, logs and credentials in <home>/stack")
+    home: Path = Field(DEFAULT_HOME, description="the stack keeps state, logs and credentials in <home>/stack")
     stack_host: str = Field("127.0.0.1", description="interface every service listens on (loopback by default)")
 
     prefect_port: int = Field(4200, ge=1, le=65535)
@@ -36,8 +59,10 @@ class StackSettings(BaseSettings):
     postgres_port: int = Field(5432, ge=1, le=65535)
     postgres_user: str = "postgres"
     postgres_password: SecretStr | None = Field(None, description="empty for trust/peer authentication")
-    prefect_db: str = Field("flavor_prefect", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-    mlflow_db: str = Field("flavor_mlflow", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    prefect_db: str = Field(default_factory=lambda data: home_database("flavor_prefect", data.get("home")),
+                            pattern=DATABASE_NAME, description="default: flavor_prefect_<digest of the home>")
+    mlflow_db: str = Field(default_factory=lambda data: home_database("flavor_mlflow", data.get("home")),
+                           pattern=DATABASE_NAME, description="default: flavor_mlflow_<digest of the home>")
 
     s3_backend: Literal["auto", "minio", "moto"] = Field(
         "auto", description="auto: MinIO when `minio` is on PATH, otherwise moto's server"

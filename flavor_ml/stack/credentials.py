@@ -66,6 +66,15 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {name: value for name, value in dotenv_values(path, interpolate=False).items() if value is not None}
 
 
+def read_credentials(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The credentials in effect, as :func:`load_credentials` finds them, but nothing generated or
+    checked: what ``stack status`` proves against the running services."""
+    environ = os.environ if environ is None else environ
+    stored = read_env_file(path) if path.exists() else {}
+    return {name: value for name in CREDENTIAL_VARIABLES
+            if (value := environ.get(name, stored.get(name))) is not None}
+
+
 def load_credentials(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every credential of :data:`SECRETS`: environment first, then ``path``, else generated into ``path``.
 

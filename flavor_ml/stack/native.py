@@ -4,13 +4,17 @@ Everything lives under ``<FLAVOR_HOME>/stack``: ``state.json`` (pid, start time,
 of each service), ``logs/<service>.log``, ``credentials.env`` (0600) and the services' own
 files (Prefect's home, MinIO's data, MLflow's auth config).
 
-``up`` creates the databases, then starts each service once the services it depends on are
-healthy, and leaves running whatever already runs healthy, so calling it twice is harmless.
+``up`` creates the databases (or checks that the existing ones are this stack's:
+:mod:`~flavor_ml.stack.databases`), then starts each service once the services it depends on
+are healthy, and leaves running whatever already runs healthy, so calling it twice is harmless.
 After the S3 store is healthy it creates the bucket; after the Prefect server is healthy it
 runs the bootstrap script the caller names (:class:`BootstrapScript`; the CLI passes
 ``deployments/bootstrap.py``: work pool and blocks), so the library never imports the app
-layer. ``down`` stops every service and everything it started (SIGTERM, then SIGKILL), the API
-and the worker before the servers.
+layer. Each service, once healthy, must accept the credentials the stack hands out
+(:mod:`~flavor_ml.stack.credential_checks`); ``up`` fails naming the service and how to reset
+it otherwise, and ``status`` reports it as ``auth-mismatch`` rather than ``up``. ``down`` stops
+every service and everything it started (SIGTERM, then SIGKILL), the API and the worker before
+the servers.
 """
 
 from __future__ import annotations
@@ -34,8 +38,19 @@ from flavor_ml.errors import ConfigError
 from flavor_ml.stack import processes
 from flavor_ml.stack.bucket import ensure_bucket
 from flavor_ml.stack.config import StackSettings, load_settings, save_settings
-from flavor_ml.stack.credentials import CREDENTIAL_VARIABLES, load_credentials
-from flavor_ml.stack.databases import ensure_databases, postgres_reachable
+from flavor_ml.stack.credential_checks import CHECKED_CREDENTIALS, check_service
+from flavor_ml.stack.credentials import CREDENTIAL_VARIABLES, load_credentials, read_credentials
+from flavor_ml.stack.databases import (
+    DROP_COMMAND,
+    claim_databases,
+    database_owners,
+    databases,
+    drop_databases,
+    ensure_databases,
+    ensure_stack_id,
+    postgres_reachable,
+    read_stack_id,
+)
 from flavor_ml.stack.errors import StackError
 from flavor_ml.stack.services import (
     API,
@@ -62,12 +77,15 @@ class ServiceStatus:
     """What ``status`` reports for one service."""
 
     name: str
-    state: str  # "up", "unhealthy" (running, not answering its health check) or "down"
+    #: "up", "auth-mismatch" (healthy, but refuses the stack's credentials), "unhealthy" (running,
+    #: not answering its health check) or "down"
+    state: str
     pid: int | None
     port: int
     url: str
     implementation: str = ""
     log: str | None = None
+    problem: str | None = None  # what is wrong with it, and what to do, when it is not "up"
 
 
 # -- state file ---------------------------------------------------------------------------------
@@ -146,6 +164,57 @@ def _port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+# -- credentials ---------------------------------------------------------------------------------
+
+_RESTART = "`flavor-ml stack down` and `flavor-ml stack up` restart it with the credentials in effect now"
+
+
+def _credential_advice(name: str, settings: StackSettings) -> str:
+    """What to do when the service ``name`` refuses the credentials of ``credentials.env`` / the environment."""
+    if name == MLFLOW:
+        advice = (f"MLflow keeps its users and their passwords in its database {settings.mlflow_db!r} from the "
+                  "first start on it, so that database was set up with other credentials (by another stack home, "
+                  "or by this home before its credentials changed). Set MLFLOW_TRACKING_USERNAME / "
+                  "MLFLOW_TRACKING_PASSWORD to the admin it was set up with, or start afresh: `flavor-ml stack down`, "
+                  f"`{DROP_COMMAND}` (drops {' and '.join(databases(settings))} with their run history and "
+                  "registry), `flavor-ml stack up`")
+        if _records_no_owner(settings, settings.mlflow_db):
+            advice += (f". Careful: {settings.mlflow_db!r} records no owning stack (an older flavor-ml made it), so "
+                       "another home may still use it; if one does, do not drop it, but unset FLAVOR_MLFLOW_DB / "
+                       f"FLAVOR_PREFECT_DB (and their lines in {settings.stack_dir / 'settings.env'}) to give this "
+                       "home databases of its own")
+        return advice
+    if name == S3:
+        kept = (f"; MinIO also keeps its keys in {settings.stack_dir / 'minio-data'}, which then needs removing"
+                if s3_implementation(settings) == "minio" else "")
+        return f"the S3 store was started with other AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: {_RESTART}{kept}"
+    if name == PREFECT_SERVER:
+        return f"the Prefect server was started with another PREFECT_API_AUTH_STRING: {_RESTART}"
+    return f"the API was started with another FLAVOR_API_ADMIN_TOKEN: {_RESTART}"
+
+
+def _records_no_owner(settings: StackSettings, database: str) -> bool:
+    """Whether ``database`` exists without a recorded owner (made before owners were recorded)."""
+    try:
+        owners = database_owners(settings)
+    except (StackError, ConfigError):
+        return False
+    return database in owners and owners[database] is None
+
+
+def _credential_problem(name: str, url: str, settings: StackSettings, credentials: Mapping[str, str]) -> str | None:
+    """None when the service at ``url`` accepts ``credentials`` (and refuses none); else what is wrong and the fix."""
+    missing = [variable for variable in CHECKED_CREDENTIALS.get(name, ()) if not credentials.get(variable)]
+    if missing:
+        return (f"{name} at {url} cannot be checked: {', '.join(missing)} is set neither in the environment nor "
+                f"in {settings.credentials_file}, so no client can use it; set it, or restore that file")
+    refusal = check_service(name, url, settings, credentials)
+    if refusal is None:
+        return None
+    advice = _credential_advice(name, settings) if refusal.refused else _RESTART
+    return f"{name} at {url} {refusal.message}. {advice}"
 
 
 # -- bootstrap (Prefect work pool and blocks) ---------------------------------------------------
@@ -238,11 +307,12 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
     preflight(settings)
     credentials = load_credentials(settings.credentials_file)
     services = build_services(settings, credentials, with_api=with_api)
-    save_settings(settings)
     by_name = {service.name: service for service in services}
-    created = ensure_databases(settings)
-    if created:
-        echo(f"{POSTGRES}: created database(s) {', '.join(created)}")
+    stack_id = ensure_stack_id(settings)
+    found = ensure_databases(settings, stack_id)  # before anything starts: refuses another stack's databases
+    save_settings(settings)
+    if found.created:
+        echo(f"{POSTGRES}: created database(s) {', '.join(found.created)}, owned by this stack ({stack_id})")
 
     bootstraps: list[tuple[dict[str, Any], _Bootstrap]] = []
 
@@ -256,6 +326,12 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
     if bootstrap is not None:
         after_healthy[PREFECT_SERVER] = lambda: bootstraps.append(
             (state[PREFECT_SERVER], _Bootstrap(settings, credentials, bootstrap)))
+    def prove(name: str, url: str) -> None:
+        """The service ``name`` at ``url`` accepts the credentials handed out, or `up` fails saying what to do."""
+        problem = _credential_problem(name, url, settings, credentials)
+        if problem:
+            raise StackError(problem)
+
     with _locked(settings):
         state = _read_state(settings)
         ready: set[str] = set()
@@ -269,16 +345,28 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
             ready.add(name)
             waited = f" ({time.time() - entry['launched_at']:.1f} s after its start)" if name in launched else ""
             echo(f"{name}: healthy at {service.url}{waited}")
-            if name in after_healthy and not entry.get("prepared"):
-                after_healthy[name]()
-                entry["prepared"] = name != PREFECT_SERVER  # the bootstrap: once it has succeeded
+            try:
+                if name in after_healthy and not entry.get("prepared"):
+                    after_healthy[name]()
+                    entry["prepared"] = name != PREFECT_SERVER  # the bootstrap: once it has succeeded
+            except StackError:
+                prove(name, service.url)  # e.g. a bucket not created for want of the right keys: say that
+                raise
+            prove(name, service.url)
 
         try:
             _start(services, state, settings, make_ready, launched, echo, cwd)
             for entry, running in bootstraps:
                 running.wait(echo)
                 entry["prepared"] = True
+            if found.unclaimed and MLFLOW in ready:
+                claimed = claim_databases(settings, found.unclaimed, stack_id)
+                echo(f"{POSTGRES}: database(s) {', '.join(claimed)} recorded no owner; they accept this "
+                     f"stack's credentials and are now recorded as its own ({stack_id})")
         except BaseException:
+            for _, running in bootstraps:  # it would only wait for a server about to stop
+                running.process.kill()
+                running.process.wait()
             _stop_launched(state, launched, settings, echo)
             raise
         _write_state(settings, state)
@@ -355,9 +443,11 @@ def down(settings: StackSettings | None = None, *, echo: Echo = print, timeout: 
 
 
 def status(settings: StackSettings | None = None, *, with_api: bool | None = None) -> list[ServiceStatus]:
-    """Each service of the stack: up (healthy), unhealthy (running, not answering), down; and PostgreSQL."""
+    """Each service of the stack: up (healthy, accepts the stack's credentials), auth-mismatch (healthy,
+    refuses them), unhealthy (running, not answering), down; and PostgreSQL."""
     settings = settings or load_settings()
     state = _read_state(settings)
+    credentials = read_credentials(settings.credentials_file)
     report = [_postgres_status(settings)]
     no_secrets = dict.fromkeys(CREDENTIAL_VARIABLES, "")  # names, ports and URLs need none
     expected = build_services(settings, no_secrets, with_api=with_api)
@@ -369,12 +459,38 @@ def status(settings: StackSettings | None = None, *, with_api: bool | None = Non
         service = by_name.get(name)
         if _alive(entry):
             healthy = _answers(entry["health_url"])
-            report.append(ServiceStatus(name, "up" if healthy else "unhealthy", entry["pid"], entry["port"],
-                                        entry["url"], entry.get("implementation", ""), entry["log"]))
+            problem = _credential_problem(name, entry["url"], settings, credentials) if healthy else None
+            state_name = "auth-mismatch" if problem else "up" if healthy else "unhealthy"
+            report.append(ServiceStatus(name, state_name, entry["pid"], entry["port"], entry["url"],
+                                        entry.get("implementation", ""), entry["log"], problem))
         elif service is not None:
             report.append(ServiceStatus(name, "down", None, service.port, service.url, service.implementation,
                                         str(settings.log_dir / f"{name}.log")))
     return report
+
+
+def drop_stack_databases(settings: StackSettings | None = None, *, echo: Echo = print) -> list[str]:
+    """Drop this home's Prefect and MLflow databases, with their run history, registry and users: to start
+    afresh after a reset home. Refuses while a service of this stack runs, and a database another stack
+    (whose home still exists) owns. Returns the databases dropped."""
+    settings = settings or load_settings()
+    with _locked(settings):
+        running = [name for name, entry in _read_state(settings).items() if _alive(entry)]
+        if running:
+            raise StackError(f"{', '.join(running)} of this stack still run; `flavor-ml stack down` first")
+        owners = database_owners(settings)
+        this = (read_stack_id(settings), str(settings.home.resolve()))
+        for name, owner in owners.items():
+            if owner is not None and owner.still_exists() and (owner.stack_id, owner.home) != this:
+                raise StackError(f"database {name!r} belongs to the stack at {owner.home}, which still exists; "
+                                 "nothing was dropped. Set FLAVOR_PREFECT_DB / FLAVOR_MLFLOW_DB to databases of "
+                                 f"this home's own, or drop it from that home: `{DROP_COMMAND} --home {owner.home}`")
+        drop_databases(settings)
+    for name in owners:
+        echo(f"{POSTGRES}: dropped database {name}")
+    if not owners:
+        echo(f"{POSTGRES}: none of {', '.join(databases(settings))} exists")
+    return list(owners)
 
 
 def _postgres_status(settings: StackSettings) -> ServiceStatus:

@@ -1,0 +1,290 @@
+"""A stack's databases belong to its home: never shared with another home, never reused after a reset.
+
+What these tests hold:
+
+- each stack home has PostgreSQL databases named after it, unless FLAVOR_PREFECT_DB /
+  FLAVOR_MLFLOW_DB name others;
+- a database records the stack that created it; ``up`` refuses another stack's database before
+  starting anything, naming it, its owner and the fix, and adopts one that records no owner
+  only once the credentials proved good;
+- two stack homes on one PostgreSQL run side by side, each on its own databases, each refusing
+  the other's credentials;
+- a home removed and made again fails at ``up`` naming MLflow and `flavor-ml stack drop-databases`,
+  which then lets it start afresh; a home whose credentials file was lost fails at ``up`` the
+  same way, once MLflow refuses the new password.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flavor_ml.stack import processes
+from flavor_ml.stack.config import StackSettings, load_settings
+from flavor_ml.stack.databases import (
+    StackOwner,
+    claim_databases,
+    database_owners,
+    drop_databases,
+    ensure_databases,
+    ensure_stack_id,
+)
+from flavor_ml.stack.errors import StackError
+from flavor_ml.stack.services import MLFLOW
+from tests.support.postgres import postgres_available
+from tests.support.processes import free_port
+from tests.support.stack import base_env, run_cli
+
+
+@pytest.fixture
+def postgres() -> None:
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+
+
+def settings_of(home: Path, **names: str) -> StackSettings:
+    return StackSettings(home=home, **names)
+
+
+@contextmanager
+def throwaway(settings: StackSettings) -> Iterator[StackSettings]:
+    try:
+        yield settings
+    finally:
+        drop_databases(settings)
+
+
+def unique_names(prefix: str = "flavor_owner") -> dict[str, str]:
+    tag = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    return {"prefect_db": f"{tag}_prefect", "mlflow_db": f"{tag}_mlflow"}
+
+
+# -- names --------------------------------------------------------------------------------------
+
+def test_each_home_has_databases_named_after_it(tmp_path):
+    first, second = settings_of(tmp_path / "a"), settings_of(tmp_path / "b")
+    assert {first.prefect_db, first.mlflow_db}.isdisjoint({second.prefect_db, second.mlflow_db})
+    assert re.fullmatch(r"flavor_prefect_[0-9a-f]{10}", first.prefect_db)
+    assert first.mlflow_db == f"flavor_mlflow_{first.prefect_db.rsplit('_', 1)[1]}"
+    assert settings_of(tmp_path / "a" / ".." / "a").mlflow_db == first.mlflow_db  # the resolved path counts
+    assert settings_of(tmp_path / "a", mlflow_db="mine").mlflow_db == "mine"
+
+
+def test_a_home_keeps_the_database_names_up_saved_and_the_environment_wins(tmp_path, monkeypatch):
+    from flavor_ml.stack.config import save_settings
+
+    home = tmp_path / "home"
+    save_settings(settings_of(home, prefect_db="flavor_prefect", mlflow_db="flavor_mlflow"))  # an older home
+    monkeypatch.delenv("FLAVOR_MLFLOW_DB", raising=False)
+    monkeypatch.delenv("FLAVOR_PREFECT_DB", raising=False)
+    assert (load_settings(home=home).prefect_db, load_settings(home=home).mlflow_db) == ("flavor_prefect",
+                                                                                          "flavor_mlflow")
+    monkeypatch.setenv("FLAVOR_MLFLOW_DB", "chosen_here")
+    assert load_settings(home=home).mlflow_db == "chosen_here"
+
+
+# -- owners -------------------------------------------------------------------------------------
+
+def test_up_creates_the_databases_owned_by_its_stack_and_accepts_them_again(tmp_path, postgres):
+    with throwaway(settings_of(tmp_path / "home", **unique_names())) as settings:
+        stack_id = ensure_stack_id(settings)
+        first = ensure_databases(settings, stack_id)
+        assert first.created == [settings.prefect_db, settings.mlflow_db] and first.unclaimed == []
+        owners = database_owners(settings)
+        assert {owner.stack_id for owner in owners.values()} == {stack_id}
+        assert {owner.home for owner in owners.values()} == {str((tmp_path / "home").resolve())}
+        again = ensure_databases(settings, stack_id)
+        assert again.created == [] and again.unclaimed == []
+
+
+def test_another_homes_databases_are_refused_naming_the_owner_and_the_fix(tmp_path, postgres):
+    names = unique_names()
+    with throwaway(settings_of(tmp_path / "a", **names)) as owner_settings:
+        ensure_databases(owner_settings, ensure_stack_id(owner_settings))
+        other = settings_of(tmp_path / "b", **names)
+        with pytest.raises(StackError) as refused:
+            ensure_databases(other, ensure_stack_id(other))
+    message = str(refused.value)
+    assert f"MLflow's PostgreSQL database {names['mlflow_db']!r} belongs to the stack at {tmp_path / 'a'}" in message
+    assert "credentials would be refused" in message
+    assert "FLAVOR_MLFLOW_DB" in message and other.mlflow_db.split("_")[-1] in message  # this home's default
+    assert "still uses it: do not drop it" in message
+
+
+def test_a_reset_home_is_refused_its_earlier_databases_with_the_command_that_drops_them(tmp_path, postgres):
+    home = tmp_path / "home"
+    with throwaway(settings_of(home, **unique_names())) as settings:
+        ensure_databases(settings, ensure_stack_id(settings))
+        shutil.rmtree(home)
+        with pytest.raises(StackError) as refused:
+            ensure_databases(settings, ensure_stack_id(settings))
+    message = str(refused.value)
+    assert "an earlier stack of this home" in message and "MLflow" in message
+    assert "`flavor-ml stack drop-databases`" in message
+
+
+def test_a_moved_home_keeps_its_databases_and_a_copied_one_does_not_share_them(tmp_path, postgres):
+    names = unique_names()
+    with throwaway(settings_of(tmp_path / "a", **names)) as settings:
+        stack_id = ensure_stack_id(settings)
+        ensure_databases(settings, stack_id)
+        shutil.copytree(tmp_path / "a", tmp_path / "copy")
+        with pytest.raises(StackError, match=r"this home is a copy of it"):
+            ensure_databases(settings_of(tmp_path / "copy", **names), stack_id)
+        shutil.rmtree(tmp_path / "copy")
+        (tmp_path / "a").rename(tmp_path / "moved")
+        moved = settings_of(tmp_path / "moved", **names)
+        assert ensure_databases(moved, stack_id).created == []
+        assert {owner.home for owner in database_owners(moved).values()} == {str((tmp_path / "moved").resolve())}
+
+
+def test_a_database_without_an_owner_is_adopted_only_when_claimed(tmp_path, postgres):
+    """What older stacks created: no owner recorded. ``up`` claims it once MLflow accepted its credentials."""
+    from flavor_ml.stack.databases import _connect
+    from flavor_ml.stack.native import _credential_advice
+
+    settings = settings_of(tmp_path / "home", **unique_names())
+    with throwaway(settings):
+        connection = _connect(settings)
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{settings.mlflow_db}"')
+        connection.close()
+        stack_id = ensure_stack_id(settings)
+        found = ensure_databases(settings, stack_id)
+        assert found.created == [settings.prefect_db] and found.unclaimed == [settings.mlflow_db]
+        assert database_owners(settings)[settings.mlflow_db] is None
+        # Should MLflow refuse the credentials, dropping it is not the only advice: another home may use it.
+        assert "records no owning stack" in _credential_advice(MLFLOW, settings)
+        assert claim_databases(settings, found.unclaimed, stack_id) == [settings.mlflow_db]
+        assert database_owners(settings)[settings.mlflow_db].stack_id == stack_id
+        assert "records no owning stack" not in _credential_advice(MLFLOW, settings)
+
+
+def test_a_database_with_a_comment_of_someone_else_is_not_taken(tmp_path, postgres):
+    from flavor_ml.stack.databases import _connect
+
+    settings = settings_of(tmp_path / "home", **unique_names())
+    with throwaway(settings):
+        connection = _connect(settings)
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{settings.prefect_db}"')
+            cursor.execute(f"COMMENT ON DATABASE \"{settings.prefect_db}\" IS 'accounting, do not touch'")
+        connection.close()
+        with pytest.raises(StackError, match=r"comment flavor-ml did not write \('accounting, do not touch'\)"):
+            ensure_databases(settings, ensure_stack_id(settings))
+
+
+def test_an_owner_round_trips_through_its_comment():
+    owner = StackOwner("0123abcd", "/home/cook/.flavor", "2025-01-02 03:04:05 UTC")
+    assert StackOwner.parse("db", owner.comment()) == owner
+    assert StackOwner.parse("db", None) is None
+
+
+# -- the native stack, for real -----------------------------------------------------------------
+
+def stack_env(home: Path) -> dict[str, str]:
+    """A stack on free ports with this home's own (default) database names; no API, to spare the machine."""
+    return {**base_env(), "FLAVOR_HOME": str(home), "FLAVOR_STACK_API": "off",
+            **{variable: str(free_port()) for variable in ("FLAVOR_PREFECT_PORT", "FLAVOR_MLFLOW_PORT",
+                                                           "FLAVOR_S3_PORT", "FLAVOR_API_PORT", "FLAVOR_WORKER_PORT")}}
+
+
+@contextmanager
+def stack_home(home: Path) -> Iterator[dict[str, str]]:
+    """The environment of a stack at ``home``; at the end its processes stop and its databases are dropped."""
+    env = stack_env(home)
+    try:
+        yield env
+    finally:
+        run_cli(["stack", "down"], env, timeout=120)
+        drop_databases(StackSettings(home=home))
+
+
+def up(env: dict[str, str]) -> dict:
+    result = run_cli(["stack", "up", "--json"], env)
+    assert result.returncode == 0, f"stack up failed:\n{result.stderr[-6000:]}"
+    return json.loads(result.stdout)
+
+
+def client_of(env: dict[str, str]) -> dict[str, str]:
+    """What ``flavor-ml stack env`` exports for the stack of ``env``."""
+    result = run_cli(["stack", "env", "--json"], env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def mlflow_accepts(client: dict[str, str], credentials_of: dict[str, str] | None = None) -> int:
+    credentials_of = credentials_of or client
+    return httpx.get(client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/search", params={"max_results": 1},
+                     auth=(credentials_of["MLFLOW_TRACKING_USERNAME"], credentials_of["MLFLOW_TRACKING_PASSWORD"]),
+                     timeout=30).status_code
+
+
+def prefect_flow_names(client: dict[str, str]) -> set[str]:
+    user, _, password = client["PREFECT_API_AUTH_STRING"].partition(":")
+    flows = httpx.post(client["PREFECT_API_URL"] + "/flows/filter", json={}, auth=(user, password), timeout=30)
+    assert flows.status_code == 200, flows.text
+    return {flow["name"] for flow in flows.json()}
+
+
+@pytest.mark.slow
+def test_two_stack_homes_on_one_postgres_use_databases_of_their_own_and_both_work(tmp_path, postgres):
+    with stack_home(tmp_path / "first") as first_env, stack_home(tmp_path / "second") as second_env:
+        up(first_env)
+        up(second_env)
+        first, second = client_of(first_env), client_of(second_env)
+        names = {home: (settings.prefect_db, settings.mlflow_db) for home, settings in
+                 (("first", load_settings(home=tmp_path / "first")), ("second", load_settings(home=tmp_path / "second")))}
+        assert set(names["first"]).isdisjoint(names["second"])
+
+        assert mlflow_accepts(first) == mlflow_accepts(second) == 200
+        assert mlflow_accepts(second, credentials_of=first) == 401
+        user, _, password = first["PREFECT_API_AUTH_STRING"].partition(":")
+        flow = httpx.post(first["PREFECT_API_URL"] + "/flows/", json={"name": "only-in-the-first-stack"},
+                          auth=(user, password), timeout=30)
+        assert flow.status_code in (200, 201), flow.text
+        assert "only-in-the-first-stack" in prefect_flow_names(first)
+        assert "only-in-the-first-stack" not in prefect_flow_names(second)
+
+
+@pytest.mark.slow
+def test_a_home_that_lost_its_credentials_or_was_reset_fails_at_up_naming_mlflow_and_the_fix(tmp_path, postgres):
+    home = tmp_path / "home"
+    with stack_home(home) as env:
+        up(env)
+        assert run_cli(["stack", "down"], env, timeout=120).returncode == 0
+
+        # The credentials file is gone, the databases are not: MLflow keeps the first admin password.
+        (home / "stack" / "credentials.env").unlink()
+        lost = run_cli(["stack", "up"], env)
+        assert lost.returncode == 1, lost.stdout + lost.stderr
+        error = lost.stderr.strip().splitlines()[-1]
+        assert error.startswith(f"error: {MLFLOW} at http://127.0.0.1:{env['FLAVOR_MLFLOW_PORT']} refused the user "
+                                "'flavor-admin'"), lost.stderr
+        assert "`flavor-ml stack drop-databases`" in error and load_settings(home=home).mlflow_db in error
+        started = {int(pid) for pid in re.findall(r"started \(pid (\d+)", lost.stdout)}
+        assert started and not any(processes.is_running(pid) for pid in started)
+
+        # The whole home is gone: refused before anything starts.
+        shutil.rmtree(home)
+        reset = run_cli(["stack", "up"], env)
+        assert reset.returncode == 1
+        assert "MLflow's PostgreSQL database" in reset.stderr and "an earlier stack of this home" in reset.stderr
+        assert "`flavor-ml stack drop-databases`" in reset.stderr
+        assert "started (pid" not in reset.stdout
+
+        # The fix it names, then a fresh stack whose MLflow accepts the new credentials.
+        dropped = run_cli(["stack", "drop-databases", "--yes"], env, timeout=120)
+        assert dropped.returncode == 0, dropped.stderr
+        up(env)
+        assert mlflow_accepts(client_of(env)) == 200
+        refused = run_cli(["stack", "drop-databases", "--yes"], env, timeout=120)
+        assert refused.returncode == 1 and "still run; `flavor-ml stack down` first" in refused.stderr
