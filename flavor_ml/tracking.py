@@ -164,7 +164,8 @@ def log_training_run(
         mlflow.log_dict(corpus.counts.model_dump(mode="json"), "data/normalization.json")
         if partitions:
             mlflow.log_param("corpus_partitions", len(partitions))
-            mlflow.log_dict([p.model_dump(mode="json") for p in partitions], PARTITIONS_ARTIFACT)
+            # A JSON list, written as log_dict would write it (log_dict is typed for a dict only).
+            mlflow.log_text(json.dumps([p.model_dump(mode="json") for p in partitions], indent=2), PARTITIONS_ARTIFACT)
         if fingerprints:  # what the new-data sensor compares the corpus with (flavor_ml/data/corpus_watch.py)
             mlflow.log_dict(fingerprints, FINGERPRINTS_ARTIFACT)
         with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
