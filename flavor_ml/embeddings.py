@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _quiet_gensim():
+def _quiet_gensim() -> Iterator[None]:
     """gensim warns that it writes keys in index order when no counts are attached: that order is the point."""
     logger = logging.getLogger("gensim.models.keyedvectors")
     previous = logger.level
@@ -108,7 +109,8 @@ class IngredientEmbeddings:
     def completion_scores(self, names: list[str]) -> np.ndarray:
         """Score of every ingredient as a complement of ``names``: mean input · output."""
         rows = [self._index[n] for n in names]
-        return self.output_vectors @ self.input_vectors[rows].mean(axis=0)
+        scores: np.ndarray = self.output_vectors @ self.input_vectors[rows].mean(axis=0)
+        return scores
 
     def complete(self, names: list[str], k: int = 10) -> list[tuple[str, float]]:
         """Ingredients that go with ``names`` (input × output vectors), the inputs excluded."""

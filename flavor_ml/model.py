@@ -18,6 +18,8 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.pyfunc.model import PythonModel
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
 
@@ -43,7 +45,7 @@ SIGNATURE = ModelSignature(
 _REGISTERED_MODEL_URI = re.compile(r"models:/([^/@]+)(?:/(\d+)|@([^/]+))/?")
 
 
-class IngredientEmbeddingsModel(mlflow.pyfunc.PythonModel):
+class IngredientEmbeddingsModel(PythonModel):
     """Rows of ``ingredients`` (list of names), ``query`` ("complete" or "similar") and ``k``
     in; one output row per suggestion, with the index of the input row it answers."""
 
@@ -51,8 +53,8 @@ class IngredientEmbeddingsModel(mlflow.pyfunc.PythonModel):
         self.completion = CompletionModel.load(Path(context.artifacts[EMBEDDINGS_ARTIFACT]))
         self.embeddings = self.completion.embeddings
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        rows = []
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        rows: list[dict[str, object]] = []
         for row_number, row in enumerate(model_input.to_dict("records")):
             names = list(row["ingredients"])
             k = int(row.get("k") or 10)
@@ -64,12 +66,12 @@ class IngredientEmbeddingsModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(rows, columns=["ingredient", "score", "row"])
 
 
-def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> mlflow.models.model.ModelInfo:
+def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> ModelInfo:
     """Log embeddings saved in ``embeddings_dir`` as a pyfunc model of the active run."""
     with tempfile.TemporaryDirectory() as staging:
         # MLflow keeps a directory artifact's own name; stage it so the path inside the model is fixed.
         staged = shutil.copytree(embeddings_dir, Path(staging) / EMBEDDINGS_ARTIFACT)
-        return mlflow.pyfunc.log_model(
+        info: ModelInfo = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(Path(__file__).with_name("model_code.py")),
             artifacts={EMBEDDINGS_ARTIFACT: str(staged)},
@@ -77,6 +79,7 @@ def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> mlflow.mod
             input_example=_input_example(Path(staged)),
             pip_requirements=_requirements(),
         )
+        return info
 
 
 def load_embeddings(model_uri: str, destination: Path | None = None, tracking_uri: str | None = None) -> IngredientEmbeddings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -116,9 +117,10 @@ def _without_userinfo(uri: str) -> str:
 
 def _not_writable(uri: str, experiment: str, exc: Exception) -> TrackingError:
     """The error for a tracking server that will not record a run: why, and what to set."""
-    user = MLFLOW_TRACKING_USERNAME.get()
+    user = os.environ.get(MLFLOW_TRACKING_USERNAME.name)
     who = f"the user {user!r}" if user else "a client without credentials (MLFLOW_TRACKING_USERNAME is not set)"
-    status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None
+    # MLflow leaves get_http_status_code unannotated.
+    status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None  # type: ignore[no-untyped-call]
     if status == 401:
         why = (f"refuses {who} (401 not authenticated): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
                "to a user of that server (for the native stack `flavor-ml stack env` prints them, and "
@@ -227,7 +229,8 @@ def log_training_run(
         mlflow.log_dict(corpus.counts.model_dump(mode="json"), "data/normalization.json")
         if partitions:
             mlflow.log_param("corpus_partitions", len(partitions))
-            mlflow.log_dict([p.model_dump(mode="json") for p in partitions], PARTITIONS_ARTIFACT)
+            # A JSON list, written as log_dict would write it (log_dict is typed for a dict only).
+            mlflow.log_text(json.dumps([p.model_dump(mode="json") for p in partitions], indent=2), PARTITIONS_ARTIFACT)
         if fingerprints:  # what the new-data sensor compares the corpus with (flavor_ml/data/corpus_watch.py)
             mlflow.log_dict(fingerprints, FINGERPRINTS_ARTIFACT)
         with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:

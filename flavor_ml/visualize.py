@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -31,6 +31,9 @@ from flavor_ml.atomic import atomic_path
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import ConfigError
 from flavor_ml.eval.metrics import EvaluationReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +124,8 @@ class ModelInsights(BaseModel):
 def _pca(vectors: np.ndarray) -> np.ndarray:
     centred = vectors - vectors.mean(axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
-    return centred @ components[:2].T
+    coordinates: np.ndarray = centred @ components[:2].T
+    return coordinates
 
 
 def project_2d(vectors: np.ndarray, method: Projection = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
@@ -176,17 +180,17 @@ def _marker_sizes(counts: Sequence[int]) -> np.ndarray:
 
 # --- PNGs -------------------------------------------------------------------------------------------------
 
-def _pyplot():
+def _use_agg_backend() -> None:
+    """Draw to files only: never a window, also in a worker without a display (call before importing pyplot)."""
     import matplotlib
 
-    matplotlib.use("Agg", force=True)  # files only: never a window, also in a worker without a display
-    import matplotlib.pyplot as plt
-
-    return plt
+    matplotlib.use("Agg", force=True)
 
 
 def write_map_png(projection: ProjectedMap, path: Path, title: str) -> Path:
-    plt = _pyplot()
+    _use_agg_backend()
+    import matplotlib.pyplot as plt
+
     colours = category_colours(projection.categories)
     x, y = np.asarray(projection.x), np.asarray(projection.y)
     sizes = _marker_sizes(projection.counts)
@@ -235,9 +239,11 @@ def probe_metrics(report: EvaluationReport) -> list[str]:
     return [m for m in report.metrics if not m.endswith(("_ci_low", "_ci_high"))]
 
 
-def probe_chart(report: EvaluationReport, title: str):  # -> matplotlib Figure (imported lazily)
+def probe_chart(report: EvaluationReport, title: str) -> Figure:
     """Grouped bars: per probe, the model and each baseline; error bars where the report has intervals."""
-    plt = _pyplot()
+    _use_agg_backend()
+    import matplotlib.pyplot as plt
+
     metrics = probe_metrics(report)
     scorers = ["model", *sorted(report.baselines)]
     width = 0.8 / len(scorers)
@@ -278,7 +284,10 @@ def write_probe_chart(report: EvaluationReport, path: Path, title: str) -> Path:
     fig = probe_chart(report, title)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    _pyplot().close(fig)
+    _use_agg_backend()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
     return path
 
 

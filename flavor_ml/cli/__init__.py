@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -43,7 +44,7 @@ def root(
 
 def settings(**overrides: object) -> Settings:
     """The settings root of this command, with a command's own options (``None`` = not given) on top."""
-    return activate(**overrides)
+    return activate(None, **overrides)
 
 
 def _hide_tracebacks_of_own_errors() -> None:
@@ -51,17 +52,21 @@ def _hide_tracebacks_of_own_errors() -> None:
     says everything a user needs, so records of them are made without the traceback, for every
     handler, including those Prefect sets up later."""
     make_record = logging.getLogRecordFactory()
-    if getattr(make_record, "flavor_quiet", False):
-        return
+    if not isinstance(make_record, _WithoutOwnTracebacks):
+        logging.setLogRecordFactory(_WithoutOwnTracebacks(make_record))
 
-    def without_own_tracebacks(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = make_record(*args, **kwargs)
+
+class _WithoutOwnTracebacks:
+    """A log record factory that makes records of our own errors without their traceback."""
+
+    def __init__(self, make_record: Callable[..., logging.LogRecord]) -> None:
+        self._make_record = make_record
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._make_record(*args, **kwargs)
         if record.exc_info and isinstance(record.exc_info[1], FlavorError):
             record.exc_info, record.exc_text = None, None
         return record
-
-    without_own_tracebacks.flavor_quiet = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(without_own_tracebacks)
 
 
 def print_json(payload: Any) -> None:
@@ -69,7 +74,7 @@ def print_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 

@@ -17,10 +17,10 @@ def status(json_output: bool = typer.Option(False, "--json", help="print one JSO
     from flavor_ml import local_prefect
 
     home = settings().home
-    state = local_prefect.read_state(home)
+    state = local_prefect.read_state(home) or {}
     running = bool(state) and local_prefect.is_healthy(state)
     if json_output:
-        print_json({"home": str(home), "running": running, **(state or {})})
+        print_json({"home": str(home), "running": running, **state})
     elif running:
         typer.echo(f"Prefect server of {home}: up at {state['url']} (pid {state['pid']}, UI at "
                    f"{state['url'].removesuffix('/api')}), log {state['log']}")

@@ -35,7 +35,7 @@ def promote(
     model_name: str | None = _MODEL_NAME,
 ) -> None:
     """Promote a model version to a stage if it passes every gate of the policy."""
-    from flavor_ml.registry.decisions import GatesFailed
+    from flavor_ml.registry.decisions import GatesFailed, PromotionDecision
     from flows.promote import promote_model
 
     model_name = settings(model_name=model_name).model_name
@@ -46,6 +46,8 @@ def promote(
         decision = rejected.decision
     except FlavorError as exc:
         fail(str(exc))
+    # The flow returns a Failed state on a rejection, which an in-process call raises as GatesFailed.
+    assert isinstance(decision, PromotionDecision)
     if json_output:
         print_json(decision.as_json())
     else:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from flavor_ml.errors import FlavorError
 
+if TYPE_CHECKING:
+    from flavor_ml.eval.metrics import EvaluationReport
+    from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams, TuningParams
+    from flows.run_info import TaskSummary
+    from flows.train import TrainingSummary
 
-def run_training_flow(*, corpus, fetch, normalization, training, evaluation, quiet: bool, tuning=None):
+
+def run_training_flow(*, corpus: str | None, fetch: FetchParams, normalization: NormalizationParams,
+                      training: TrainingParams, evaluation: EvaluationParams, quiet: bool,
+                      tuning: TuningParams | None = None) -> TrainingSummary:
     """Run ``train-embeddings`` in this process; a failure of ours comes back as its own message."""
     if quiet:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -26,7 +35,7 @@ def run_training_flow(*, corpus, fetch, normalization, training, evaluation, qui
     return result
 
 
-def summary_as_json(summary) -> dict[str, Any]:
+def summary_as_json(summary: TrainingSummary) -> dict[str, Any]:
     report = summary.report
     return {
         "flow_run_id": summary.flow_run_id,
@@ -38,26 +47,26 @@ def summary_as_json(summary) -> dict[str, Any]:
         "served_scorer": report.served_scorer,
         "slices": report.slices,
         "intervals": report.intervals,
-        "tuning": summary.tuning.model_dump(mode="json") if getattr(summary, "tuning", None) else None,
+        "tuning": summary.tuning.model_dump(mode="json") if summary.tuning else None,
         "mlflow_run_id": summary.mlflow.run_id,
         "tracking_uri": summary.mlflow.tracking_uri,
         "artifact_uri": summary.mlflow.artifact_uri,
         "model_uri": summary.mlflow.model_uri,
         "registered_model": summary.registered.name if summary.registered else None,
         "registered_version": summary.registered.version if summary.registered else None,
-        "reproduced": bool(getattr(summary, "reproduced", False)),
+        "reproduced": summary.reproduced,
         "corpus": {"source": summary.corpus.source, "sha256": summary.corpus.sha256, "bytes": summary.corpus.bytes,
                    "format": summary.corpus.format},
         "normalization": summary.normalized.counts.model_dump(),
         "rejects_uri": summary.normalized.rejects_uri,
-        "pictures": summary.pictures.artifact_uris if getattr(summary, "pictures", None) else {},
+        "pictures": summary.pictures.artifact_uris if summary.pictures else {},
         "partitions": [{"name": p.name, "sha256": p.sha256, "rows": p.rows, "source": p.source,
                         "recipes_in": p.recipes_in, "rejected": p.rejected, "duplicates": p.duplicates}
                        for p in summary.normalized.partitions],
     }
 
 
-def _task_states_line(tasks) -> str:
+def _task_states_line(tasks: Mapping[str, TaskSummary]) -> str:
     """Each step's state; a step run per partition shows how many partitions ended in each state."""
     per_step: dict[str, dict[str, int]] = {}
     singles: dict[str, str] = {}
@@ -72,7 +81,7 @@ def _task_states_line(tasks) -> str:
     return "  ".join(parts + [f"{name}: {state}" for name, state in singles.items()])
 
 
-def _metrics_table(report) -> list[str]:
+def _metrics_table(report: EvaluationReport) -> list[str]:
     from flavor_ml.cli.tables import render_table
 
     scorers = sorted(report.baselines)
@@ -82,16 +91,16 @@ def _metrics_table(report) -> list[str]:
     return render_table(["probe", "model", *scorers], rows, right=range(1, len(scorers) + 2), indent=2).splitlines()
 
 
-def _registration_text(summary) -> str:
+def _registration_text(summary: TrainingSummary) -> str:
     if not summary.registered:
         return ""
     name, version = summary.registered.name, summary.registered.version
-    if getattr(summary, "reproduced", False):
+    if summary.reproduced:
         return f" reproduces {name} v{version} (same model and evaluation; no new version)"
     return f" registered as {name} v{version}"
 
 
-def summary_as_text(summary) -> str:
+def summary_as_text(summary: TrainingSummary) -> str:
     counts = summary.normalized.counts
     rejects = ", ".join(f"{reason} {n}" for reason, n in counts.rejects.items()) or "none"
     lines = [
@@ -111,14 +120,14 @@ def summary_as_text(summary) -> str:
         f"model      {summary.mlflow.model_uri}"
         + _registration_text(summary),
     ]
-    if getattr(summary, "pictures", None):
+    if summary.pictures:
         lines.append(f"pictures   {', '.join(summary.pictures.artifact_paths)} "
                      f"({summary.pictures.insights.projection_method.upper()} map; model card in model_card.md)")
     return "\n".join(lines)
 
 
 
-def _quality_lines(summary) -> list[str]:
+def _quality_lines(summary: TrainingSummary) -> list[str]:
     """The served scorer, the 95% intervals, the slices (model, served, EASE, PPMI-SVD) and tuning."""
     report = summary.report
     lines: list[str] = []
@@ -138,7 +147,7 @@ def _quality_lines(summary) -> list[str]:
             cells = "".join(f"{next(iter(by_scorer[s].values())):>11.3f}" if s in by_scorer else f"{'-':>11}"
                             for s in scorers)
             lines.append(f"  {name:<24}{report.slice_queries.get(name, 0):>8}{cells}")
-    tuning = getattr(summary, "tuning", None)
+    tuning = summary.tuning
     if tuning is not None:
         lines.append(f"tuning     {len(tuning.trials)} trials in {tuning.seconds:.0f} s; best trial {tuning.best_number} "
                      f"(validation {tuning.metric} {tuning.best_score:.3f}): {tuning.best_values}")

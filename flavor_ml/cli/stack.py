@@ -7,12 +7,17 @@ inference API), started natively for development and tests; see flavor_ml/stack/
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flavor_ml.cli import app, fail, print_json
+
+if TYPE_CHECKING:
+    from flavor_ml.stack.config import StackSettings
+    from flavor_ml.stack.native import BootstrapScript, Echo, ServiceStatus
 
 stack_app = typer.Typer(
     help="Run the full stack (Prefect server + worker, MLflow, S3 store, API) as local processes on loopback.",
@@ -26,13 +31,13 @@ HomeOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object instead of text")]
 
 
-def _settings(home: Path | None):
+def _settings(home: Path | None) -> StackSettings:
     from flavor_ml.stack.config import load_settings
 
     return load_settings(**({"home": home} if home else {}))
 
 
-def _table(report) -> str:
+def _table(report: Sequence[ServiceStatus]) -> str:
     from flavor_ml.cli.tables import render_table
 
     return render_table(("SERVICE", "STATE", "PID", "PORT", "URL", "RUNS"),
@@ -40,7 +45,7 @@ def _table(report) -> str:
                          for item in report])
 
 
-def _bootstrap_script():
+def _bootstrap_script() -> BootstrapScript:
     """``deployments/bootstrap.py``: the CLI sits above the deployments, so it names them to the stack."""
     from flavor_ml.stack.native import BootstrapScript
 
@@ -52,7 +57,7 @@ def _bootstrap_script():
     return BootstrapScript(script.__name__, Path(script.__file__).resolve().parents[1])
 
 
-def _echo(quiet: bool):
+def _echo(quiet: bool) -> Echo:
     return (lambda line: typer.echo(line, err=True)) if quiet else typer.echo
 
 

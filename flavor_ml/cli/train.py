@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +29,8 @@ def train(
     from flavor_ml.cli.reporting import run_training_flow
     from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams, TuningParams
 
-    training_overrides = {k: v for k, v in {"epochs": epochs, "vector_size": vector_size}.items() if v is not None}
+    training_overrides: dict[str, Any] = {  # validated by TrainingParams
+        k: v for k, v in {"epochs": epochs, "vector_size": vector_size}.items() if v is not None}
     if deterministic:
         training_overrides.update(deterministic=True, workers=1)
     summary = run_training_flow(
@@ -37,9 +38,9 @@ def train(
         fetch=FetchParams(format=format),
         normalization=NormalizationParams(),
         training=TrainingParams(**training_overrides),
-        evaluation=EvaluationParams(**({"categories": categories} if categories else {})),
+        evaluation=EvaluationParams(categories=categories) if categories else EvaluationParams(),
         quiet=json_output,
-        tuning=TuningParams(**({"trials": tune} if tune else {})),
+        tuning=TuningParams(trials=tune) if tune else TuningParams(),
     )
     from flavor_ml.cli.reporting import summary_as_json, summary_as_text
 

@@ -17,7 +17,9 @@ from flavor_ml.data.normalization import Normalizer
 from flavor_ml.errors import NormalizationError
 from flavor_ml.settings import NormalizationParams
 
-BASKET_SCHEMA = {"recipe_id": pl.String, "title": pl.String, "cuisine": pl.String, "ingredients": pl.List(pl.String)}
+BASKET_SCHEMA = pl.Schema(
+    {"recipe_id": pl.String(), "title": pl.String(), "cuisine": pl.String(), "ingredients": pl.List(pl.String())}
+)
 
 
 class BasketCounts(BaseModel):

@@ -15,7 +15,8 @@ import lzma
 import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import IO, Literal
+from types import TracebackType
+from typing import IO, Literal, Protocol, Self
 from urllib.parse import urlsplit
 
 from flavor_ml.errors import CorpusFormatError
@@ -28,6 +29,20 @@ _MAGIC: tuple[tuple[bytes, Compression], ...] = (
 )
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _CHUNK = 1 << 20
+
+
+class ByteStream(Protocol):
+    """What reading a partition needs of a decompressed stream: bytes a chunk at a time, closed by ``with``.
+
+    (``gzip.GzipFile`` and a zip member that also closes its archive are streams of bytes but not ``IO[bytes]``.)
+    """
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None, /) -> None: ...
 
 
 def file_name(source: str) -> str:
@@ -71,7 +86,7 @@ def zip_members(path: Path, label: str) -> list[str]:
     return members
 
 
-def open_decompressed(path: Path, compression: Compression | None, member: str | None, label: str) -> IO[bytes]:
+def open_decompressed(path: Path, compression: Compression | None, member: str | None, label: str) -> ByteStream:
     """A binary stream of the decompressed content (of ``member`` for a zip archive)."""
     if compression is None:
         return open(path, "rb")

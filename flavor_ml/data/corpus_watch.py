@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from flavor_ml.data.partitions import PartitionSource, partition_fingerprint
 from flavor_ml.errors import RegistryError
 from flavor_ml.settings import FetchParams, StorageSettings, TrackingSettings
+from flavor_ml.storage import S3Client
 from flavor_ml.tracking import FINGERPRINTS_ARTIFACT
 
 Fingerprints = dict[str, dict[str, str]]
@@ -43,7 +44,8 @@ class CorpusChanges(BaseModel):
         return bool(self.added or self.changed or self.removed)
 
 
-def current_fingerprints(partitions: list[PartitionSource], params: FetchParams, s3=None) -> Fingerprints:
+def current_fingerprints(partitions: list[PartitionSource], params: FetchParams,
+                         s3: S3Client | None = None) -> Fingerprints:
     return {part.name: partition_fingerprint(part, params, s3) for part in partitions}
 
 

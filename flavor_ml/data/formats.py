@@ -484,8 +484,8 @@ def _read_csv(path: Path) -> pl.DataFrame:
         recipe_id = cells[column["id"]].strip() if "id" in column else ""
         title = cells[column["title"]].strip() if "title" in column else ""
         cuisine = cells[column["cuisine"]].strip() if "cuisine" in column else ""
-        lines, error = _split_cell(cells[column["ingredients"]])
-        records.append((start, recipe_id or default_id, title or None, cuisine or None, lines, error))
+        lines, problem = _split_cell(cells[column["ingredients"]])
+        records.append((start, recipe_id or default_id, title or None, cuisine or None, lines, problem))
     return _frame(records)
 
 
@@ -530,7 +530,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
     if isinstance(ingredients, (pl.List, pl.Array)) and ingredients.inner in (pl.String, pl.Null):
         source = pl.col(names["ingredients"]).cast(pl.List(pl.String))
         has_null_item = source.list.eval(pl.element().is_null()).list.any()
-        error = (
+        error_text = (
             pl.when(source.is_null()).then(pl.lit("field 'ingredients' is missing"))
             .when(has_null_item).then(pl.lit("field 'ingredients' is not a list of strings (it holds a null)"))
             .otherwise(pl.lit(None, dtype=pl.String))
@@ -540,8 +540,8 @@ def _read_parquet(path: Path) -> pl.DataFrame:
             recipe_id=pl.coalesce(text_column("id"), pl.format("row-{}", rows)),
             title=text_column("title"),
             cuisine=text_column("cuisine"),
-            lines=pl.when(error.is_null()).then(source),
-            error=error,
+            lines=pl.when(error_text.is_null()).then(source),
+            error=error_text,
         )
         return frame.with_columns(_clean_lines()).select(
             [pl.col(name).cast(dtype) for name, dtype in RECIPE_SCHEMA.items()]
@@ -556,8 +556,8 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         )
         records = []
         for row, recipe_id, title, cuisine, cell in base.iter_rows():
-            lines, error = _split_cell(cell) if cell is not None else (None, "field 'ingredients' is missing")
-            records.append((row, recipe_id, title, cuisine, lines, error))
+            lines, problem = _split_cell(cell) if cell is not None else (None, "field 'ingredients' is missing")
+            records.append((row, recipe_id, title, cuisine, lines, problem))
         return _frame(records)
     raise CorpusFormatError(
         f"{path}: column {names['ingredients']!r} is {ingredients}, expected a list of strings"
@@ -585,6 +585,8 @@ def _from_object(obj: dict[str, Any], row: int, key: str | None = None) -> _Reco
     title, title_problem = _optional_text(obj, "title")
     cuisine, cuisine_problem = _optional_text(obj, "cuisine")
     problems += [p for p in (title_problem, cuisine_problem) if p]
+    lines: list[str] | None
+    problem: str | None
     if "ingredients" not in obj or obj["ingredients"] is None:
         lines, problem = None, "field 'ingredients' is missing"
     else:

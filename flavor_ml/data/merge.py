@@ -85,8 +85,8 @@ def merge_baskets(parts: list[PartitionBaskets], output: Path, rejects_output: P
 
 def _duplicate_rejects(ordered: list[PartitionBaskets], copies: pl.DataFrame) -> pl.DataFrame:
     """The dropped copies as rejects, each saying which recipe in which partition was kept."""
-    schema = {"partition": pl.String, "row": pl.Int64, "recipe_id": pl.String, "reason": pl.String,
-              "detail": pl.String, "lines": pl.List(pl.String)}
+    schema = pl.Schema({"partition": pl.String(), "row": pl.Int64(), "recipe_id": pl.String(), "reason": pl.String(),
+                        "detail": pl.String(), "lines": pl.List(pl.String())})
     if copies.height == 0:
         return pl.DataFrame(schema=schema)
     wanted = copies.select("_h", "_first").unique()

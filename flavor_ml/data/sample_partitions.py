@@ -51,7 +51,8 @@ def ingredient_names(count: int, seed: int) -> list[str]:
 
 def _zipf_probabilities(count: int) -> np.ndarray:
     weights = 1.0 / np.arange(1, count + 1) ** ZIPF_EXPONENT
-    return weights / weights.sum()
+    total: float = weights.sum()
+    return weights / total
 
 
 def write_partition(out: Path, index: int, recipes: int, names: list[str], seed: int) -> Path:

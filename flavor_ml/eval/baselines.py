@@ -31,7 +31,7 @@ with ``vectors`` also takes part in the nearest-neighbour probe (cosine similari
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +49,7 @@ _SVD_POWER_ITERATIONS = 4
 EASE_TOP_K = 100  # TrainingParams' defaults, for an EASE baseline fitted at evaluation
 EASE_MAX_ITEMS = 8000
 
-Matrix = np.ndarray | sp.spmatrix | sp.sparray
+Matrix = np.ndarray | sp.csr_array  # dense vectors, or sparse item-item weights
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,9 +69,10 @@ class PairScorer:
             out = np.zeros((n_queries, n_items), dtype=np.float64)
         else:
             # Written straight into the product (no zero-filled buffer to add to): the same numbers, one pass fewer.
-            projected = weights @ self.left
-            if sp.issparse(projected):
-                projected = projected.toarray()
+            if isinstance(self.left, np.ndarray):
+                projected = weights @ self.left
+            else:
+                projected = (weights @ self.left).toarray()
             if self.right is None:
                 out = np.array(projected, dtype=np.float64)
             else:
@@ -99,7 +100,7 @@ def model_scorer(embeddings: IngredientEmbeddings, name: str = "model") -> PairS
     )
 
 
-def incidence_matrix(baskets: Sequence[Sequence[str]], index: dict[str, int]) -> sp.csr_array:
+def incidence_matrix(baskets: Sequence[Sequence[str]], index: Mapping[str, int]) -> sp.csr_array:
     """Baskets x vocabulary 0/1 matrix; names outside ``index`` are ignored, repeats count once."""
     rows: list[int] = []
     cols: list[int] = []
@@ -199,5 +200,6 @@ def build_baselines(
         ease_weights = fit_ease(incidence, l2_candidates(incidence)[len(L2_GRID) // 2],
                                 top_k=EASE_TOP_K, max_items=EASE_MAX_ITEMS)
     if ease_weights is not None:
-        scorers["ease"] = PairScorer("ease", left=sp.csr_array(ease_weights, dtype=np.float64))
+        # scipy-stubs lack csr_array(sparse, dtype=...), which scipy accepts (it converts the data).
+        scorers["ease"] = PairScorer("ease", left=sp.csr_array(ease_weights, dtype=np.float64))  # type: ignore[call-overload]
     return scorers, skipped

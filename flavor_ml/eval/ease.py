@@ -53,7 +53,7 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     except np.linalg.LinAlgError as exc:
         raise TrainingError(f"EASE: the co-occurrence matrix with l2={l2:g} cannot be inverted ({exc}); "
                             "use a larger l2") from exc
-    weights = -precision / np.diag(precision)[np.newaxis, :]
+    weights: np.ndarray = -precision / np.diag(precision)[np.newaxis, :]
     np.fill_diagonal(weights, 0.0)
     return weights
 
@@ -63,7 +63,8 @@ def sparsify_rows(weights: np.ndarray, top_k: int) -> sp.csr_array:
     n = weights.shape[0]
     k = min(top_k, n - 1)
     if k <= 0:
-        return sp.csr_array((n, weights.shape[1]), dtype=np.float32)
+        # scipy-stubs have no (rows, cols) shape overload for float32 and read the shape as 1-D data.
+        return sp.csr_array((n, weights.shape[1]), dtype=np.float32)  # type: ignore[return-value]
     top = np.argpartition(-weights, k - 1, axis=1)[:, :k]
     values = np.take_along_axis(weights, top, axis=1)
     keep = values > 0

@@ -28,7 +28,7 @@ from typing import Annotated
 import anyio
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from flavor_ml.serving.explorer import mount_explorer
@@ -74,7 +74,19 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     normalizing = anyio.CapacityLimiter(NORMALIZER_THREADS)
     querying = anyio.CapacityLimiter(os.cpu_count() or 1)
     default_k = min(DEFAULT_K, settings.api_max_k)
-    CompleteRequest = _complete_request_model(settings, default_k)
+    Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                            max_length=settings.api_max_name_chars)]
+
+    class CompleteRequest(BaseModel):
+        # The /complete body, with this server's limits in its schema (and so in the OpenAPI docs).
+        # (No docstring: it would become the schema's description.)
+        model_config = ConfigDict(extra="forbid")
+
+        ingredients: Annotated[list[Name], Field(min_length=1, max_length=settings.api_max_ingredients,
+                                                 description="ingredients as a cook writes them")]
+        k: Annotated[int, Field(ge=1, le=settings.api_max_k, strict=True,
+                                description="how many ingredients to return")] = default_k
+
     retry_after = {"Retry-After": str(max(1, round(settings.model_poll_seconds)))}
 
     @asynccontextmanager
@@ -150,7 +162,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                              "model_version": model.version})
 
     @app.post("/complete", summary="Complements: what goes with these ingredients (the version's served scorer)")
-    async def complete(body: CompleteRequest, model: Model) -> JSONResponse:  # type: ignore[valid-type]
+    async def complete(body: CompleteRequest, model: Model) -> JSONResponse:
         resolved = await resolve(body.ingredients, model)
         known = list(dict.fromkeys(name for name in resolved if name is not None))
         unknown = [raw for raw, name in zip(body.ingredients, resolved) if name is None]
@@ -184,7 +196,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         status = _RELOAD_STATUS[result.outcome]
         body = {"outcome": result.outcome.value, "version": result.version}
         if status >= 400:
-            raise ApiError(status, f"reload {result.outcome.value.replace('_', ' ')}", result.message, **body)
+            raise ApiError(status, f"reload {result.outcome.value.replace('_', ' ')}", result.message,
+                           outcome=body["outcome"], version=body["version"])
         served = holder.current
         return JSONResponse({**body, "message": result.message, "serving": served.version if served else None})
 
@@ -195,7 +208,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         served = holder.current
         if served is not None:
             def close_names() -> None:
-                for entry in snapshot["unknown"]:  # type: ignore[attr-defined]
+                for entry in snapshot["unknown"]:
                     entry["did_you_mean"] = served.spellings(entry["name"], SUGGESTIONS)
                     entry["known_now"] = entry["name"] in served.embeddings  # a newer version may have learnt it
 
@@ -205,20 +218,6 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     mount_explorer(app)
     return app
-
-
-def _complete_request_model(settings: ServingSettings, default_k: int) -> type[BaseModel]:
-    """The /complete body, with this server's limits in its schema (and so in the OpenAPI docs)."""
-    Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                            max_length=settings.api_max_name_chars)]
-    return create_model(
-        "CompleteRequest",
-        __config__=ConfigDict(extra="forbid"),
-        ingredients=(Annotated[list[Name], Field(min_length=1, max_length=settings.api_max_ingredients,
-                                                 description="ingredients as a cook writes them")], ...),
-        k=(Annotated[int, Field(ge=1, le=settings.api_max_k, strict=True,
-                                description="how many ingredients to return")], default_k),
-    )
 
 
 def _scored(hits: list[tuple[str, float]]) -> list[dict[str, object]]:

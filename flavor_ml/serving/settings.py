@@ -7,6 +7,8 @@ are read by MLflow itself (``MLFLOW_S3_ENDPOINT_URL``, ``AWS_*``), as everywhere
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -68,7 +70,8 @@ def load_settings(root: Settings | None = None, **overrides: object) -> ServingS
     ConfigError with every problem on one line."""
     root = root or load_root_settings()
     shared = {"model_name": root.model_name, "tracking_uri": root.resolved_tracking_uri}
+    given: dict[str, Any] = {**shared, **overrides}  # validated by ServingSettings
     try:
-        return ServingSettings(**{**shared, **overrides})
+        return ServingSettings(**given)
     except ValidationError as exc:
         raise ConfigError(f"invalid serving settings: {describe_errors(exc, 'FLAVOR_')}") from None

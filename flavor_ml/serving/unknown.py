@@ -14,8 +14,19 @@ import heapq
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NotRequired, TypedDict
 
 DEFAULT_CAPACITY = 2_000
+
+
+class DescribedUnknown(TypedDict):
+    """An unknown name as reported; /admin/unknown adds what the served model says about it."""
+
+    name: str
+    count: int
+    error: int
+    did_you_mean: NotRequired[list[str]]
+    known_now: NotRequired[bool]
 
 
 @dataclass(frozen=True)
@@ -24,8 +35,19 @@ class UnknownCount:
     count: int  # an upper bound: the true count is between count - error and count
     error: int
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> DescribedUnknown:
         return {"name": self.name, "count": self.count, "error": self.error}
+
+
+class UnknownTable(TypedDict):
+    """The counter's totals and its most asked-for names (``unknown``: :meth:`UnknownCount.describe` each)."""
+
+    since: str
+    capacity: int
+    tracked: int
+    total_unknown_queries: int
+    unnamed_queries: int
+    unknown: list[DescribedUnknown]
 
 
 class UnknownCounter:
@@ -77,7 +99,7 @@ class UnknownCounter:
             ranked = sorted(self._counts.items(), key=lambda item: (-item[1][0], item[0]))
         return [UnknownCount(name, count, error) for name, (count, error) in ranked[:limit]]
 
-    def snapshot(self, limit: int | None = None) -> dict[str, object]:
+    def snapshot(self, limit: int | None = None) -> UnknownTable:
         with self._lock:
             total, unnamed, tracked, since = self._total, self._unnamed, len(self._counts), self._since
         return {

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr
@@ -137,9 +137,10 @@ def load_settings(**overrides: object) -> StackSettings:
     home = Path(str(overrides.get("home") or root.home)).resolve()
     saved = home / "stack" / SETTINGS_FILE
     shared = {"home": home, **({"s3_bucket": root.s3_bucket} if root.s3_bucket else {})}
+    given: dict[str, Any] = {**shared, **overrides}  # validated by StackSettings
     try:
         # The environment and ./.env win over what `up` saved; the saved file over the defaults.
-        return StackSettings(_env_file=(saved, ENV_FILE) if saved.is_file() else ENV_FILE, **{**shared, **overrides})
+        return StackSettings(_env_file=(saved, ENV_FILE) if saved.is_file() else ENV_FILE, **given)
     except ValidationError as exc:
         raise ConfigError(f"invalid stack settings: {describe_errors(exc, 'FLAVOR_')}") from None
 

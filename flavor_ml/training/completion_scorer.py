@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from flavor_ml.completion import EASE, ITEM2VEC, CompletionModel
 from flavor_ml.embeddings import IngredientEmbeddings
@@ -39,7 +40,7 @@ def fit_completion_model(embeddings: IngredientEmbeddings, fit_baskets: Sequence
     hr = f"completion_hr{split.k}"
     grid = [params.ease_l2] if params.ease_l2 is not None else l2_candidates(incidence)
 
-    def fit(l2: float):
+    def fit(l2: float) -> sp.csr_array:
         return expand(sparsify_rows(ease_weights(gram, l2), params.ease_top_k), items, len(index))
 
     details: dict[str, object] = {"validation_baskets": len(validation_baskets), "validation_queries": len(queries)}

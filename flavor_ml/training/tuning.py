@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import optuna
 from pydantic import BaseModel
@@ -32,12 +33,16 @@ from flavor_ml.training.train_embeddings import prepare_baskets, train_embedding
 
 logger = logging.getLogger(__name__)
 
-# name -> (kind, low, high, log) or ("categorical", choices)
-SEARCH_SPACE: dict[str, tuple] = {
+IntRange = tuple[Literal["int"], int, int, bool]  # (kind, low, high, log scale)
+FloatRange = tuple[Literal["float"], float, float, bool]
+Choices = tuple[Literal["categorical"], tuple[int, ...]]
+
+VECTOR_SIZES = (32, 48, 64, 96, 128)
+SEARCH_SPACE: dict[str, IntRange | FloatRange | Choices] = {
     "epochs": ("int", 5, 60, True),
     "negative": ("int", 3, 20, True),
     "ns_exponent": ("float", -1.0, 1.0, False),
-    "vector_size": ("categorical", (32, 48, 64, 96, 128)),
+    "vector_size": ("categorical", VECTOR_SIZES),
     "alpha": ("float", 0.005, 0.1, True),
 }
 
@@ -68,7 +73,7 @@ class TuningResult(BaseModel):
     best_number: int
     best_values: dict[str, float | int]
     best_score: float
-    search_space: dict[str, list]
+    search_space: dict[str, list[object]]
     seconds: float
 
     def best_params(self, base: TrainingParams) -> TrainingParams:
@@ -85,9 +90,9 @@ class TuningResult(BaseModel):
 TrialRunner = Callable[[list[TrialJob], Baskets, Baskets, EvaluationParams], list[TrialOutcome]]
 
 
-def search_space_description() -> dict[str, list]:
+def search_space_description() -> dict[str, list[object]]:
     """The search space as plain data (cache keys, the result, the docs)."""
-    return {name: list(spec[1:]) if spec[0] != "categorical" else ["categorical", *spec[1]]
+    return {name: [*spec[1:]] if spec[0] != "categorical" else ["categorical", *spec[1]]
             for name, spec in SEARCH_SPACE.items()} | {"kinds": [spec[0] for spec in SEARCH_SPACE.values()]}
 
 
@@ -152,7 +157,7 @@ def run_tuning(fit: Baskets, validation: Baskets, base: TrainingParams, split: E
                                          constant_liar=True)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     first = {name: getattr(defaults, name) for name in SEARCH_SPACE}
-    first["vector_size"] = first["vector_size"] if first["vector_size"] in SEARCH_SPACE["vector_size"][1] else 64
+    first["vector_size"] = first["vector_size"] if first["vector_size"] in VECTOR_SIZES else 64
     study.enqueue_trial(first)  # the defaults are trial 0
     distributions = _distributions()
     outcomes: list[TrialOutcome] = []
@@ -172,6 +177,7 @@ def run_tuning(fit: Baskets, validation: Baskets, base: TrainingParams, split: E
     if not scored:
         raise TrainingError(f"all {trials} tuning trials failed; the first said: {outcomes[0].error}")
     best = max(scored, key=lambda o: (o.score, -o.number))
+    assert best.score is not None
     return TuningResult(metric=f"completion_hr{split.k}", trials=outcomes, best_number=best.number,
                         best_values=best.values, best_score=float(best.score), search_space=search_space_description(),
                         seconds=time.perf_counter() - started)
