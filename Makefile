@@ -31,11 +31,12 @@ test: install check
 test-fast: install
 	$(PYTEST) -m "not slow"
 
-# pyproject.toml and uv.lock agree; lint; types; imports run one way; declared = imported
+# pyproject.toml and uv.lock agree; lint and format; types; imports run one way; declared = imported
 # dependencies. Each tool's configuration is in pyproject.toml.
 check: install | $(UV)
 	$(UV) lock --check --quiet
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/deptry .

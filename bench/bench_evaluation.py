@@ -82,12 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate_embeddings(embeddings, fit, test, evaluation, completion=completion, test_cuisines=test_cuisines)
     evaluate_seconds = time.perf_counter() - started
     result = {
-        "recipes": len(baskets), "vocabulary": len(embeddings), "fit": len(fit), "test": len(test),
-        "epochs": params.epochs, "completion_queries": report.completion_queries,
+        "recipes": len(baskets),
+        "vocabulary": len(embeddings),
+        "fit": len(fit),
+        "test": len(test),
+        "epochs": params.epochs,
+        "completion_queries": report.completion_queries,
         "slice_queries": sum(report.slice_queries.values()),
-        "train_seconds": train_seconds, "item2vec_seconds": item2vec_seconds, "evaluate_seconds": evaluate_seconds,
-        "evaluate_over_train": evaluate_seconds / train_seconds, "served_scorer": report.served_scorer,
-        "metrics": report.metrics, "served": report.served,
+        "train_seconds": train_seconds,
+        "item2vec_seconds": item2vec_seconds,
+        "evaluate_seconds": evaluate_seconds,
+        "evaluate_over_train": evaluate_seconds / train_seconds,
+        "served_scorer": report.served_scorer,
+        "metrics": report.metrics,
+        "served": report.served,
     }
     if args.reference:
         sys.path.insert(0, str(ROOT))
@@ -99,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         result["model_max_difference"] = max(abs(report.metrics[m] - v) for m, v in old.metrics.items())
         result["baseline_max_difference"] = {
             scorer: max(abs(report.baselines[scorer][m] - v) for m, v in values.items())
-            for scorer, values in old.baselines.items()}
+            for scorer, values in old.baselines.items()
+        }
         started = time.perf_counter()
         evaluate_embeddings(embeddings, fit, test, evaluation)  # no carried EASE weights: fits its own EASE baseline
         result["headline_only_seconds"] = time.perf_counter() - started
@@ -107,17 +116,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"corpus: {result['recipes']:,} recipes, {result['vocabulary']:,} ingredients; fit {result['fit']:,}, "
-          f"test {result['test']:,}; {result['epochs']} epochs (adaptive)")
-    print(f"train step     {train_seconds:7.1f} s   (Item2Vec {item2vec_seconds:.1f} s, EASE + scorer choice "
-          f"{train_seconds - item2vec_seconds:.1f} s; serves {report.served_scorer})")
-    print(f"evaluate step  {evaluate_seconds:7.1f} s   ({report.completion_queries:,} leave-one-out queries and "
-          f"{result['slice_queries']:,} slice queries, intervals; {len(report.baselines) + 1} scorers)")
-    print(f"evaluate / train = {result['evaluate_over_train']:.2f}  (target <= 0.30: "
-          f"{'PASS' if result['evaluate_over_train'] <= 0.30 else 'MISS'})")
+    print(
+        f"corpus: {result['recipes']:,} recipes, {result['vocabulary']:,} ingredients; fit {result['fit']:,}, "
+        f"test {result['test']:,}; {result['epochs']} epochs (adaptive)"
+    )
+    print(
+        f"train step     {train_seconds:7.1f} s   (Item2Vec {item2vec_seconds:.1f} s, EASE + scorer choice "
+        f"{train_seconds - item2vec_seconds:.1f} s; serves {report.served_scorer})"
+    )
+    print(
+        f"evaluate step  {evaluate_seconds:7.1f} s   ({report.completion_queries:,} leave-one-out queries and "
+        f"{result['slice_queries']:,} slice queries, intervals; {len(report.baselines) + 1} scorers)"
+    )
+    print(
+        f"evaluate / train = {result['evaluate_over_train']:.2f}  (target <= 0.30: "
+        f"{'PASS' if result['evaluate_over_train'] <= 0.30 else 'MISS'})"
+    )
     if args.reference:
-        print(f"reference evaluation (before the speed-up, no slices/EASE/intervals): {result['reference_seconds']:.1f} s; "
-              f"new evaluation fitting its own EASE (no carried weights): {result['headline_only_seconds']:.1f} s")
+        print(
+            f"reference evaluation (before the speed-up, no slices/EASE/intervals): {result['reference_seconds']:.1f} s; "
+            f"new evaluation fitting its own EASE (no carried weights): {result['headline_only_seconds']:.1f} s"
+        )
         print(f"model metrics, largest difference to the reference: {result['model_max_difference']:.2e} (<= 1e-6)")
         for scorer, diff in result["baseline_max_difference"].items():
             print(f"  {scorer:<14} largest difference {diff:.2e}")

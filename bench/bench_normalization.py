@@ -113,12 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     unique_frame = pl.DataFrame({"line": all_lines.unique()})
     unique_seconds, _ = best_of(args.repeat, lambda: unique_frame.select(names_expr(pl.col("line"))))
     print(f"speed on one core (POLARS_MAX_THREADS={os.environ['POLARS_MAX_THREADS']})")
-    print(f"  normalize_frame  {corpus.height:,} lines ({distinct:,} distinct): {seconds:.2f}s = "
-          f"{corpus.height / seconds:,.0f} lines/s (target >= {TARGET_SPEED:,})")
-    print(f"  names_expr       {unique_frame.height:,} distinct lines, no de-duplication: {unique_seconds:.2f}s = "
-          f"{unique_frame.height / unique_seconds:,.0f} lines/s")
-    print(f"memory: input frame {corpus.estimated_size('mb'):.0f} MB, result {result.estimated_size('mb'):.0f} MB, "
-          f"peak RSS {peak_rss_mb():.0f} MB (was {rss_before:.0f} MB before the speed run)")
+    print(
+        f"  normalize_frame  {corpus.height:,} lines ({distinct:,} distinct): {seconds:.2f}s = "
+        f"{corpus.height / seconds:,.0f} lines/s (target >= {TARGET_SPEED:,})"
+    )
+    print(
+        f"  names_expr       {unique_frame.height:,} distinct lines, no de-duplication: {unique_seconds:.2f}s = "
+        f"{unique_frame.height / unique_seconds:,.0f} lines/s"
+    )
+    print(
+        f"memory: input frame {corpus.estimated_size('mb'):.0f} MB, result {result.estimated_size('mb'):.0f} MB, "
+        f"peak RSS {peak_rss_mb():.0f} MB (was {rss_before:.0f} MB before the speed run)"
+    )
     return 0
 
 

@@ -94,9 +94,15 @@ def phase_flow(corpus: str) -> dict:
         states.setdefault(step, {}).setdefault(name, 0)
         states[step][name] += 1
         seconds[step] = seconds.get(step, 0.0) + run.total_run_time.total_seconds()
-    return {"wall": wall, "state": state.name, "message": (state.message or "")[:300], "states": states,
-            "task_seconds": seconds, "fetch_normalize_wall": _stage_wall(flow_run_id, ("fetch", "normalize")),
-            "peak_rss_gb": _peak_rss_gb()}
+    return {
+        "wall": wall,
+        "state": state.name,
+        "message": (state.message or "")[:300],
+        "states": states,
+        "task_seconds": seconds,
+        "fetch_normalize_wall": _stage_wall(flow_run_id, ("fetch", "normalize")),
+        "peak_rss_gb": _peak_rss_gb(),
+    }
 
 
 def phase_plain(corpus: str) -> dict:
@@ -120,10 +126,15 @@ def phase_plain(corpus: str) -> dict:
     merged = timed("merge", lambda: pipeline.merge(corpus, normalized, storage))
     model = timed("train", lambda: pipeline.train(merged, TrainingParams(), evaluation, storage))
     report = timed("evaluate", lambda: pipeline.evaluate(merged, model, evaluation, storage))
-    return {"wall": time.perf_counter() - started, "task_seconds": times, "peak_rss_gb": _peak_rss_gb(),
-            "hr10": report.metrics.get("completion_hr10"),
-            "ppmi_hr10": report.baselines.get("ppmi_svd", {}).get("completion_hr10"),
-            "recipes": merged.counts.recipes_out, "vocabulary": merged.counts.vocabulary_size}
+    return {
+        "wall": time.perf_counter() - started,
+        "task_seconds": times,
+        "peak_rss_gb": _peak_rss_gb(),
+        "hr10": report.metrics.get("completion_hr10"),
+        "ppmi_hr10": report.baselines.get("ppmi_svd", {}).get("completion_hr10"),
+        "recipes": merged.counts.recipes_out,
+        "vocabulary": merged.counts.vocabulary_size,
+    }
 
 
 def phase_runners(corpus: str, partitions: int) -> dict:
@@ -146,8 +157,10 @@ def phase_runners(corpus: str, partitions: int) -> dict:
 
     _start_prefect()
     walls, stages = {}, {}
-    for label, settings in (("threads", ScaleOutSettings(task_runner="threads")),
-                            ("dask", ScaleOutSettings(task_runner="dask", dask_workers=2))):
+    for label, settings in (
+        ("threads", ScaleOutSettings(task_runner="threads")),
+        ("dask", ScaleOutSettings(task_runner="dask", dask_workers=2)),
+    ):
         runner_flow = flow(name=f"normalize-{label}", task_runner=task_runner(settings))(normalize_all)
         started = time.perf_counter()
         state = runner_flow(return_state=True)
@@ -157,8 +170,13 @@ def phase_runners(corpus: str, partitions: int) -> dict:
 
 
 def _child(phase: str, work: Path, *args: str, env: dict[str, str] | None = None) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--phase", phase, "--work", str(work), *args],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, "--work", str(work), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"phase {phase} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -177,8 +195,11 @@ def main() -> int:
 
     if args.phase:
         _environment(args.work)
-        result = {"flow": lambda: phase_flow(args.arg), "plain": lambda: phase_plain(args.arg),
-                  "runners": lambda: phase_runners(args.arg, args.runner_partitions)}[args.phase]()
+        result = {
+            "flow": lambda: phase_flow(args.arg),
+            "plain": lambda: phase_plain(args.arg),
+            "runners": lambda: phase_runners(args.arg, args.runner_partitions),
+        }[args.phase]()
         print(json.dumps(result))
         return 0
 
@@ -187,38 +208,53 @@ def main() -> int:
     corpus = work / "corpus"
     shutil.copytree(args.corpus, corpus)  # the extra partition is added to this copy only
     partitions = len(list(corpus.iterdir()))
-    print(f"corpus: {partitions} partitions from {args.corpus}; work in {work}; "
-          f"epochs {os.environ.get('FLAVOR_TRAIN_EPOCHS', '3')}", flush=True)
+    print(
+        f"corpus: {partitions} partitions from {args.corpus}; work in {work}; "
+        f"epochs {os.environ.get('FLAVOR_TRAIN_EPOCHS', '3')}",
+        flush=True,
+    )
 
     cold = _child("flow", work / "flow", "--arg", str(corpus))
     print(f"cold     {cold['wall']:8.1f} s  peak RSS {cold['peak_rss_gb']:.2f} GB  state {cold['state']}", flush=True)
-    print(f"         fetch+normalize stage {cold['fetch_normalize_wall']:.1f} s; task seconds "
-          + ", ".join(f"{k} {v:.1f}" for k, v in cold["task_seconds"].items()), flush=True)
+    print(
+        f"         fetch+normalize stage {cold['fetch_normalize_wall']:.1f} s; task seconds "
+        + ", ".join(f"{k} {v:.1f}" for k, v in cold["task_seconds"].items()),
+        flush=True,
+    )
     print(f"         states {cold['states']}", flush=True)
 
     shutil.copy2(args.extra, corpus / args.extra.name)
     added = _child("flow", work / "flow", "--arg", str(corpus), env={"FLAVOR_FAULT_INJECT": "train"})
     share = added["fetch_normalize_wall"] / cold["fetch_normalize_wall"]
-    print(f"add-one  fetch+normalize stage {added['fetch_normalize_wall']:.1f} s = {share:.1%} of cold "
-          f"(target <= 5%); states fetch {added['states'].get('fetch')}, normalize {added['states'].get('normalize')}, "
-          f"merge {added['states'].get('merge')} (stopped at train on purpose: {added['state']})", flush=True)
+    print(
+        f"add-one  fetch+normalize stage {added['fetch_normalize_wall']:.1f} s = {share:.1%} of cold "
+        f"(target <= 5%); states fetch {added['states'].get('fetch')}, normalize {added['states'].get('normalize')}, "
+        f"merge {added['states'].get('merge')} (stopped at train on purpose: {added['state']})",
+        flush=True,
+    )
     (corpus / args.extra.name).unlink()
 
     if "plain" not in skip:
         plain = _child("plain", work / "plain", "--arg", str(corpus))
-        print(f"plain    {plain['wall']:8.1f} s  peak RSS {plain['peak_rss_gb']:.2f} GB; steps "
-              + ", ".join(f"{k} {v:.1f}" for k, v in plain["task_seconds"].items())
-              + f"; {plain['recipes']:,} baskets, vocabulary {plain['vocabulary']:,}; "
-              f"HR@10 {plain['hr10']:.3f} (PPMI-SVD {plain['ppmi_hr10']:.3f})", flush=True)
+        print(
+            f"plain    {plain['wall']:8.1f} s  peak RSS {plain['peak_rss_gb']:.2f} GB; steps "
+            + ", ".join(f"{k} {v:.1f}" for k, v in plain["task_seconds"].items())
+            + f"; {plain['recipes']:,} baskets, vocabulary {plain['vocabulary']:,}; "
+            f"HR@10 {plain['hr10']:.3f} (PPMI-SVD {plain['ppmi_hr10']:.3f})",
+            flush=True,
+        )
         print(f"ratio    cold flow / plain = {cold['wall'] / plain['wall']:.2f}", flush=True)
     if "runners" not in skip:
-        runners = _child("runners", work / "runners", "--arg", str(corpus),
-                         "--runner-partitions", str(args.runner_partitions))
+        runners = _child(
+            "runners", work / "runners", "--arg", str(corpus), "--runner-partitions", str(args.runner_partitions)
+        )
         walls, stages = runners["walls"], runners["stages"]
-        print(f"runners  normalize stage of {runners['partitions']} partitions: threads {stages['threads']:.1f} s, "
-              f"dask (2 worker processes) {stages['dask']:.1f} s, speed-up {stages['threads'] / stages['dask']:.2f}x; "
-              f"flow wall with cluster start/stop: threads {walls['threads']:.1f} s, dask {walls['dask']:.1f} s",
-              flush=True)
+        print(
+            f"runners  normalize stage of {runners['partitions']} partitions: threads {stages['threads']:.1f} s, "
+            f"dask (2 worker processes) {stages['dask']:.1f} s, speed-up {stages['threads'] / stages['dask']:.2f}x; "
+            f"flow wall with cluster start/stop: threads {walls['threads']:.1f} s, dask {walls['dask']:.1f} s",
+            flush=True,
+        )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

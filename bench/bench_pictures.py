@@ -61,11 +61,15 @@ def main() -> None:
         with tempfile.NamedTemporaryFile(suffix=".npy") as handle:
             vectors_file(args.model, size, handle.name)
             started = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", _MEASURE, handle.name], capture_output=True, text=True,
-                                  check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", _MEASURE, handle.name], capture_output=True, text=True, check=True
+            )
             t = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{size:>11} {t['import_s']:>8.1f} {t['umap_cold_s']:>10.1f} {t['umap_warm_s']:>10.2f} "
-              f"{t['pca_s']:>8.3f}   (process {time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"{size:>11} {t['import_s']:>8.1f} {t['umap_cold_s']:>10.1f} {t['umap_warm_s']:>10.2f} "
+            f"{t['pca_s']:>8.3f}   (process {time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

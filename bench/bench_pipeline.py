@@ -82,16 +82,26 @@ def main() -> int:
 
     def plain_run(label: str):
         storage = new_home(label)
-        return timed(label, lambda: run_pipeline(str(corpus), training=training, evaluation=evaluation, storage=storage))
+        return timed(
+            label, lambda: run_pipeline(str(corpus), training=training, evaluation=evaluation, storage=storage)
+        )
 
     def plain_logged_run(label: str):
         storage = new_home(label)
 
         def run():
             result = run_pipeline(str(corpus), training=training, evaluation=evaluation, storage=storage)
-            logged = log_training_run(raw=result.corpus, corpus=result.normalized, model=result.model,
-                                      report=result.report, normalization=NormalizationParams(), training=training,
-                                      evaluation=evaluation, storage=storage, settings=load_settings().tracking)
+            logged = log_training_run(
+                raw=result.corpus,
+                corpus=result.normalized,
+                model=result.model,
+                report=result.report,
+                normalization=NormalizationParams(),
+                training=training,
+                evaluation=evaluation,
+                storage=storage,
+                settings=load_settings().tracking,
+            )
             register_model_version(Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri)
             return result
 

@@ -43,8 +43,9 @@ HR, KNN = "completion_hr10", "category_knn_acc"
 COLUMNS = ("completion_hr10", "completion_mrr", "eval_precision", "category_knn_acc")
 
 
-def read_flavor_network(directory: Path, files: tuple[str, ...] = ("allr_recipes.txt", "menu_recipes.txt")
-                        ) -> tuple[list[list[str]], list[str]]:
+def read_flavor_network(
+    directory: Path, files: tuple[str, ...] = ("allr_recipes.txt", "menu_recipes.txt")
+) -> tuple[list[list[str]], list[str]]:
     """(baskets, cuisine labels): one basket per recipe line, the first column is the cuisine."""
     baskets, cuisines = [], []
     for name in files:
@@ -72,8 +73,13 @@ def read_sample() -> tuple[list[list[str]], list[str], dict[str, str]]:
     return frame["ingredients"].to_list(), frame["cuisine"].to_list(), categories
 
 
-def run(baskets: list[list[str]], cuisines: list[str], categories: dict[str, str] | None,
-        params: TrainingParams, evaluation: EvaluationParams) -> dict:
+def run(
+    baskets: list[list[str]],
+    cuisines: list[str],
+    categories: dict[str, str] | None,
+    params: TrainingParams,
+    evaluation: EvaluationParams,
+) -> dict:
     """The pipeline's train and evaluate steps on in-memory baskets, timed."""
     held = holdout_mask(baskets, evaluation)
     train = [b for b, h in zip(baskets, held) if not h]
@@ -86,11 +92,20 @@ def run(baskets: list[list[str]], cuisines: list[str], categories: dict[str, str
     completion = fit_completion_model(embeddings, fit, validation, params, evaluation)
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    report = evaluate_embeddings(embeddings, fit, test, evaluation, categories, completion=completion,
-                                 test_cuisines=test_cuisines)
-    return {"report": report, "train_seconds": train_seconds, "evaluate_seconds": time.perf_counter() - started,
-            "derived": derived, "params": params.model_dump(mode="json"), "completion": completion.describe(),
-            "fit": len(fit), "validation": len(validation), "test": len(test)}
+    report = evaluate_embeddings(
+        embeddings, fit, test, evaluation, categories, completion=completion, test_cuisines=test_cuisines
+    )
+    return {
+        "report": report,
+        "train_seconds": train_seconds,
+        "evaluate_seconds": time.perf_counter() - started,
+        "derived": derived,
+        "params": params.model_dump(mode="json"),
+        "completion": completion.describe(),
+        "fit": len(fit),
+        "validation": len(validation),
+        "test": len(test),
+    }
 
 
 def table(report: EvaluationReport) -> str:
@@ -98,7 +113,9 @@ def table(report: EvaluationReport) -> str:
     width = max(len(r) for r in rows) + 2
     lines = ["".ljust(width) + "".join(m.rjust(18) for m in COLUMNS)]
     for row, values in rows.items():
-        lines.append(row.ljust(width) + "".join((f"{values[m]:.3f}" if m in values else "-").rjust(18) for m in COLUMNS))
+        lines.append(
+            row.ljust(width) + "".join((f"{values[m]:.3f}" if m in values else "-").rjust(18) for m in COLUMNS)
+        )
     return "\n".join(lines)
 
 
@@ -106,8 +123,9 @@ def slice_table(report: EvaluationReport) -> str:
     scorers = ["model", "served", "ease", "ppmi_svd", "popularity"]
     lines = ["slice".ljust(26) + "queries".rjust(8) + "".join(s.rjust(13) for s in scorers)]
     for name, by_scorer in report.slices.items():
-        cells = "".join((f"{next(iter(by_scorer[s].values())):.3f}" if s in by_scorer else "-").rjust(13)
-                        for s in scorers)
+        cells = "".join(
+            (f"{next(iter(by_scorer[s].values())):.3f}" if s in by_scorer else "-").rjust(13) for s in scorers
+        )
         lines.append(f"{name:<26}{report.slice_queries[name]:>8}{cells}")
     return "\n".join(lines)
 
@@ -124,24 +142,49 @@ def targets(results: dict[str, dict], tuned: dict | None) -> list[tuple[str, str
         r: EvaluationReport = fn["report"]
         rows += [
             ("flavor-network item2vec HR@10 >= 0.65", f"{r.metrics[HR]:.3f} {interval(r, HR)}", r.metrics[HR] >= 0.65),
-            ("flavor-network item2vec kNN@5 >= 0.62", f"{r.metrics[KNN]:.3f} {interval(r, KNN)}", r.metrics[KNN] >= 0.62),
-            (f"flavor-network served ({r.served_scorer}) HR@10 >= 0.70",
-             f"{r.served[HR]:.3f} {interval(r, 'served/' + HR)}", r.served[HR] >= 0.70),
-            ("flavor-network evaluate <= train step",
-             f"{fn['evaluate_seconds']:.1f} s vs {fn['train_seconds']:.1f} s", fn["evaluate_seconds"] <= fn["train_seconds"]),
+            (
+                "flavor-network item2vec kNN@5 >= 0.62",
+                f"{r.metrics[KNN]:.3f} {interval(r, KNN)}",
+                r.metrics[KNN] >= 0.62,
+            ),
+            (
+                f"flavor-network served ({r.served_scorer}) HR@10 >= 0.70",
+                f"{r.served[HR]:.3f} {interval(r, 'served/' + HR)}",
+                r.served[HR] >= 0.70,
+            ),
+            (
+                "flavor-network evaluate <= train step",
+                f"{fn['evaluate_seconds']:.1f} s vs {fn['train_seconds']:.1f} s",
+                fn["evaluate_seconds"] <= fn["train_seconds"],
+            ),
         ]
         if tuned is not None:
             gain = tuned["report"].metrics[HR] - r.metrics[HR]
-            rows.append((f"--tune {tuned['trials']} adds >= 0.01 HR@10 to item2vec",
-                         f"{tuned['report'].metrics[HR]:.3f} ({gain:+.3f})", gain >= 0.01))
+            rows.append(
+                (
+                    f"--tune {tuned['trials']} adds >= 0.01 HR@10 to item2vec",
+                    f"{tuned['report'].metrics[HR]:.3f} ({gain:+.3f})",
+                    gain >= 0.01,
+                )
+            )
     for name, result in results.items():
         r = result["report"]
         ppmi = r.baselines.get("ppmi_svd", {})
-        rows.append((f"{name}: item2vec HR@10 > PPMI-SVD", f"{r.metrics[HR]:.3f} vs {ppmi.get(HR, float('nan')):.3f}",
-                     r.metrics[HR] > ppmi.get(HR, float("inf"))))
+        rows.append(
+            (
+                f"{name}: item2vec HR@10 > PPMI-SVD",
+                f"{r.metrics[HR]:.3f} vs {ppmi.get(HR, float('nan')):.3f}",
+                r.metrics[HR] > ppmi.get(HR, float("inf")),
+            )
+        )
         if KNN in r.metrics:
-            rows.append((f"{name}: item2vec kNN@5 > PPMI-SVD", f"{r.metrics[KNN]:.3f} vs {ppmi.get(KNN, float('nan')):.3f}",
-                         r.metrics[KNN] > ppmi.get(KNN, float("inf"))))
+            rows.append(
+                (
+                    f"{name}: item2vec kNN@5 > PPMI-SVD",
+                    f"{r.metrics[KNN]:.3f} vs {ppmi.get(KNN, float('nan')):.3f}",
+                    r.metrics[KNN] > ppmi.get(KNN, float("inf")),
+                )
+            )
     return rows
 
 
@@ -156,8 +199,13 @@ def tune_flavor_network(baskets, cuisines, categories, evaluation: EvaluationPar
     tuning = run_tuning(fit, validation, TrainingParams(), evaluation, trials=trials)
     seconds = time.perf_counter() - started
     result = run(baskets, cuisines, categories, tuning.best_params(TrainingParams()), evaluation)
-    return {**result, "trials": trials, "tuning_seconds": seconds, "best": tuning.best_values,
-            "best_validation": tuning.best_score}
+    return {
+        **result,
+        "trials": trials,
+        "tuning_seconds": seconds,
+        "best": tuning.best_values,
+        "best_validation": tuning.best_score,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the flavor-network directory")
     parser.add_argument("--corpora", default="flavor-network,allr,menu,sample")
     parser.add_argument("--tune", type=int, default=0, help="also tune with N trials on flavor-network")
-    parser.add_argument("--nlp-defaults", action="store_true", help="also train flavor-network with gensim's NLP settings")
+    parser.add_argument(
+        "--nlp-defaults", action="store_true", help="also train flavor-network with gensim's NLP settings"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args(argv)
     wanted = [c.strip() for c in args.corpora.split(",") if c.strip()]
@@ -177,8 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     corpora: dict[str, tuple] = {}
     if set(wanted) - {"sample"}:
         categories = read_categories(args.data / "ingr_info.tsv")
-        files = {"flavor-network": ("allr_recipes.txt", "menu_recipes.txt"), "allr": ("allr_recipes.txt",),
-                 "menu": ("menu_recipes.txt",)}
+        files = {
+            "flavor-network": ("allr_recipes.txt", "menu_recipes.txt"),
+            "allr": ("allr_recipes.txt",),
+            "menu": ("menu_recipes.txt",),
+        }
         for name in wanted:
             if name in files:
                 corpora[name] = (*read_flavor_network(args.data, files[name]), categories)
@@ -198,13 +251,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune and "flavor-network" in corpora:
         tuned = tune_flavor_network(*corpora["flavor-network"], evaluation, args.tune)
         if not args.json:
-            print(f"tuning: {args.tune} trials in {tuned['tuning_seconds']:.0f} s, best validation HR@10 "
-                  f"{tuned['best_validation']:.3f} with {tuned['best']}")
+            print(
+                f"tuning: {args.tune} trials in {tuned['tuning_seconds']:.0f} s, best validation HR@10 "
+                f"{tuned['best_validation']:.3f} with {tuned['best']}"
+            )
             print_run(f"flavor-network, tuned ({args.tune} trials)", tuned)
     rows = targets(results, tuned)
     if args.json:
-        print(json.dumps({"runs": {n: {**r, "report": r["report"].model_dump()} for n, r in results.items()},
-                          "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in rows]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "runs": {n: {**r, "report": r["report"].model_dump()} for n, r in results.items()},
+                    "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in rows],
+                },
+                indent=2,
+            )
+        )
     else:
         print("== targets")
         for target, measured, ok in rows:
@@ -215,16 +277,25 @@ def main(argv: list[str] | None = None) -> int:
 def print_run(name: str, result: dict) -> None:
     report: EvaluationReport = result["report"]
     completion = result["completion"]
-    print(f"== {name}: {result['fit']} fit / {result['validation']} validation / {result['test']} test baskets, "
-          f"{report.vocabulary_size} ingredients; epochs {result['params']['epochs']} ({result['derived'].get('epochs_source')})")
-    print(f"   train step {result['train_seconds']:.1f} s (Item2Vec + EASE + scorer choice), "
-          f"evaluate {result['evaluate_seconds']:.1f} s (all probes, slices, intervals)")
+    print(
+        f"== {name}: {result['fit']} fit / {result['validation']} validation / {result['test']} test baskets, "
+        f"{report.vocabulary_size} ingredients; epochs {result['params']['epochs']} ({result['derived'].get('epochs_source')})"
+    )
+    print(
+        f"   train step {result['train_seconds']:.1f} s (Item2Vec + EASE + scorer choice), "
+        f"evaluate {result['evaluate_seconds']:.1f} s (all probes, slices, intervals)"
+    )
     validation = completion.get("validation", {})
-    print(f"   served scorer: {completion['scorer']} (validation HR@10 "
-          + ", ".join(f"{s} {v[HR]:.3f}" for s, v in validation.items()) + f"; EASE l2 {completion['ease']['l2']:.3g})")
+    print(
+        f"   served scorer: {completion['scorer']} (validation HR@10 "
+        + ", ".join(f"{s} {v[HR]:.3f}" for s, v in validation.items())
+        + f"; EASE l2 {completion['ease']['l2']:.3g})"
+    )
     print(table(report))
-    print(f"   95% intervals: item2vec HR@10 {interval(report, HR)}, served HR@10 {interval(report, 'served/' + HR)}, "
-          f"item2vec kNN@5 {interval(report, KNN)}")
+    print(
+        f"   95% intervals: item2vec HR@10 {interval(report, HR)}, served HR@10 {interval(report, 'served/' + HR)}, "
+        f"item2vec kNN@5 {interval(report, KNN)}"
+    )
     print(slice_table(report))
     if report.skipped:
         print(f"   skipped: {report.skipped}")

@@ -45,6 +45,7 @@ SWAP_AT = 3.0  # seconds into the swap run when the alias moves
 
 # --- load generator (runs in its own process: `bench_serving.py --generate SPEC OUT`) ---------
 
+
 class Connection:
     """One HTTP/1.1 keep-alive connection; a minimal client so the generator adds little latency."""
 
@@ -88,8 +89,14 @@ def _raw_requests(port: int, spec: dict) -> list[tuple[str, bytes]]:
             requests.append(("similar", f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()))
         if spec["endpoint"] in ("complete", "mixed"):
             body = json.dumps({"ingredients": rng.sample(names, 3), "k": 10}).encode()
-            requests.append(("complete", f"POST /complete HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: "
-                                         f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body))
+            requests.append(
+                (
+                    "complete",
+                    f"POST /complete HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: "
+                    f"application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                    + body,
+                )
+            )
     return requests
 
 
@@ -151,6 +158,7 @@ def generate_main(spec_path: str, out_path: str) -> None:
 
 # --- statistics -------------------------------------------------------------------------------
 
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -165,12 +173,15 @@ def summary(records: list[list]) -> str:
     errors = len(records) - len(ok)
     sent = [r[1] * 1000 for r in ok]
     due = [r[2] * 1000 for r in ok]
-    return (f"{len(ok) / seconds:7.0f} req/s  p50 {percentile(sent, 50):6.2f} ms  p99 {percentile(sent, 99):6.2f} ms"
-            f"  (p99 from due {percentile(due, 99):6.2f} ms)  max {max(sent, default=float('nan')):6.1f} ms"
-            f"  errors {errors}")
+    return (
+        f"{len(ok) / seconds:7.0f} req/s  p50 {percentile(sent, 50):6.2f} ms  p99 {percentile(sent, 99):6.2f} ms"
+        f"  (p99 from due {percentile(due, 99):6.2f} ms)  max {max(sent, default=float('nan')):6.1f} ms"
+        f"  errors {errors}"
+    )
 
 
 # --- models and registry ----------------------------------------------------------------------
+
 
 def flavor_network_model(seed: int):
     """Item2Vec on allr_recipes (5 epochs), or a random model of its shape; and how it was made."""
@@ -180,8 +191,11 @@ def flavor_network_model(seed: int):
 
     corpus = SHARED / "allr_recipes.txt"
     if corpus.is_file():
-        baskets = [[name.replace("_", " ") for name in line.split("\t")[1:]]
-                   for line in corpus.read_text().splitlines() if line.strip()]
+        baskets = [
+            [name.replace("_", " ") for name in line.split("\t")[1:]]
+            for line in corpus.read_text().splitlines()
+            if line.strip()
+        ]
         try:
             from flavor_ml.settings import TrainingParams
             from flavor_ml.training.train_embeddings import train_embeddings
@@ -198,8 +212,12 @@ def flavor_network_model(seed: int):
         names = [f"ingredient {i}" for i in range(369)]
     rng = np.random.default_rng(seed)
     shape = (len(names), 64)
-    model = IngredientEmbeddings(tuple(names), rng.normal(size=shape).astype(np.float32),
-                                 rng.normal(size=shape).astype(np.float32), np.ones(len(names), dtype=np.int64))
+    model = IngredientEmbeddings(
+        tuple(names),
+        rng.normal(size=shape).astype(np.float32),
+        rng.normal(size=shape).astype(np.float32),
+        np.ones(len(names), dtype=np.int64),
+    )
     return model, f"random vectors of the flavor-network shape {shape} ({reason})"
 
 
@@ -212,9 +230,12 @@ def synthetic_model(n: int = 100_000, dimensions: int = 128, seed: int = 0):
     foods = ("pepper", "onion", "bean", "rice", "cheese", "apple", "fish", "herb", "nut", "squash")
     names = tuple(f"{words[i % 10]} {foods[(i // 10) % 10]} {i}" for i in range(n))
     rng = np.random.default_rng(seed)
-    return IngredientEmbeddings(names, rng.normal(size=(n, dimensions)).astype(np.float32),
-                                rng.normal(size=(n, dimensions)).astype(np.float32),
-                                np.arange(n, 0, -1, dtype=np.int64)), f"synthetic {n} x {dimensions}"
+    return IngredientEmbeddings(
+        names,
+        rng.normal(size=(n, dimensions)).astype(np.float32),
+        rng.normal(size=(n, dimensions)).astype(np.float32),
+        np.arange(n, 0, -1, dtype=np.int64),
+    ), f"synthetic {n} x {dimensions}"
 
 
 def nudged(embeddings, seed: int):
@@ -225,8 +246,9 @@ def nudged(embeddings, seed: int):
 
     rng = np.random.default_rng(seed)
     noise = lambda m: (m + rng.normal(scale=0.01, size=m.shape)).astype(np.float32)  # noqa: E731
-    return IngredientEmbeddings(embeddings.vocabulary, noise(embeddings.input_vectors),
-                                noise(embeddings.output_vectors), embeddings.counts)
+    return IngredientEmbeddings(
+        embeddings.vocabulary, noise(embeddings.input_vectors), noise(embeddings.output_vectors), embeddings.counts
+    )
 
 
 @dataclass
@@ -254,18 +276,30 @@ class Registry:
 
 # --- one server, its runs ---------------------------------------------------------------------
 
+
 class Server:
     def __init__(self, registry: Registry, model_name: str, log: Path, cpu: int | None) -> None:
         from tests.support.processes import free_port
 
         self.port = free_port()
         self.command = [sys.executable, "-m", "flavor_ml", "serve", "--host", HOST, "--port", str(self.port)]
-        env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri, "FLAVOR_MODEL_NAME": model_name,
-               "FLAVOR_MODEL_STAGE": "production", "FLAVOR_MODEL_POLL_SECONDS": "1"}
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": registry.tracking_uri,
+            "FLAVOR_MODEL_NAME": model_name,
+            "FLAVOR_MODEL_STAGE": "production",
+            "FLAVOR_MODEL_POLL_SECONDS": "1",
+        }
         self.log = log
         pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
-        self.process = subprocess.Popen(self.command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True, preexec_fn=pin)
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=pin,
+        )
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         import httpx
@@ -310,16 +344,33 @@ class Run:
         return f"{summary(self.records)}  cpu {self.cpu_ms:.2f} ms/req  load {self.load:.1f}"
 
 
-def run_load(server: Server, names: list[str], endpoint: str, mode: str, duration: float, rate: float,
-             work: Path, cpu: int | None, during=None) -> Run:
+def run_load(
+    server: Server,
+    names: list[str],
+    endpoint: str,
+    mode: str,
+    duration: float,
+    rate: float,
+    work: Path,
+    cpu: int | None,
+    during=None,
+) -> Run:
     """Run the generator process for ``duration`` s.
 
     With ``during``, call it SWAP_AT s in (it moves the alias and returns the wall time), then stop
     the run 2 s after the server serves a new version (``duration`` is then only an upper bound).
     """
     spec_path, out_path, stop_file = work / "spec.json", work / "records.json", work / "stop"
-    spec = {"port": server.port, "names": names, "endpoint": endpoint, "mode": mode, "duration": duration,
-            "rate": rate, "cpu": cpu, "stop_file": str(stop_file)}
+    spec = {
+        "port": server.port,
+        "names": names,
+        "endpoint": endpoint,
+        "mode": mode,
+        "duration": duration,
+        "rate": rate,
+        "cpu": cpu,
+        "stop_file": str(stop_file),
+    }
     spec_path.write_text(json.dumps(spec))
     out_path.unlink(missing_ok=True)
     stop_file.unlink(missing_ok=True)
@@ -338,8 +389,7 @@ def run_load(server: Server, names: list[str], endpoint: str, mode: str, duratio
     if generator.wait(timeout=duration + 120) != 0:
         raise RuntimeError("the load generator failed")
     records = json.loads(out_path.read_text())
-    return Run(records, event_at, (server.cpu_seconds() - cpu_before) * 1000 / max(1, len(records)),
-               os.getloadavg()[0])
+    return Run(records, event_at, (server.cpu_seconds() - cpu_before) * 1000 / max(1, len(records)), os.getloadavg()[0])
 
 
 def bench_model(label: str, embeddings, registry: Registry, args, work: Path) -> None:
@@ -350,8 +400,10 @@ def bench_model(label: str, embeddings, registry: Registry, args, work: Path) ->
     registry.promote(model_name, first)
     names = list(embeddings.vocabulary)
     server = Server(registry, model_name, work / f"server-{model_name}.log", server_cpu)
-    print(f"\n== {label}: {len(names)} ingredients x {embeddings.dimensions} dims, version {first} then {second}",
-          flush=True)
+    print(
+        f"\n== {label}: {len(names)} ingredients x {embeddings.dimensions} dims, version {first} then {second}",
+        flush=True,
+    )
     print("   server:", " ".join(server.command[1:]), flush=True)
     try:
         server.wait_ready()
@@ -366,8 +418,17 @@ def bench_model(label: str, embeddings, registry: Registry, args, work: Path) ->
             note = "" if endpoint_rate == args.rate else f"  [half the maximum: {args.rate:.0f}/s is beyond it]"
             run = run_load(server, names, endpoint, "rate", args.duration, endpoint_rate, work, generator_cpu)
             print(f"   {endpoint:<9}{endpoint_rate:<5.0f}/s   {run.summary()}{note}", flush=True)
-        run = run_load(server, names, "mixed", "rate", 120, rate, work, generator_cpu,
-                       during=lambda: (registry.promote(model_name, second), time.time())[1])
+        run = run_load(
+            server,
+            names,
+            "mixed",
+            "rate",
+            120,
+            rate,
+            work,
+            generator_cpu,
+            during=lambda: (registry.promote(model_name, second), time.time())[1],
+        )
         report_swap(run, first, second, rate)
     finally:
         server.stop()
@@ -383,11 +444,13 @@ def report_swap(run: Run, first: str, second: str, rate: float) -> None:
     back = sum(1 for r in records if r[4] == first and r[6] - r[1] > switched_at)  # sent after v2 answered
     seconds = max(r[6] for r in records) - min(r[0] for r in records)
     print(f"   swap     {rate:<5.0f}/s   {run.summary()}  [{seconds:.0f} s, alias moved at {SWAP_AT:.0f} s]")
-    print(f"            version {second} first answered {switched_at - moved_at:.2f} s after the move; "
-          f"{len(window)} requests answered from the move to 1 s after that: p99 {percentile(sent, 99):.2f} ms, "
-          f"max {max(sent, default=float('nan')):.1f} ms; errors {len(errors)}; "
-          f"answered by the old version though sent after the new one answered: {back}",
-          flush=True)
+    print(
+        f"            version {second} first answered {switched_at - moved_at:.2f} s after the move; "
+        f"{len(window)} requests answered from the move to 1 s after that: p99 {percentile(sent, 99):.2f} ms, "
+        f"max {max(sent, default=float('nan')):.1f} ms; errors {len(errors)}; "
+        f"answered by the old version though sent after the new one answered: {back}",
+        flush=True,
+    )
 
 
 def main() -> int:
@@ -407,8 +470,11 @@ def main() -> int:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
-          f"pinned: {args.pin}; scratch: {work}", flush=True)
+    print(
+        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
+        f"pinned: {args.pin}; scratch: {work}",
+        flush=True,
+    )
 
     import mlflow
     from mlflow import MlflowClient
@@ -426,8 +492,10 @@ def main() -> int:
             bench_model(f"synthetic model, {how}", synthetic, registry, args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # several hundred MB with the synthetic model
-    print(f"\ntargets: p99 <= 10 ms at {args.rate:.0f} req/s (flavor-network model); "
-          "no error and p99 <= 50 ms during the swap")
+    print(
+        f"\ntargets: p99 <= 10 ms at {args.rate:.0f} req/s (flavor-network model); "
+        "no error and p99 <= 50 ms during the swap"
+    )
     return 0
 
 

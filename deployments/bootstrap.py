@@ -46,17 +46,30 @@ class BootstrapConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BootstrapConfig:
         env = os.environ if environ is None else environ
-        missing = [name for name in ("PREFECT_API_URL", "FLAVOR_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                                     "AWS_SECRET_ACCESS_KEY") if not env.get(name)]
+        missing = [
+            name
+            for name in ("PREFECT_API_URL", "FLAVOR_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+            if not env.get(name)
+        ]
         if missing:
             raise SystemExit(f"bootstrap: set {', '.join(missing)} (see `flavor-ml stack env`)")
         from flavor_ml.stack.credentials import is_placeholder
 
-        placeholders = [name for name in ("PREFECT_API_AUTH_STRING", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                          "MLFLOW_TRACKING_PASSWORD") if is_placeholder(env.get(name, ""))]
+        placeholders = [
+            name
+            for name in (
+                "PREFECT_API_AUTH_STRING",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "MLFLOW_TRACKING_PASSWORD",
+            )
+            if is_placeholder(env.get(name, ""))
+        ]
         if placeholders:
-            raise SystemExit(f"bootstrap: {', '.join(placeholders)} still hold the .env.example placeholders; "
-                             "set real secrets in .env")
+            raise SystemExit(
+                f"bootstrap: {', '.join(placeholders)} still hold the .env.example placeholders; "
+                "set real secrets in .env"
+            )
         block_type, _, result_block = env.get("FLAVOR_RESULT_STORAGE_BLOCK", "s3-bucket/flavor-results").partition("/")
         if block_type != "s3-bucket" or not result_block:
             raise SystemExit("bootstrap: FLAVOR_RESULT_STORAGE_BLOCK must look like s3-bucket/<name>")
@@ -85,17 +98,22 @@ async def ensure_work_pool(name: str) -> str:
             pool = await client.read_work_pool(name)
         except ObjectNotFound:
             try:
-                await client.create_work_pool(WorkPoolCreate(
-                    name=name, type="process",
-                    base_job_template=ProcessWorker.get_default_base_job_template(),
-                    description="flavor-ml flow runs as local processes of a worker that has the package installed",
-                ))
+                await client.create_work_pool(
+                    WorkPoolCreate(
+                        name=name,
+                        type="process",
+                        base_job_template=ProcessWorker.get_default_base_job_template(),
+                        description="flavor-ml flow runs as local processes of a worker that has the package installed",
+                    )
+                )
             except ObjectAlreadyExists:  # another bootstrap won the race
                 return "exists"
             return "created"
     if pool.type != "process":
-        raise SystemExit(f"bootstrap: work pool {name!r} exists with type {pool.type!r}, not 'process'; "
-                         "delete it or set FLAVOR_WORK_POOL to another name")
+        raise SystemExit(
+            f"bootstrap: work pool {name!r} exists with type {pool.type!r}, not 'process'; "
+            "delete it or set FLAVOR_WORK_POOL to another name"
+        )
     return "exists"
 
 
@@ -108,7 +126,8 @@ async def save_blocks(config: BootstrapConfig) -> None:
         aws_secret_access_key=config.secret_access_key,
         region_name=config.region,
         aws_client_parameters=AwsClientParameters(
-            endpoint_url=config.endpoint_url, config={"s3": {"addressing_style": "path"}},
+            endpoint_url=config.endpoint_url,
+            config={"s3": {"addressing_style": "path"}},
         ),
     )
     await credentials.asave(config.credentials_block, overwrite=True)
@@ -130,17 +149,23 @@ async def bootstrap(config: BootstrapConfig) -> list[str]:
     """Everything, in order; returns one line per thing done."""
     from flavor_ml.stack.bucket import ensure_bucket
 
-    created = ensure_bucket(config.endpoint_url, config.bucket,
-                            {"AWS_ACCESS_KEY_ID": config.access_key_id,
-                             "AWS_SECRET_ACCESS_KEY": config.secret_access_key}, config.region)
+    created = ensure_bucket(
+        config.endpoint_url,
+        config.bucket,
+        {"AWS_ACCESS_KEY_ID": config.access_key_id, "AWS_SECRET_ACCESS_KEY": config.secret_access_key},
+        config.region,
+    )
     lines = [f"bucket {config.bucket!r} at {config.endpoint_url}: {'created' if created else 'exists'}"]
     lines.append(f"work pool {config.work_pool!r} (process): {await ensure_work_pool(config.work_pool)}")
     await save_blocks(config)
-    lines.append(f"block aws-credentials/{config.credentials_block}: saved (endpoint {config.endpoint_url}, "
-                 "path-style addressing)")
+    lines.append(
+        f"block aws-credentials/{config.credentials_block}: saved (endpoint {config.endpoint_url}, "
+        "path-style addressing)"
+    )
     await check_result_storage(config)
-    lines.append(f"block s3-bucket/{config.result_block}: saved and checked "
-                 f"(s3://{config.bucket}/{config.result_folder})")
+    lines.append(
+        f"block s3-bucket/{config.result_block}: saved and checked (s3://{config.bucket}/{config.result_folder})"
+    )
     return lines
 
 

@@ -67,8 +67,12 @@ def fetch_partition_parts(partition: PartitionSource, params: FetchParams) -> Ke
     """:func:`fetch_parts` of the partition's file (with the code of the partition fetch), plus its
     name and archive member."""
     source = {k: v for k, v in fetch_parts(partition.source, params).items() if not k.startswith(("code:", "table:"))}
-    return (source | {"partition": partition.name, "member": partition.member or ""}
-            | code_version(pipeline.fetch_partition).parts())
+    return (
+        source
+        | {"partition": partition.name, "member": partition.member or ""}
+        | code_version(pipeline.fetch_partition).parts()
+    )
+
 
 def merge_parts(source: str | None, parts: list[pipeline.NormalizedCorpus]) -> KeyParts:
     """Which partitions' baskets, by name and content: adding, changing or removing one changes the key."""
@@ -79,33 +83,47 @@ def merge_parts(source: str | None, parts: list[pipeline.NormalizedCorpus]) -> K
     } | code_version(pipeline.merge).parts()
 
 
-
 def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams) -> KeyParts:
     """Worker count is left out: it changes speed, not what the model is meant to be."""
     return {
         "baskets_sha256": corpus.sha256,
         "params": _params(params, exclude={"workers"}),
-        "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed,
-                             "validation_fraction": split_params.validation_fraction, "min_count": split_params.min_count,
-                             "k": split_params.k}),
+        "split": json.dumps(
+            {
+                "holdout_fraction": split_params.holdout_fraction,
+                "split_seed": split_params.split_seed,
+                "validation_fraction": split_params.validation_fraction,
+                "min_count": split_params.min_count,
+                "k": split_params.k,
+            }
+        ),
     } | code_version(pipeline.train).parts()
 
 
-def tune_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams,
-               tuning: TuningParams) -> KeyParts:
+def tune_parts(
+    corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams, tuning: TuningParams
+) -> KeyParts:
     """The baskets, the search space, the trials and the base parameters they start from, and the code."""
     return {
         "baskets_sha256": corpus.sha256,
         "search_space": json.dumps(tuning_module.search_space_description(), sort_keys=True),
         "tuning": _params(tuning, exclude={"concurrency"}),
         "params": _params(params, exclude={"workers"}),
-        "split": json.dumps({"holdout_fraction": split_params.holdout_fraction, "split_seed": split_params.split_seed,
-                             "validation_fraction": split_params.validation_fraction, "min_count": split_params.min_count,
-                             "k": split_params.k}),
+        "split": json.dumps(
+            {
+                "holdout_fraction": split_params.holdout_fraction,
+                "split_seed": split_params.split_seed,
+                "validation_fraction": split_params.validation_fraction,
+                "min_count": split_params.min_count,
+                "k": split_params.k,
+            }
+        ),
     } | code_version(pipeline.tune).parts()
 
 
-def evaluate_parts(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams) -> KeyParts:
+def evaluate_parts(
+    corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams
+) -> KeyParts:
     table = pipeline.categories_for(corpus.source, params)
     return {
         "baskets_sha256": corpus.sha256,

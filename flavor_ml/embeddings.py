@@ -157,4 +157,3 @@ class IngredientEmbeddings:
             output_vectors=np.asarray(outputs.vectors, dtype=np.float32),
             counts=np.asarray(meta["counts"], dtype=np.int64),
         )
-

@@ -35,8 +35,10 @@ def injected_steps() -> frozenset[str]:
     steps = frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
     unknown = steps - set(INJECTABLE_STEPS)
     if unknown:
-        raise ConfigError(f"{FAULT_VARIABLE}={raw!r} names no step that can fail on purpose "
-                          f"({', '.join(sorted(unknown))}); known: {', '.join(INJECTABLE_STEPS)}. Unset it to run normally")
+        raise ConfigError(
+            f"{FAULT_VARIABLE}={raw!r} names no step that can fail on purpose "
+            f"({', '.join(sorted(unknown))}); known: {', '.join(INJECTABLE_STEPS)}. Unset it to run normally"
+        )
     return steps
 
 

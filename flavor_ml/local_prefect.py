@@ -91,8 +91,17 @@ def _start(folder: Path, idle_seconds: float) -> dict[str, Any]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     log = folder / LOG_FILE
-    command = [sys.executable, "-m", "flavor_ml.local_prefect", "--folder", str(folder), "--port", str(port),
-               "--idle-seconds", str(idle_seconds)]
+    command = [
+        sys.executable,
+        "-m",
+        "flavor_ml.local_prefect",
+        "--folder",
+        str(folder),
+        "--port",
+        str(port),
+        "--idle-seconds",
+        str(idle_seconds),
+    ]
     process = processes.launch(command, log, _server_env(folder, url))
     started = processes.start_time(process.pid)
     state: dict[str, Any] = {"pid": process.pid, "started": started, "port": port, "url": url, "log": str(log)}
@@ -100,8 +109,10 @@ def _start(folder: Path, idle_seconds: float) -> dict[str, Any]:
     while not is_healthy(state):
         if process.poll() is not None or time.monotonic() > deadline:
             processes.terminate(process.pid, started, timeout=10)
-            raise ConfigError(f"the local Prefect server did not start (log: {log}); set PREFECT_API_URL to use "
-                              f"another server, or FLAVOR_PREFECT_SERVER=per-process")
+            raise ConfigError(
+                f"the local Prefect server did not start (log: {log}); set PREFECT_API_URL to use "
+                f"another server, or FLAVOR_PREFECT_SERVER=per-process"
+            )
         time.sleep(0.5)
     with atomic_path(folder / STATE_FILE) as tmp:
         tmp.write_text(json.dumps(state))
@@ -111,8 +122,13 @@ def _start(folder: Path, idle_seconds: float) -> dict[str, Any]:
 
 def _server_env(folder: Path, url: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_API_")}
-    return {**env, "PREFECT_HOME": str(folder), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_API_URL": url, "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
+    return {
+        **env,
+        "PREFECT_HOME": str(folder),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": url,
+        "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    }
 
 
 def _free_port() -> int:
@@ -142,6 +158,7 @@ def _locked(folder: Path) -> Iterator[None]:
 
 # -- the watcher (runs in its own process) --------------------------------------------------------
 
+
 def _idle_for(folder: Path, since: float) -> float:
     """Seconds since a command last asked for the server, or since ``since`` (its start)."""
     try:
@@ -162,8 +179,10 @@ def _active_flow_runs(url: str) -> int:
 
 def watch(folder: Path, port: int, idle_seconds: float) -> int:
     """Run ``prefect server start`` until it exits, is told to stop, or has been idle long enough."""
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], stdin=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+    )
     stopping = False
 
     def stop_server(*_: object) -> None:

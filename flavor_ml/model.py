@@ -33,12 +33,16 @@ MODEL_NAME_IN_RUN = "model"
 EMBEDDINGS_ARTIFACT = "embeddings"
 
 SIGNATURE = ModelSignature(
-    inputs=Schema([
-        ColSpec(Array(DataType.string), "ingredients"),
-        ColSpec(DataType.string, "query", required=False),
-        ColSpec(DataType.long, "k", required=False),
-    ]),
-    outputs=Schema([ColSpec(DataType.string, "ingredient"), ColSpec(DataType.double, "score"), ColSpec(DataType.long, "row")]),
+    inputs=Schema(
+        [
+            ColSpec(Array(DataType.string), "ingredients"),
+            ColSpec(DataType.string, "query", required=False),
+            ColSpec(DataType.long, "k", required=False),
+        ]
+    ),
+    outputs=Schema(
+        [ColSpec(DataType.string, "ingredient"), ColSpec(DataType.double, "score"), ColSpec(DataType.long, "row")]
+    ),
 )
 
 #: ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` (not ``models:/m-<id>``, a logged model).
@@ -82,13 +86,16 @@ def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> ModelInfo:
         return info
 
 
-def load_embeddings(model_uri: str, destination: Path | None = None, tracking_uri: str | None = None) -> IngredientEmbeddings:
+def load_embeddings(
+    model_uri: str, destination: Path | None = None, tracking_uri: str | None = None
+) -> IngredientEmbeddings:
     """Download a logged model's embeddings (e.g. ``models:/flavor-ml-embeddings@production``)."""
     return load_completion_model(model_uri, destination, tracking_uri).embeddings
 
 
-def load_completion_model(model_uri: str, destination: Path | None = None,
-                          tracking_uri: str | None = None) -> CompletionModel:
+def load_completion_model(
+    model_uri: str, destination: Path | None = None, tracking_uri: str | None = None
+) -> CompletionModel:
     """Download a logged model's embeddings and its served completion scorer from ``tracking_uri``
     (the settings root's store by default) into ``destination`` (a temporary folder, removed once
     the model is in memory, by default)."""
@@ -98,11 +105,15 @@ def load_completion_model(model_uri: str, destination: Path | None = None,
     tracking_uri = tracking_uri or load_settings().resolved_tracking_uri
     try:
         location = _model_location(model_uri, tracking_uri)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{location.rstrip('/')}/artifacts/{EMBEDDINGS_ARTIFACT}",
-                                                    dst_path=str(destination), tracking_uri=tracking_uri)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location.rstrip('/')}/artifacts/{EMBEDDINGS_ARTIFACT}",
+            dst_path=str(destination),
+            tracking_uri=tracking_uri,
+        )
     except Exception as exc:  # MLflow raises several unrelated types for a missing or unreadable model
-        raise ModelLoadError(f"cannot download the embeddings of {model_uri} from {display_uri(tracking_uri)}: "
-                             f"{exc}") from exc
+        raise ModelLoadError(
+            f"cannot download the embeddings of {model_uri} from {display_uri(tracking_uri)}: {exc}"
+        ) from exc
     return CompletionModel.load(Path(local))
 
 

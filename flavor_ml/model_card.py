@@ -52,15 +52,22 @@ def _corpus_section(raw: CorpusRef, corpus: NormalizedCorpus, model: TrainedMode
         more = f" and {len(partitions) - 20} more" if len(partitions) > 20 else ""
         lines.append(f"- partitions ({len(partitions)}): {shown}{more}")
     lines += [
-        (f"- recipes: {counts.recipes_in:,} in, {counts.recipes_out:,} kept, {counts.rejected:,} rejected "
-        f"(by reason: {rejects})"),
+        (
+            f"- recipes: {counts.recipes_in:,} in, {counts.recipes_out:,} kept, {counts.rejected:,} rejected "
+            f"(by reason: {rejects})"
+        ),
         f"- split: {model.train_recipes:,} recipes for training, {model.holdout_recipes:,} held out for the probes",
     ]
     return lines
 
 
-def _parameters_section(subject: CardSubject, model: TrainedModel, training: TrainingParams,
-                        evaluation: EvaluationParams, normalization: NormalizationParams) -> list[str]:
+def _parameters_section(
+    subject: CardSubject,
+    model: TrainedModel,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    normalization: NormalizationParams,
+) -> list[str]:
     params = training.model_dump(mode="json")
     shown = ", ".join(f"{k}={v}" for k, v in params.items() if k != "workers")
     extra = normalization.model_dump(mode="json")
@@ -69,8 +76,10 @@ def _parameters_section(subject: CardSubject, model: TrainedModel, training: Tra
         "",
         "- Item2Vec (gensim Word2Vec, skip-gram with negative sampling over whole recipes)",
         f"- parameters: {shown}",
-        (f"- evaluation: holdout_fraction={evaluation.holdout_fraction}, split_seed={evaluation.split_seed}, "
-        f"k={evaluation.k}, min_count={evaluation.min_count}"),
+        (
+            f"- evaluation: holdout_fraction={evaluation.holdout_fraction}, split_seed={evaluation.split_seed}, "
+            f"k={evaluation.k}, min_count={evaluation.min_count}"
+        ),
         f"- normalization: {', '.join(f'{k}={v}' for k, v in extra.items())}",
         f"- code version (git): `{subject.git_sha}`; model files sha256 `{model.sha256}`",
         f"- MLflow run: `{subject.run_id}`",
@@ -81,10 +90,12 @@ def _metrics_section(report: EvaluationReport) -> list[str]:
     lines = [
         "## Metrics",
         "",
-        (f"Held-out recipes: {report.test_baskets:,}; completion queries: {report.completion_queries:,}; "
-        f"pair queries: {report.pair_queries:,}; categorized ingredients: {report.category_items:,}. "
-        "Baselines are computed on the same split in the same run; intervals, where shown, are bootstrap "
-        "intervals."),
+        (
+            f"Held-out recipes: {report.test_baskets:,}; completion queries: {report.completion_queries:,}; "
+            f"pair queries: {report.pair_queries:,}; categorized ingredients: {report.category_items:,}. "
+            "Baselines are computed on the same split in the same run; intervals, where shown, are bootstrap "
+            "intervals."
+        ),
         "",
         probes_markdown(report),
     ]
@@ -94,14 +105,23 @@ def _metrics_section(report: EvaluationReport) -> list[str]:
 
 
 def _vocabulary_section(model: TrainedModel, corpus: NormalizedCorpus, insights: ModelInsights | None) -> list[str]:
-    lines = ["## Vocabulary", "", (f"- {model.vocabulary_size:,} ingredients "
-             f"(of {corpus.counts.vocabulary_size:,} canonical names in the kept recipes)")]
+    lines = [
+        "## Vocabulary",
+        "",
+        (
+            f"- {model.vocabulary_size:,} ingredients "
+            f"(of {corpus.counts.vocabulary_size:,} canonical names in the kept recipes)"
+        ),
+    ]
     if insights is not None:
-        lines.append(f"- coverage: {fmt_share(insights.heldout_coverage)} of the ingredient mentions in held-out "
-                     "recipes are in the vocabulary")
+        lines.append(
+            f"- coverage: {fmt_share(insights.heldout_coverage)} of the ingredient mentions in held-out "
+            "recipes are in the vocabulary"
+        )
         if insights.categorized_share is not None:
-            lines.append(f"- {fmt_share(insights.categorized_share)} of the vocabulary has a category in the "
-                         "category table")
+            lines.append(
+                f"- {fmt_share(insights.categorized_share)} of the vocabulary has a category in the category table"
+            )
     return lines
 
 
@@ -110,17 +130,25 @@ def _limits_section(insights: ModelInsights | None) -> list[str]:
     if insights is None:
         return lines + ["- not analysed for this version"]
     examples = ", ".join(markdown_cell(name) for name in insights.rare_examples)
-    lines.append(f"- {insights.rare_ingredients:,} ingredients were seen fewer than {insights.rare_threshold} times "
-                 f"in training; their neighbours are unreliable" + (f" (e.g. {examples})" if examples else ""))
+    lines.append(
+        f"- {insights.rare_ingredients:,} ingredients were seen fewer than {insights.rare_threshold} times "
+        f"in training; their neighbours are unreliable" + (f" (e.g. {examples})" if examples else "")
+    )
     marked = [row.ingredient for row in insights.neighbours if row.rare]
     if marked:
-        lines.append(f"- rarely seen ingredients show up among the neighbours of {len(marked)} of the "
-                     f"{len(insights.neighbours)} well-known ones in the neighbour table (e.g. "
-                     f"{', '.join(markdown_cell(n) for n in marked[:5])}; marked † in `pictures/neighbours.md`)")
-    lines.append("- names outside the vocabulary get no answer; the API suggests close spellings and counts them "
-                 "(`GET /admin/unknown`, `flavor-ml report-unknown`)")
-    lines.append("- categories whose ingredients sit among other categories (share of the 5 nearest ingredients in "
-                 "the same category; worst first):")
+        lines.append(
+            f"- rarely seen ingredients show up among the neighbours of {len(marked)} of the "
+            f"{len(insights.neighbours)} well-known ones in the neighbour table (e.g. "
+            f"{', '.join(markdown_cell(n) for n in marked[:5])}; marked † in `pictures/neighbours.md`)"
+        )
+    lines.append(
+        "- names outside the vocabulary get no answer; the API suggests close spellings and counts them "
+        "(`GET /admin/unknown`, `flavor-ml report-unknown`)"
+    )
+    lines.append(
+        "- categories whose ingredients sit among other categories (share of the 5 nearest ingredients in "
+        "the same category; worst first):"
+    )
     lines += ["", mix_markdown(insights.category_mix, limit=6)]
     return lines
 
@@ -140,22 +168,38 @@ def _loading_section(subject: CardSubject) -> list[str]:
         'embeddings.similar("basil", 10)',
         "```",
         "",
-        (f"Serve it: promote it (`flavor-ml promote --to staging --version {subject.version or 'N'}`), then "
-        "`flavor-ml serve` answers `/similar`, `/complete` and shows the explorer page at `/`."),
+        (
+            f"Serve it: promote it (`flavor-ml promote --to staging --version {subject.version or 'N'}`), then "
+            "`flavor-ml serve` answers `/similar`, `/complete` and shows the explorer page at `/`."
+        ),
     ]
 
 
-def render_model_card(*, subject: CardSubject, raw: CorpusRef, corpus: NormalizedCorpus, model: TrainedModel,
-                      report: EvaluationReport, training: TrainingParams, evaluation: EvaluationParams,
-                      normalization: NormalizationParams, insights: ModelInsights | None = None,
-                      created_at: datetime | None = None) -> str:
+def render_model_card(
+    *,
+    subject: CardSubject,
+    raw: CorpusRef,
+    corpus: NormalizedCorpus,
+    model: TrainedModel,
+    report: EvaluationReport,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    normalization: NormalizationParams,
+    insights: ModelInsights | None = None,
+    created_at: datetime | None = None,
+) -> str:
     """The card as markdown; every name that comes from data is escaped."""
     title = f"{subject.model_name} version {subject.version}" if subject.version else subject.model_name
     created = (created_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
-        [f"# Model card: {title}", "",
-         (f"Ingredient embeddings learned from recipes by flavor-ml, {created}. Substitutes: nearest ingredients by "
-         "cosine of input vectors; complements: input x output vectors.")],
+        [
+            f"# Model card: {title}",
+            "",
+            (
+                f"Ingredient embeddings learned from recipes by flavor-ml, {created}. Substitutes: nearest ingredients by "
+                "cosine of input vectors; complements: input x output vectors."
+            ),
+        ],
         _corpus_section(raw, corpus, model),
         _parameters_section(subject, model, training, evaluation, normalization),
         _metrics_section(report),
@@ -190,11 +234,13 @@ def publish_model_card(subject: CardSubject, card: str, describe_version: bool =
             path.write_text(card, encoding="utf-8")
             client.log_artifact(subject.run_id, str(path))
         if subject.version is not None and describe_version:
-            client.update_model_version(subject.model_name, str(subject.version),
-                                        description=registry_description(card, subject.run_id))
+            client.update_model_version(
+                subject.model_name, str(subject.version), description=registry_description(card, subject.run_id)
+            )
     except MlflowException as exc:
-        raise RegistryError(f"cannot publish the model card of {subject.model_name} version {subject.version}: "
-                            f"{exc.message}") from exc
+        raise RegistryError(
+            f"cannot publish the model card of {subject.model_name} version {subject.version}: {exc.message}"
+        ) from exc
     return CARD_ARTIFACT
 
 
@@ -213,5 +259,7 @@ def read_model_card(client: MlflowClient, model_name: str, version: int) -> str:
             pass  # an older version, or its artifact store is gone: the description is what is left
     if found.description:
         return found.description
-    raise RegistryError(f"version {version} of model {model_name!r} has no model card (it was registered before "
-                        "cards existed, or without the training flow)")
+    raise RegistryError(
+        f"version {version} of model {model_name!r} has no model card (it was registered before "
+        "cards existed, or without the training flow)"
+    )

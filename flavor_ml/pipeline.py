@@ -106,7 +106,9 @@ def list_corpus(source: str | None, storage: StorageSettings) -> list[PartitionS
 def fetch_partition(partition: PartitionSource, params: FetchParams, storage: StorageSettings) -> CorpusRef:
     """Snapshot one partition's file into the store, with the fingerprint the new-data sensor compares."""
     store = ArtifactStore.from_settings(storage)
-    fingerprint = partition_fingerprint(partition, params, s3=store.s3 if partition.source.startswith("s3://") else None)
+    fingerprint = partition_fingerprint(
+        partition, params, s3=store.s3 if partition.source.startswith("s3://") else None
+    )
     ref = fetch_corpus(partition.source, params, store, partition=partition.name, member=partition.member)
     return ref.model_copy(update={"fingerprint": fingerprint})
 
@@ -132,9 +134,16 @@ def normalize(corpus: CorpusRef, params: NormalizationParams, storage: StorageSe
         check_reject_share(corpus.label, counts, params, rejects_uri)
         sha = sha256_file(output)
         uri = store.put_file(output, f"normalized/{sha}/baskets.parquet")
-    return NormalizedCorpus(source=corpus.source, uri=uri, sha256=sha, rejects_uri=rejects_uri, counts=counts,
-                            seconds=time.perf_counter() - started, partition=corpus.partition,
-                            raw_sha256=corpus.sha256)
+    return NormalizedCorpus(
+        source=corpus.source,
+        uri=uri,
+        sha256=sha,
+        rejects_uri=rejects_uri,
+        counts=counts,
+        seconds=time.perf_counter() - started,
+        partition=corpus.partition,
+        raw_sha256=corpus.sha256,
+    )
 
 
 def merge(source: str | None, parts: list[NormalizedCorpus], storage: StorageSettings) -> NormalizedCorpus:
@@ -142,8 +151,14 @@ def merge(source: str | None, parts: list[NormalizedCorpus], storage: StorageSet
     of the partitions (name, source, sha256, rows) that went in."""
     started = time.perf_counter()
     store = ArtifactStore.from_settings(storage)
-    named = [PartitionBaskets(name=part.partition or part.source, path=store.local_copy(part.uri),
-                              rejects_path=store.local_copy(part.rejects_uri)) for part in parts]
+    named = [
+        PartitionBaskets(
+            name=part.partition or part.source,
+            path=store.local_copy(part.uri),
+            rejects_path=store.local_copy(part.rejects_uri),
+        )
+        for part in parts
+    ]
     with tempfile.TemporaryDirectory(prefix="flavor-merge-", dir=store.staging_dir) as work:
         output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
         kept = merge_baskets(named, output, rejects)
@@ -152,8 +167,15 @@ def merge(source: str | None, parts: list[NormalizedCorpus], storage: StorageSet
         rejects_uri = store.put_file(rejects, f"rejects/{sha256_file(rejects)}/rejects.parquet")
         vocabulary = vocabulary_size(store.local_copy(uri))
     records = [
-        PartitionRecord(name=name, source=part.source, sha256=part.raw_sha256 or "", rows=kept[name][0],
-                        recipes_in=part.counts.recipes_in, rejected=part.counts.rejected, duplicates=kept[name][1])
+        PartitionRecord(
+            name=name,
+            source=part.source,
+            sha256=part.raw_sha256 or "",
+            rows=kept[name][0],
+            recipes_in=part.counts.recipes_in,
+            rejected=part.counts.rejected,
+            duplicates=kept[name][1],
+        )
         for name, part in sorted(((p.partition or p.source, p) for p in parts), key=lambda item: item[0])
     ]
     rejects_by_reason: dict[str, int] = {}
@@ -163,11 +185,21 @@ def merge(source: str | None, parts: list[NormalizedCorpus], storage: StorageSet
     duplicates = sum(record.duplicates for record in records)
     if duplicates:
         rejects_by_reason["duplicate"] = duplicates
-    counts = BasketCounts(recipes_in=sum(p.counts.recipes_in for p in parts),
-                          recipes_out=sum(record.rows for record in records),
-                          rejects=dict(sorted(rejects_by_reason.items())), vocabulary_size=vocabulary)
-    return NormalizedCorpus(source=source or default_corpus(), uri=uri, sha256=sha, rejects_uri=rejects_uri,
-                            counts=counts, seconds=time.perf_counter() - started, partitions=records)
+    counts = BasketCounts(
+        recipes_in=sum(p.counts.recipes_in for p in parts),
+        recipes_out=sum(record.rows for record in records),
+        rejects=dict(sorted(rejects_by_reason.items())),
+        vocabulary_size=vocabulary,
+    )
+    return NormalizedCorpus(
+        source=source or default_corpus(),
+        uri=uri,
+        sha256=sha,
+        rejects_uri=rejects_uri,
+        counts=counts,
+        seconds=time.perf_counter() - started,
+        partitions=records,
+    )
 
 
 def corpus_ref(source: str | None, raws: list[CorpusRef]) -> CorpusRef:
@@ -178,25 +210,35 @@ def corpus_ref(source: str | None, raws: list[CorpusRef]) -> CorpusRef:
     ordered = sorted(raws, key=lambda raw: raw.partition or raw.source)
     listing = "\n".join(f"{raw.partition}\t{raw.sha256}" for raw in ordered)
     formats = {raw.format for raw in ordered}
-    return CorpusRef(source=source or default_corpus(), snapshot=",".join(raw.snapshot for raw in ordered),
-                     sha256=hashlib.sha256(listing.encode()).hexdigest(), bytes=sum(raw.bytes for raw in ordered),
-                     format=formats.pop() if len(formats) == 1 else "mixed")
+    return CorpusRef(
+        source=source or default_corpus(),
+        snapshot=",".join(raw.snapshot for raw in ordered),
+        sha256=hashlib.sha256(listing.encode()).hexdigest(),
+        bytes=sum(raw.bytes for raw in ordered),
+        format=formats.pop() if len(formats) == 1 else "mixed",
+    )
 
 
-def split_baskets(corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings, work: Path) -> SplitBaskets:
+def split_baskets(
+    corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings, work: Path
+) -> SplitBaskets:
     """The training and held-out sides of the merged baskets as chunk files in ``work``: the split is
     made before training, deterministically, a slice at a time."""
     return split_stream(ArtifactStore.from_settings(storage).local_copy(corpus.uri), split, work)
 
 
-def load_split_baskets(corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings) -> tuple[list[list[str]], list[list[str]]]:
+def load_split_baskets(
+    corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings
+) -> tuple[list[list[str]], list[list[str]]]:
     """(training baskets, held-out baskets) in memory: the split of :func:`split_baskets`."""
     with tempfile.TemporaryDirectory(prefix="flavor-split-") as work:
         sides = split_baskets(corpus, split, storage, Path(work))
         return list(sides.train), list(sides.held_out)
 
 
-def train(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, storage: StorageSettings) -> TrainedModel:
+def train(
+    corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, storage: StorageSettings
+) -> TrainedModel:
     """Item2Vec on the training side of the split; the vectors go to the store."""
     fail_if_injected("train")  # FLAVOR_FAULT_INJECT=train: a recovery drill, see flavor_ml/faults.py
     started = time.perf_counter()
@@ -212,13 +254,27 @@ def train(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationPar
         completion.save(Path(work))
         sha = _sha256_of_files(Path(work), MODEL_FILES)
         uris = {name: store.put_file(Path(work) / name, f"models/{sha}/{name}") for name in MODEL_FILES}
-    return TrainedModel(uris=uris, sha256=sha, vocabulary_size=len(embeddings), train_recipes=len(fit),
-                        holdout_recipes=len(held_out), seconds=time.perf_counter() - started,
-                        validation_recipes=len(validation), completion_scorer=completion.scorer, derived=derived)
+    return TrainedModel(
+        uris=uris,
+        sha256=sha,
+        vocabulary_size=len(embeddings),
+        train_recipes=len(fit),
+        holdout_recipes=len(held_out),
+        seconds=time.perf_counter() - started,
+        validation_recipes=len(validation),
+        completion_scorer=completion.scorer,
+        derived=derived,
+    )
 
 
-def tune(corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, tuning: TuningParams,
-         storage: StorageSettings, runner: TrialRunner | None = None) -> TuningResult:
+def tune(
+    corpus: NormalizedCorpus,
+    params: TrainingParams,
+    split: EvaluationParams,
+    tuning: TuningParams,
+    storage: StorageSettings,
+    runner: TrialRunner | None = None,
+) -> TuningResult:
     """Tuning trials on the fit and validation sides of the training baskets (the test split is never read
     into a decision); ``runner`` runs a batch of trials (a thread pool by default, tasks in the flow)."""
     train_baskets, _ = load_split_baskets(corpus, split, storage)
@@ -247,7 +303,9 @@ def held_out_cuisines(corpus: NormalizedCorpus, split: EvaluationParams, storage
     return [c for c, h in zip(frame["cuisine"].to_list(), held_out) if h]
 
 
-def evaluate(corpus: NormalizedCorpus, model: TrainedModel, params: EvaluationParams, storage: StorageSettings) -> EvaluationReport:
+def evaluate(
+    corpus: NormalizedCorpus, model: TrainedModel, params: EvaluationParams, storage: StorageSettings
+) -> EvaluationReport:
     """Probes on the held-out side, each beside baselines fitted on the same fit side as the model."""
     train_baskets, held_out = load_split_baskets(corpus, params, storage)
     fit, _ = split_validation(train_baskets, params)
@@ -256,8 +314,15 @@ def evaluate(corpus: NormalizedCorpus, model: TrainedModel, params: EvaluationPa
     categories_path = categories_for(corpus.source, params)
     categories = categories_in_vocabulary_form(read_categories(categories_path)) if categories_path else None
     cuisines = held_out_cuisines(corpus, params, storage)
-    return evaluate_embeddings(completion.embeddings, fit, held_out, params, categories, completion=completion,
-                               test_cuisines=cuisines if any(cuisines) else None)
+    return evaluate_embeddings(
+        completion.embeddings,
+        fit,
+        held_out,
+        params,
+        categories,
+        completion=completion,
+        test_cuisines=cuisines if any(cuisines) else None,
+    )
 
 
 def categories_in_vocabulary_form(categories: dict[str, str]) -> dict[str, str]:

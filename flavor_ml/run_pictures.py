@@ -61,8 +61,10 @@ class InlineImages(BaseModel):
 def mlflow_run_page(logged: LoggedRun) -> str:
     """The run's artifacts page in the MLflow UI when MLflow is a server, else the run's artifact URI."""
     if urlparse(logged.tracking_uri).scheme in ("http", "https"):
-        return (f"{logged.tracking_uri.rstrip('/')}/#/experiments/{logged.experiment_id}/runs/{logged.run_id}"
-                f"/artifacts/{PICTURES_PATH}")
+        return (
+            f"{logged.tracking_uri.rstrip('/')}/#/experiments/{logged.experiment_id}/runs/{logged.run_id}"
+            f"/artifacts/{PICTURES_PATH}"
+        )
     return f"{logged.artifact_uri.rstrip('/')}/{PICTURES_PATH}"
 
 
@@ -70,9 +72,15 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def picture_run(corpus: NormalizedCorpus, model: TrainedModel, report: EvaluationReport, evaluation: EvaluationParams,
-                storage: StorageSettings, logged: LoggedRun, projection: Projection = "auto"
-                ) -> tuple[LoggedPictures, InlineImages]:
+def picture_run(
+    corpus: NormalizedCorpus,
+    model: TrainedModel,
+    report: EvaluationReport,
+    evaluation: EvaluationParams,
+    storage: StorageSettings,
+    logged: LoggedRun,
+    projection: Projection = "auto",
+) -> tuple[LoggedPictures, InlineImages]:
     """Draw the run's pictures and log them (and the figures behind them, ``insights.json``) to its MLflow run."""
     _, held_out = load_split_baskets(corpus, evaluation, storage)
     categories_path = categories_for(corpus.source, evaluation)
@@ -80,9 +88,16 @@ def picture_run(corpus: NormalizedCorpus, model: TrainedModel, report: Evaluatio
     with tempfile.TemporaryDirectory(prefix="flavor-pictures-") as work:
         embeddings = load_model(model, storage, Path(work) / "model")
         drawn = Path(work) / PICTURES_PATH
-        insights = render_pictures(embeddings, report, drawn, categories=categories, heldout=held_out,
-                                   rare_threshold=evaluation.min_count, method=projection,
-                                   title=logged.run_name or "ingredient embeddings")
+        insights = render_pictures(
+            embeddings,
+            report,
+            drawn,
+            categories=categories,
+            heldout=held_out,
+            rare_threshold=evaluation.min_count,
+            method=projection,
+            title=logged.run_name or "ingredient embeddings",
+        )
         (drawn / INSIGHTS_FILE).write_text(insights.model_dump_json(indent=2), encoding="utf-8")
         base = log_artifact_directory(logged, drawn, PICTURES_PATH)
         names = [*insights.files, INSIGHTS_FILE]
@@ -92,25 +107,30 @@ def picture_run(corpus: NormalizedCorpus, model: TrainedModel, report: Evaluatio
             artifact_uris={name: f"{base}/{name}" for name in names},
             run_page=mlflow_run_page(logged),
         )
-        return logged_pictures, InlineImages(map_png=png_data_uri(drawn / MAP_PNG),
-                                             probes_png=png_data_uri(drawn / PROBES_PNG))
+        return logged_pictures, InlineImages(
+            map_png=png_data_uri(drawn / MAP_PNG), probes_png=png_data_uri(drawn / PROBES_PNG)
+        )
 
 
 def pictures_markdown(pictures: LoggedPictures, images: InlineImages, report: EvaluationReport) -> str:
     """The Prefect run's summary: both pictures inline, the tables, and where the files are."""
     insights = pictures.insights
-    return "\n\n".join([
-        "# What the model learned",
-        f"![ingredient map]({images.map_png})",
-        (f"Ingredient map: {insights.projection_method.upper()} projection of the input vectors, coloured by "
-        f"category; interactive version: `{pictures.artifact_uris[MAP_HTML]}` (MLflow: {pictures.run_page})."),
-        "## Probes beside same-run baselines",
-        f"![probes]({images.probes_png})",
-        probes_markdown(report),
-        "## Nearest neighbours",
-        neighbours_markdown(insights.neighbours, insights.rare_threshold),
-        "## Categories that mix",
-        mix_markdown(insights.category_mix),
-        "## Files in the MLflow run",
-        "\n".join(f"- `{path}`" for path in pictures.artifact_paths),
-    ])
+    return "\n\n".join(
+        [
+            "# What the model learned",
+            f"![ingredient map]({images.map_png})",
+            (
+                f"Ingredient map: {insights.projection_method.upper()} projection of the input vectors, coloured by "
+                f"category; interactive version: `{pictures.artifact_uris[MAP_HTML]}` (MLflow: {pictures.run_page})."
+            ),
+            "## Probes beside same-run baselines",
+            f"![probes]({images.probes_png})",
+            probes_markdown(report),
+            "## Nearest neighbours",
+            neighbours_markdown(insights.neighbours, insights.rare_threshold),
+            "## Categories that mix",
+            mix_markdown(insights.category_mix),
+            "## Files in the MLflow run",
+            "\n".join(f"- `{path}`" for path in pictures.artifact_paths),
+        ]
+    )

@@ -49,7 +49,9 @@ class NormalizationParams(BaseSettings):
     max_lines_per_recipe: int = Field(200, ge=1)
     max_line_chars: int = Field(500, ge=1)
     max_reject_share: float = Field(0.2, ge=0, le=1, description="fail when more of the recipes are rejected")
-    extra_synonyms: Path | None = Field(None, description="a CSV of variant,canonical rows that extends the bundled table")
+    extra_synonyms: Path | None = Field(
+        None, description="a CSV of variant,canonical rows that extends the bundled table"
+    )
 
 
 class TrainingParams(BaseSettings):
@@ -116,8 +118,11 @@ class EvaluationParams(BaseSettings):
 
     holdout_fraction: float = Field(0.1, gt=0, lt=1)
     validation_fraction: float = Field(
-        0.05, gt=0, lt=1, description="share of the training side held out to choose EASE's penalty, the served "
-        "scorer and tuning trials; every scorer is fitted on the rest"
+        0.05,
+        gt=0,
+        lt=1,
+        description="share of the training side held out to choose EASE's penalty, the served "
+        "scorer and tuning trials; every scorer is fitted on the rest",
     )
     split_seed: int = 13
     k: int = Field(10, ge=1)
@@ -171,23 +176,25 @@ class Settings(BaseSettings):
     shared values from here, so a value such as ``FLAVOR_HOME`` means the same everywhere.
     """
 
-    model_config = SettingsConfigDict(env_prefix="FLAVOR_", env_file=ENV_FILE, extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="FLAVOR_", env_file=ENV_FILE, extra="ignore", populate_by_name=True)
 
     home: Path = Field(Path(".flavor"), description="where the embedded default keeps everything")
     model_name: str = Field(DEFAULT_MODEL_NAME, min_length=1, description="the registered model every command acts on")
     experiment: str = Field("ingredient-embeddings", min_length=1, description="MLflow experiment of training runs")
     register_model: bool = True
     tracking_uri: str | None = Field(
-        None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "tracking_uri"),
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "tracking_uri"),
         description="MLflow tracking and registry server; a SQLite store under home when unset",
     )
     prefect_api_url: str | None = Field(
-        None, validation_alias=AliasChoices("PREFECT_API_URL", "prefect_api_url"),
+        None,
+        validation_alias=AliasChoices("PREFECT_API_URL", "prefect_api_url"),
         description="Prefect API; the embedded default (a local Prefect under home) when unset",
     )
     prefect_server: Literal["background", "per-process"] = Field(
-        "background", description="without PREFECT_API_URL: one local server per home, kept running between "
+        "background",
+        description="without PREFECT_API_URL: one local server per home, kept running between "
         "commands (background), or Prefect's temporary server in every process (per-process)",
     )
     prefect_idle_seconds: float = Field(
@@ -203,14 +210,23 @@ class Settings(BaseSettings):
 
     @property
     def storage(self) -> StorageSettings:
-        return StorageSettings(home=self.home, s3_bucket=self.s3_bucket, s3_prefix=self.s3_prefix,
-                               s3_endpoint_url=self.s3_endpoint_url, s3_region=self.s3_region,
-                               result_storage_block=self.result_storage_block)
+        return StorageSettings(
+            home=self.home,
+            s3_bucket=self.s3_bucket,
+            s3_prefix=self.s3_prefix,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
+            result_storage_block=self.result_storage_block,
+        )
 
     @property
     def tracking(self) -> TrackingSettings:
-        return TrackingSettings(tracking_uri=self.tracking_uri, experiment=self.experiment,
-                                model_name=self.model_name, register_model=self.register_model)
+        return TrackingSettings(
+            tracking_uri=self.tracking_uri,
+            experiment=self.experiment,
+            model_name=self.model_name,
+            register_model=self.register_model,
+        )
 
     @property
     def resolved_tracking_uri(self) -> str:
@@ -235,8 +251,9 @@ def load_settings(**overrides: object) -> Settings:
 
 def describe_errors(exc: ValidationError, prefix: str) -> str:
     """``FLAVOR_S3_PORT: Input should be a valid integer; ...``: each problem under its variable's name."""
-    return "; ".join(f"{prefix}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-                     for error in exc.errors())
+    return "; ".join(
+        f"{prefix}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+    )
 
 
 class ApiClientSettings(BaseSettings):
@@ -262,9 +279,11 @@ class ScaleOutSettings(BaseSettings):
 
     task_runner: Literal["threads", "dask"] = "threads"
     max_threads: int = Field(
-        default_factory=lambda: max(1, os.cpu_count() or 1), ge=1,
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        ge=1,
         description="partition tasks at once in a flow-run process: memory grows with it (one partition each), "
-                    "and normalize is CPU-bound, so more threads than cores do not help")
+        "and normalize is CPU-bound, so more threads than cores do not help",
+    )
     dask_address: str | None = Field(None, description="scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786")
     dask_workers: int = Field(2, ge=1, description="worker processes of the local cluster when no address is given")
     dask_threads_per_worker: int = Field(1, ge=1)

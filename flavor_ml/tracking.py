@@ -72,8 +72,11 @@ def tag_version_with_partitions(tracking_uri: str, name: str, version: int, part
     listing = json.dumps([[p.name, p.sha256, p.rows] for p in partitions], separators=(",", ":"))
     if len(listing) > _TAG_VALUE_MAX:
         listing = f"{len(partitions)} partitions: see {PARTITIONS_ARTIFACT} in the version's run"
-    for key, value in {"corpus_partitions": str(len(partitions)),
-                       "corpus_partitions_sha256": partitions_digest(partitions), "partitions": listing}.items():
+    for key, value in {
+        "corpus_partitions": str(len(partitions)),
+        "corpus_partitions_sha256": partitions_digest(partitions),
+        "partitions": listing,
+    }.items():
         client.set_model_version_tag(name, str(version), key, value)
 
 
@@ -89,8 +92,14 @@ class LoggedRun(BaseModel):
 def git_sha(directory: Path | None = None) -> str:
     """The commit the code runs from, or "unknown" outside a git checkout."""
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory or Path(__file__).parent,
-                                capture_output=True, text=True, timeout=5, check=True)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=directory or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
         return result.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -122,12 +131,16 @@ def _not_writable(uri: str, experiment: str, exc: Exception) -> TrackingError:
     # MLflow leaves get_http_status_code unannotated.
     status = exc.get_http_status_code() if isinstance(exc, MlflowException) else None  # type: ignore[no-untyped-call]
     if status == 401:
-        why = (f"refuses {who} (401 not authenticated): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
-               "to a user of that server (for the native stack `flavor-ml stack env` prints them, and "
-               "`flavor-ml stack status` checks that the server accepts them)")
+        why = (
+            f"refuses {who} (401 not authenticated): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+            "to a user of that server (for the native stack `flavor-ml stack env` prints them, and "
+            "`flavor-ml stack status` checks that the server accepts them)"
+        )
     elif status == 403:
-        why = (f"does not let {who} write to the experiment {experiment!r} (403 permission denied): grant it EDIT "
-               "on that experiment, or set FLAVOR_EXPERIMENT to one it may write to")
+        why = (
+            f"does not let {who} write to the experiment {experiment!r} (403 permission denied): grant it EDIT "
+            "on that experiment, or set FLAVOR_EXPERIMENT to one it may write to"
+        )
     else:
         why = f"cannot record runs in the experiment {experiment!r}: {str(exc)[:1000]}"
     return TrackingError(f"MLflow at {_without_userinfo(uri)} {why}")
@@ -148,7 +161,8 @@ def check_tracking_writable(settings: TrackingSettings, home: Path) -> str:
             raise TrackingError(
                 f"MLflow at {_without_userinfo(uri)} has the experiment {settings.experiment!r} deleted, so it cannot "
                 f"record runs in it: restore it (`mlflow experiments restore --experiment-id "
-                f"{experiment.experiment_id}`) or set FLAVOR_EXPERIMENT to another name")
+                f"{experiment.experiment_id}`) or set FLAVOR_EXPERIMENT to another name"
+            )
         experiment_id = _experiment_id(client, settings, home)
         client.set_experiment_tag(experiment_id, WRITE_CHECK_TAG, datetime.now(UTC).isoformat(timespec="seconds"))
     except (MlflowException, OSError) as exc:
@@ -164,8 +178,13 @@ def _existing_run(client: MlflowClient, experiment_id: str, flow_run_id: str | N
     return runs[0].info.run_id if runs else None
 
 
-def run_params(corpus: NormalizedCorpus, model: TrainedModel, normalization: NormalizationParams,
-               training: TrainingParams, evaluation: EvaluationParams) -> dict[str, object]:
+def run_params(
+    corpus: NormalizedCorpus,
+    model: TrainedModel,
+    normalization: NormalizationParams,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+) -> dict[str, object]:
     params: dict[str, object] = {
         "corpus_recipes_in": corpus.counts.recipes_in,
         "corpus_recipes": corpus.counts.recipes_out,
@@ -220,8 +239,9 @@ def log_training_run(
         **partition_tags(partitions or []),
     }
     metrics = {**report.flat(), **{_tag_safe(f"timing/{step}_seconds"): s for step, s in (timings or {}).items()}}
-    with mlflow.start_run(run_id=_existing_run(client, experiment_id, flow_run_id), experiment_id=experiment_id,
-                          run_name=run_name) as run:
+    with mlflow.start_run(
+        run_id=_existing_run(client, experiment_id, flow_run_id), experiment_id=experiment_id, run_name=run_name
+    ) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(run_params(corpus, model, normalization, training, evaluation))
         mlflow.log_metrics(metrics)
@@ -240,11 +260,19 @@ def log_training_run(
             info = log_model(Path(work))
         if tuning is not None:
             mlflow.log_params({"tuning_trials": len(tuning.trials), "tuning_best_trial": tuning.best_number})
-            mlflow.log_metrics({f"tuning/best_{tuning.metric}": tuning.best_score, "timing/tune_seconds": tuning.seconds})
+            mlflow.log_metrics(
+                {f"tuning/best_{tuning.metric}": tuning.best_score, "timing/tune_seconds": tuning.seconds}
+            )
             mlflow.log_dict({"trials": tuning.table(), "search_space": tuning.search_space}, "tuning/trials.json")
             log_tuning_trials(client, experiment_id, run.info.run_id, tuning)
-        return LoggedRun(run_id=run.info.run_id, run_name=run.info.run_name, experiment_id=experiment_id,
-                         tracking_uri=tracking_uri, artifact_uri=run.info.artifact_uri, model_uri=info.model_uri)
+        return LoggedRun(
+            run_id=run.info.run_id,
+            run_name=run.info.run_name,
+            experiment_id=experiment_id,
+            tracking_uri=tracking_uri,
+            artifact_uri=run.info.artifact_uri,
+            model_uri=info.model_uri,
+        )
 
 
 def log_artifact_directory(logged: LoggedRun, directory: Path, artifact_path: str) -> str:
@@ -259,11 +287,25 @@ def log_scorer_choice(model_dir: Path) -> None:
     if not path.exists():
         return
     choice = json.loads(path.read_text())
-    mlflow.log_metrics({f"validation/{scorer}/{metric}": value
-                        for scorer, values in choice.get("validation", {}).items() for metric, value in values.items()})
+    mlflow.log_metrics(
+        {
+            f"validation/{scorer}/{metric}": value
+            for scorer, values in choice.get("validation", {}).items()
+            for metric, value in values.items()
+        }
+    )
     ease = choice.get("ease", {})
-    mlflow.log_params({k: v for k, v in {"ease_l2": ease.get("l2"), "ease_top_k": ease.get("top_k"),
-                                         "ease_fitted_items": ease.get("fitted_items")}.items() if v is not None})
+    mlflow.log_params(
+        {
+            k: v
+            for k, v in {
+                "ease_l2": ease.get("l2"),
+                "ease_top_k": ease.get("top_k"),
+                "ease_fitted_items": ease.get("fitted_items"),
+            }.items()
+            if v is not None
+        }
+    )
 
 
 TRIAL_TAG = "tuning_trial"
@@ -271,20 +313,34 @@ TRIAL_TAG = "tuning_trial"
 
 def log_tuning_trials(client: MlflowClient, experiment_id: str, parent_run_id: str, tuning: TuningResult) -> list[str]:
     """One MLflow child run per tuning trial under the training run (a retry adds none twice)."""
-    existing = {run.data.tags.get(TRIAL_TAG) for run in client.search_runs(
-        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000)}
+    existing = {
+        run.data.tags.get(TRIAL_TAG)
+        for run in client.search_runs(
+            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000
+        )
+    }
     run_ids = []
     for trial in tuning.trials:
         if str(trial.number) in existing:
             continue
-        child = client.create_run(experiment_id, run_name=f"trial-{trial.number}", tags={
-            "mlflow.parentRunId": parent_run_id, TRIAL_TAG: str(trial.number),
-            "tuning_best": str(trial.number == tuning.best_number).lower()})
+        child = client.create_run(
+            experiment_id,
+            run_name=f"trial-{trial.number}",
+            tags={
+                "mlflow.parentRunId": parent_run_id,
+                TRIAL_TAG: str(trial.number),
+                "tuning_best": str(trial.number == tuning.best_number).lower(),
+            },
+        )
         metrics = [Metric(name, value, 0, 0) for name, value in trial.metrics.items()]
         metrics.append(Metric("trial_seconds", trial.seconds, 0, 0))
         tags = [RunTag("error", trial.error[:5000])] if trial.error else []
-        client.log_batch(child.info.run_id, metrics=metrics,
-                         params=[Param(f"train_{k}", str(v)) for k, v in trial.values.items()], tags=tags)
+        client.log_batch(
+            child.info.run_id,
+            metrics=metrics,
+            params=[Param(f"train_{k}", str(v)) for k, v in trial.values.items()],
+            tags=tags,
+        )
         client.set_terminated(child.info.run_id, "FINISHED" if trial.error is None else "FAILED")
         run_ids.append(child.info.run_id)
     return run_ids

@@ -65,12 +65,15 @@ class UnknownReport(BaseModel):
     synonyms_csv: str | None = None
 
 
-def fetch_unknown(settings: ApiClientSettings, limit: int = DEFAULT_LIMIT,
-                  transport: httpx.BaseTransport | None = None) -> UnknownSnapshot:
+def fetch_unknown(
+    settings: ApiClientSettings, limit: int = DEFAULT_LIMIT, transport: httpx.BaseTransport | None = None
+) -> UnknownSnapshot:
     """The API's unknown-name counts; ServiceError (ConfigError without a token) naming the URL otherwise."""
     if settings.api_admin_token is None:
-        raise ConfigError("reading unknown names needs the API's admin token: set FLAVOR_API_ADMIN_TOKEN "
-                          "(`flavor-ml stack env` prints it for the native stack)")
+        raise ConfigError(
+            "reading unknown names needs the API's admin token: set FLAVOR_API_ADMIN_TOKEN "
+            "(`flavor-ml stack env` prints it for the native stack)"
+        )
     url = f"{settings.api_url.rstrip('/')}/admin/unknown"
     headers = {"Authorization": f"Bearer {settings.api_admin_token.get_secret_value()}"}
     try:
@@ -108,17 +111,22 @@ def suggest_synonyms(snapshot: UnknownSnapshot, min_similarity: float = DEFAULT_
             continue
         best = closest_known(unknown.name, unknown.did_you_mean)
         if best is not None and best[1] >= min_similarity and best[0] != unknown.name:
-            suggestions.append(SynonymSuggestion(variant=unknown.name, canonical=best[0], similarity=round(best[1], 3),
-                                                 count=unknown.count))
+            suggestions.append(
+                SynonymSuggestion(
+                    variant=unknown.name, canonical=best[0], similarity=round(best[1], 3), count=unknown.count
+                )
+            )
     return UnknownReport(snapshot=snapshot, min_similarity=min_similarity, suggestions=suggestions)
 
 
 def synonyms_csv(report: UnknownReport) -> str:
     """The proposals as an extra synonym table (header ``variant,canonical``; the other columns are ignored)."""
     buffer = io.StringIO()
-    buffer.write(f"# Proposed by flavor-ml report-unknown from {report.snapshot.api_url} "
-                 f"(model {report.snapshot.model_name} version {report.snapshot.model_version}, counts since "
-                 f"{report.snapshot.since.isoformat()}). Review before use: FLAVOR_NORMALIZE_EXTRA_SYNONYMS=<this file>\n")
+    buffer.write(
+        f"# Proposed by flavor-ml report-unknown from {report.snapshot.api_url} "
+        f"(model {report.snapshot.model_name} version {report.snapshot.model_version}, counts since "
+        f"{report.snapshot.since.isoformat()}). Review before use: FLAVOR_NORMALIZE_EXTRA_SYNONYMS=<this file>\n"
+    )
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["variant", "canonical", "asked", "similarity"])
     for s in report.suggestions:
@@ -139,18 +147,22 @@ def report_markdown(report: UnknownReport, top: int = 50) -> str:
     lines = [
         "# Unknown ingredients asked for",
         "",
-        (f"{snap.total_unknown_queries:,} queries for unknown names since {snap.since.isoformat(timespec='seconds')} "
-        f"at {_cell(snap.api_url)} (model {_cell(str(snap.model_name))} version {_cell(str(snap.model_version))}); "
-        f"{snap.tracked:,} distinct names tracked (at most {snap.capacity:,}), {snap.unnamed_queries:,} queries "
-        "with nothing left after normalizing. Counts are upper bounds within the error shown."),
+        (
+            f"{snap.total_unknown_queries:,} queries for unknown names since {snap.since.isoformat(timespec='seconds')} "
+            f"at {_cell(snap.api_url)} (model {_cell(str(snap.model_name))} version {_cell(str(snap.model_version))}); "
+            f"{snap.tracked:,} distinct names tracked (at most {snap.capacity:,}), {snap.unnamed_queries:,} queries "
+            "with nothing left after normalizing. Counts are upper bounds within the error shown."
+        ),
         "",
         f"{len(report.suggestions)} synonym rows proposed (close known name, similarity >= {report.min_similarity}).",
         "",
     ]
     if not snap.unknown:
         return "\n".join(lines + ["No unknown names were asked for."])
-    lines += ["| unknown (normalized) | asked | ± | proposed synonym | other close known names |",
-              "|---|---:|---:|---|---|"]
+    lines += [
+        "| unknown (normalized) | asked | ± | proposed synonym | other close known names |",
+        "|---|---:|---:|---|---|",
+    ]
     for entry in snap.unknown[:top]:
         suggestion = proposed.get(entry.name)
         proposal = f"→ {_cell(suggestion.canonical)} ({suggestion.similarity:.2f})" if suggestion else "-"

@@ -25,8 +25,12 @@ def _strip_docstrings(tree: ast.Module) -> ast.Module:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return tree
 
@@ -85,7 +89,9 @@ class CodeVersion:
     tables: dict[str, str]
 
     def parts(self) -> dict[str, str]:
-        return {f"code:{name}": h for name, h in self.modules.items()} | {f"table:{name}": h for name, h in self.tables.items()}
+        return {f"code:{name}": h for name, h in self.modules.items()} | {
+            f"table:{name}": h for name, h in self.tables.items()
+        }
 
 
 class ImportGraph:
@@ -101,8 +107,11 @@ class ImportGraph:
             self.modules[name] = _Module(name, path, _strip_docstrings(tree))
         for module in self.modules.values():
             self._read_imports(module)
-        self.data_files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
-                                 and "__pycache__" not in p.parts)
+        self.data_files = sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+        )
 
     def _with_parents(self, name: str) -> set[str]:
         """Importing ``a.b.c`` runs ``a``, ``a.b`` and ``a.b.c``."""
@@ -179,8 +188,11 @@ class ImportGraph:
     def tables_named_in(self, modules: set[str]) -> dict[str, str]:
         """Package data files whose name appears as a string in any of the modules, by content hash."""
         strings = set().union(*(self.modules[name].strings for name in modules))
-        return {str(path.relative_to(self.root)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-                for path in self.data_files if path.name in strings}
+        return {
+            str(path.relative_to(self.root)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            for path in self.data_files
+            if path.name in strings
+        }
 
     def version_of(self, module_name: str, function: str) -> CodeVersion:
         """The code version of ``module_name.function``: see the module docstring."""

@@ -43,10 +43,46 @@ PROBES_PNG = "probes.png"
 NEIGHBOURS_MD = "neighbours.md"
 #: Ingredients people know, in the vocabulary's canonical form; the table shows the first ones the model has.
 WELL_KNOWN = (
-    "garlic", "basil", "soy sauce", "tomato", "onion", "butter", "lemon", "ginger", "cilantro", "olive oil",
-    "parmesan", "cinnamon", "chocolate", "vanilla", "rice", "chicken", "beef", "shrimp", "egg", "milk",
-    "cumin", "oregano", "lime", "scallion", "potato", "mushroom", "bacon", "honey", "coconut", "yogurt",
-    "thyme", "rosemary", "carrot", "apple", "black pepper", "wine", "cream", "cheese", "mint", "fish",
+    "garlic",
+    "basil",
+    "soy sauce",
+    "tomato",
+    "onion",
+    "butter",
+    "lemon",
+    "ginger",
+    "cilantro",
+    "olive oil",
+    "parmesan",
+    "cinnamon",
+    "chocolate",
+    "vanilla",
+    "rice",
+    "chicken",
+    "beef",
+    "shrimp",
+    "egg",
+    "milk",
+    "cumin",
+    "oregano",
+    "lime",
+    "scallion",
+    "potato",
+    "mushroom",
+    "bacon",
+    "honey",
+    "coconut",
+    "yogurt",
+    "thyme",
+    "rosemary",
+    "carrot",
+    "apple",
+    "black pepper",
+    "wine",
+    "cream",
+    "cheese",
+    "mint",
+    "fish",
 )
 NEIGHBOUR_ROWS = 20
 NEIGHBOURS = 5
@@ -62,8 +98,23 @@ UMAP_MIN_POINTS = 20  # below this UMAP's neighbourhood graph is meaningless: PC
 NO_CATEGORY = "no category"
 # Colour-blind-friendly qualitative palette (Okabe-Ito, then Tableau 10); categories beyond it repeat colours.
 PALETTE = (
-    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000",
-    "#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F",
+    "#E69F00",
+    "#56B4E9",
+    "#009E73",
+    "#F0E442",
+    "#0072B2",
+    "#D55E00",
+    "#CC79A7",
+    "#000000",
+    "#4E79A7",
+    "#F28E2B",
+    "#E15759",
+    "#76B7B2",
+    "#59A14F",
+    "#EDC948",
+    "#B07AA1",
+    "#FF9DA7",
+    "#9C755F",
 )
 GREY = "#BBBBBB"
 MODEL_COLOUR = "#0072B2"
@@ -121,6 +172,7 @@ class ModelInsights(BaseModel):
 
 # --- projection -------------------------------------------------------------------------------------------
 
+
 def _pca(vectors: np.ndarray) -> np.ndarray:
     centred = vectors - vectors.mean(axis=0)
     _, _, components = np.linalg.svd(centred, full_matrices=False)
@@ -144,21 +196,37 @@ def project_2d(vectors: np.ndarray, method: Projection = "auto", seed: int = 0) 
         try:
             import umap
 
-            reducer = umap.UMAP(n_neighbors=min(15, len(unit) - 1), min_dist=0.15, metric="cosine",
-                                random_state=seed, n_jobs=1, init="spectral")
+            reducer = umap.UMAP(
+                n_neighbors=min(15, len(unit) - 1),
+                min_dist=0.15,
+                metric="cosine",
+                random_state=seed,
+                n_jobs=1,
+                init="spectral",
+            )
             return np.asarray(reducer.fit_transform(unit), dtype=np.float64), "umap"
         except Exception as exc:  # noqa: BLE001  numba or a degenerate graph: a PCA map is still a map
             logger.warning("UMAP failed (%s); the ingredient map uses PCA", exc)
     return _pca(unit), "pca"
 
 
-def project_vocabulary(embeddings: IngredientEmbeddings, categories: Mapping[str, str] | None = None,
-                       method: Projection = "auto", seed: int = 0) -> ProjectedMap:
+def project_vocabulary(
+    embeddings: IngredientEmbeddings,
+    categories: Mapping[str, str] | None = None,
+    method: Projection = "auto",
+    seed: int = 0,
+) -> ProjectedMap:
     started = time.perf_counter()
     coords, used = project_2d(embeddings.input_vectors, method, seed)
-    return ProjectedMap(method=used, seconds=time.perf_counter() - started, names=list(embeddings.vocabulary),
-                      x=coords[:, 0].tolist(), y=coords[:, 1].tolist(), counts=[int(c) for c in embeddings.counts],
-                      categories=[(categories or {}).get(name, NO_CATEGORY) for name in embeddings.vocabulary])
+    return ProjectedMap(
+        method=used,
+        seconds=time.perf_counter() - started,
+        names=list(embeddings.vocabulary),
+        x=coords[:, 0].tolist(),
+        y=coords[:, 1].tolist(),
+        counts=[int(c) for c in embeddings.counts],
+        categories=[(categories or {}).get(name, NO_CATEGORY) for name in embeddings.vocabulary],
+    )
 
 
 def category_colours(categories: Iterable[str]) -> dict[str, str]:
@@ -180,6 +248,7 @@ def _marker_sizes(counts: Sequence[int]) -> np.ndarray:
 
 # --- PNGs -------------------------------------------------------------------------------------------------
 
+
 def _use_agg_backend() -> None:
     """Draw to files only: never a window, also in a worker without a display (call before importing pyplot)."""
     import matplotlib
@@ -199,11 +268,25 @@ def write_map_png(projection: ProjectedMap, path: Path, title: str) -> Path:
     for category, colour in sorted(colours.items(), key=lambda item: item[0] != NO_CATEGORY):
         mask = cats == category
         if mask.any():
-            ax.scatter(x[mask], y[mask], s=sizes[mask], c=colour, alpha=0.45 if category == NO_CATEGORY else 0.8,
-                       linewidths=0.3, edgecolors="white", label=f"{category} ({int(mask.sum())})")
+            ax.scatter(
+                x[mask],
+                y[mask],
+                s=sizes[mask],
+                c=colour,
+                alpha=0.45 if category == NO_CATEGORY else 0.8,
+                linewidths=0.3,
+                edgecolors="white",
+                label=f"{category} ({int(mask.sum())})",
+            )
     for i in _labelled(projection):
-        ax.annotate(projection.names[i], (x[i], y[i]), fontsize=7.5, xytext=(3, 3), textcoords="offset points",
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
+        ax.annotate(
+            projection.names[i],
+            (x[i], y[i]),
+            fontsize=7.5,
+            xytext=(3, 3),
+            textcoords="offset points",
+            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6},
+        )
     ax.set_title(title, fontsize=11)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -262,14 +345,22 @@ def probe_chart(report: EvaluationReport, title: str) -> Figure:
             high_err.append(max(0.0, interval[1] - value) if interval else 0.0)
         has_intervals = any(low_err) or any(high_err)
         colour = MODEL_COLOUR if scorer == "model" else BASELINE_COLOURS[(j - 1) % len(BASELINE_COLOURS)]
-        ax.bar(xs, heights, width=width * 0.95, label=scorer, color=colour,
-               alpha=1.0 if scorer == "model" else 0.75,
-               yerr=[low_err, high_err] if has_intervals else None, capsize=3 if has_intervals else 0,
-               error_kw={"elinewidth": 1, "ecolor": "#333333"})
+        ax.bar(
+            xs,
+            heights,
+            width=width * 0.95,
+            label=scorer,
+            color=colour,
+            alpha=1.0 if scorer == "model" else 0.75,
+            yerr=[low_err, high_err] if has_intervals else None,
+            capsize=3 if has_intervals else 0,
+            error_kw={"elinewidth": 1, "ecolor": "#333333"},
+        )
         if scorer == "model":
             for x, h in zip(xs, heights):
-                ax.annotate(f"{h:.3f}", (x, h), ha="center", va="bottom", fontsize=7, xytext=(0, 2),
-                            textcoords="offset points")
+                ax.annotate(
+                    f"{h:.3f}", (x, h), ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points"
+                )
     ax.set_xticks(range(len(metrics)), metrics, fontsize=9)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("score (higher is better)")
@@ -358,28 +449,49 @@ def map_html(projection: ProjectedMap, title: str) -> str:
         f'data-category="{esc(c)}" data-count="{n}"></circle>'
         for x, y, r, name, c, n in zip(xs, ys, sizes, projection.names, projection.categories, projection.counts)
     ]
-    labels = [f'<text x="{xs[i] + 4:.1f}" y="{ys[i] - 4:.1f}">{esc(projection.names[i])}</text>'
-              for i in _labelled(projection)]
+    labels = [
+        f'<text x="{xs[i] + 4:.1f}" y="{ys[i] - 4:.1f}">{esc(projection.names[i])}</text>'
+        for i in _labelled(projection)
+    ]
     present = Counter(projection.categories)
     legend = [
         f'<label><input type="checkbox" checked value="{esc(c)}"> <span class="swatch" style="background:{colour}">'
-        f'</span> {esc(c)} ({present[c]})</label>'
-        for c, colour in colours.items() if present[c]
+        f"</span> {esc(c)} ({present[c]})</label>"
+        for c, colour in colours.items()
+        if present[c]
     ]
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{esc(title)}</title>",
-        f"<style>{_MAP_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>",
-        (f"<p>{len(projection.names)} ingredients, {esc(projection.method.upper())} projection of the input vectors "
-        "(nearby = used alike, likely substitutes). Dot size grows with how often an ingredient was seen; the "
-        f"{min(LABELLED, len(projection.names))} most frequent are named. Hover a dot for its name.</p>"),
-        ('<p><input id="search" type="search" placeholder="find an ingredient" autocomplete="off"> '
-        '<span id="found"></span></p>'),
-        '<div id="wrap">',
-        (f'<svg id="map" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">'),
-        *dots, *labels, "</svg>", '<div id="legend">', *legend, "</div></div>", '<div id="tip"></div>',
-        f"<script>{_MAP_SCRIPT}</script>", "</body></html>",
-    ])
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{esc(title)}</title>",
+            f"<style>{_MAP_STYLE}</style></head><body>",
+            f"<h1>{esc(title)}</h1>",
+            (
+                f"<p>{len(projection.names)} ingredients, {esc(projection.method.upper())} projection of the input vectors "
+                "(nearby = used alike, likely substitutes). Dot size grows with how often an ingredient was seen; the "
+                f"{min(LABELLED, len(projection.names))} most frequent are named. Hover a dot for its name.</p>"
+            ),
+            (
+                '<p><input id="search" type="search" placeholder="find an ingredient" autocomplete="off"> '
+                '<span id="found"></span></p>'
+            ),
+            '<div id="wrap">',
+            (
+                f'<svg id="map" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">'
+            ),
+            *dots,
+            *labels,
+            "</svg>",
+            '<div id="legend">',
+            *legend,
+            "</div></div>",
+            '<div id="tip"></div>',
+            f"<script>{_MAP_SCRIPT}</script>",
+            "</body></html>",
+        ]
+    )
 
 
 def write_map_html(projection: ProjectedMap, path: Path, title: str) -> Path:
@@ -390,22 +502,35 @@ def write_map_html(projection: ProjectedMap, path: Path, title: str) -> Path:
 
 # --- tables -----------------------------------------------------------------------------------------------
 
-def neighbour_rows(embeddings: IngredientEmbeddings, names: Sequence[str] = WELL_KNOWN,
-                   rows: int = NEIGHBOUR_ROWS, k: int = NEIGHBOURS, rare_threshold: int = 0) -> list[NeighbourRow]:
+
+def neighbour_rows(
+    embeddings: IngredientEmbeddings,
+    names: Sequence[str] = WELL_KNOWN,
+    rows: int = NEIGHBOUR_ROWS,
+    k: int = NEIGHBOURS,
+    rare_threshold: int = 0,
+) -> list[NeighbourRow]:
     """Substitutes and complements of the first ``rows`` of ``names`` in the vocabulary; where fewer
     are known, the most frequent ingredients fill the table. Neighbours seen fewer than
     ``rare_threshold`` times are listed in ``rare``."""
     chosen = [n for n in names if n in embeddings][:rows]
     if len(chosen) < rows:
         by_count = [embeddings.vocabulary[i] for i in np.argsort(-embeddings.counts, kind="stable")]
-        chosen += [n for n in by_count if n not in chosen][:rows - len(chosen)]
+        chosen += [n for n in by_count if n not in chosen][: rows - len(chosen)]
     table = []
     for name in chosen:
         substitutes, complements = embeddings.similar(name, k), embeddings.complete([name], k)
         listed = dict.fromkeys(n for n, _ in [*substitutes, *complements])
         rare = [n for n in listed if embeddings.counts[embeddings.index_of(n)] < rare_threshold]
-        table.append(NeighbourRow(ingredient=name, count=int(embeddings.counts[embeddings.index_of(name)]),
-                                  substitutes=substitutes, complements=complements, rare=rare))
+        table.append(
+            NeighbourRow(
+                ingredient=name,
+                count=int(embeddings.counts[embeddings.index_of(name)]),
+                substitutes=substitutes,
+                complements=complements,
+                rare=rare,
+            )
+        )
     return table
 
 
@@ -416,12 +541,17 @@ def markdown_cell(text: str) -> str:
 
 def neighbours_markdown(rows: Sequence[NeighbourRow], rare_threshold: int | None = None) -> str:
     def listing(pairs: Sequence[tuple[str, float]], rare: list[str]) -> str:
-        return ", ".join(f"{markdown_cell(name)}{' †' if name in rare else ''} ({score:.2f})"
-                         for name, score in pairs) or "-"
+        return (
+            ", ".join(f"{markdown_cell(name)}{' †' if name in rare else ''} ({score:.2f})" for name, score in pairs)
+            or "-"
+        )
 
     lines = ["| ingredient | seen | substitutes (cosine) | complements (score) |", "|---|---:|---|---|"]
-    lines += [f"| {markdown_cell(r.ingredient)} | {r.count} | {listing(r.substitutes, r.rare)} | "
-              f"{listing(r.complements, r.rare)} |" for r in rows]
+    lines += [
+        f"| {markdown_cell(r.ingredient)} | {r.count} | {listing(r.substitutes, r.rare)} | "
+        f"{listing(r.complements, r.rare)} |"
+        for r in rows
+    ]
     if any(r.rare for r in rows):
         seen = f"fewer than {rare_threshold} times" if rare_threshold else "rarely"
         lines += ["", f"† seen {seen} in training: its vector is mostly noise, so it can look close to anything."]
@@ -447,12 +577,15 @@ def probes_markdown(report: EvaluationReport) -> str:
 
 # --- what the model does poorly -------------------------------------------------------------------------------
 
-def category_mix(embeddings: IngredientEmbeddings, categories: Mapping[str, str], min_count: int,
-                 neighbours: int = 5) -> list[CategoryMix]:
+
+def category_mix(
+    embeddings: IngredientEmbeddings, categories: Mapping[str, str], min_count: int, neighbours: int = 5
+) -> list[CategoryMix]:
     """Per category (of ingredients seen at least ``min_count`` times), the share of their ``neighbours``
     nearest ingredients by cosine that share it, worst first, with where the others come from."""
-    rows = [i for i, name in enumerate(embeddings.vocabulary)
-            if name in categories and embeddings.counts[i] >= min_count]
+    rows = [
+        i for i, name in enumerate(embeddings.vocabulary) if name in categories and embeddings.counts[i] >= min_count
+    ]
     if len(rows) <= neighbours:
         return []
     vectors = embeddings.input_vectors[rows].astype(np.float64)
@@ -468,8 +601,11 @@ def category_mix(embeddings: IngredientEmbeddings, categories: Mapping[str, str]
     for category, counter in seen.items():
         total = sum(counter.values())
         others = [(c, n / total) for c, n in counter.most_common() if c != category][:3]
-        mixes.append(CategoryMix(category=category, items=total // neighbours, purity=counter[category] / total,
-                                 mixed_with=others))
+        mixes.append(
+            CategoryMix(
+                category=category, items=total // neighbours, purity=counter[category] / total, mixed_with=others
+            )
+        )
     return sorted(mixes, key=lambda m: (m.purity, m.category))
 
 
@@ -482,11 +618,18 @@ def heldout_coverage(embeddings: IngredientEmbeddings, baskets: Iterable[Sequenc
     return known / total if total else None
 
 
-def describe_model(embeddings: IngredientEmbeddings, categories: Mapping[str, str] | None, rare_threshold: int,
-                   heldout: Iterable[Sequence[str]] | None = None, projection: ProjectedMap | None = None
-                   ) -> ModelInsights:
-    rare = [embeddings.vocabulary[i] for i in np.argsort(embeddings.counts, kind="stable")
-            if embeddings.counts[i] < rare_threshold]
+def describe_model(
+    embeddings: IngredientEmbeddings,
+    categories: Mapping[str, str] | None,
+    rare_threshold: int,
+    heldout: Iterable[Sequence[str]] | None = None,
+    projection: ProjectedMap | None = None,
+) -> ModelInsights:
+    rare = [
+        embeddings.vocabulary[i]
+        for i in np.argsort(embeddings.counts, kind="stable")
+        if embeddings.counts[i] < rare_threshold
+    ]
     categorized = None
     if categories:
         categorized = sum(1 for name in embeddings.vocabulary if name in categories) / max(1, len(embeddings))
@@ -515,10 +658,19 @@ def mix_markdown(mixes: Sequence[CategoryMix], limit: int = 8) -> str:
 
 # --- everything for one run -----------------------------------------------------------------------------------
 
-def render_pictures(embeddings: IngredientEmbeddings, report: EvaluationReport, directory: Path, *,
-                    categories: Mapping[str, str] | None = None, heldout: Iterable[Sequence[str]] | None = None,
-                    rare_threshold: int = 25, method: Projection = "auto", title: str = "ingredient embeddings",
-                    seed: int = 0) -> ModelInsights:
+
+def render_pictures(
+    embeddings: IngredientEmbeddings,
+    report: EvaluationReport,
+    directory: Path,
+    *,
+    categories: Mapping[str, str] | None = None,
+    heldout: Iterable[Sequence[str]] | None = None,
+    rare_threshold: int = 25,
+    method: Projection = "auto",
+    title: str = "ingredient embeddings",
+    seed: int = 0,
+) -> ModelInsights:
     """Write the map (PNG, HTML), the probe chart and the neighbour table into ``directory``."""
     directory = Path(directory)
     projection = project_vocabulary(embeddings, categories, method, seed)

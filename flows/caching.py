@@ -58,8 +58,9 @@ class StepCachePolicy(CachePolicy):
     step: str = ""
     parts: Callable[..., KeyParts] | None = None
 
-    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
-                    **kwargs: Any) -> str | None:
+    def compute_key(
+        self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
         assert self.parts is not None
         wanted = inspect.signature(self.parts).parameters
         try:

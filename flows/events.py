@@ -36,8 +36,9 @@ def model_version_resource(model_name: str, version: int) -> dict[str, str]:
     }
 
 
-def emit_training_completed(model_name: str, version: int, run_id: str,
-                            metrics: dict[str, float] | None = None) -> Event | None:
+def emit_training_completed(
+    model_name: str, version: int, run_id: str, metrics: dict[str, float] | None = None
+) -> Event | None:
     """Announce a newly registered version; call it from the training flow after registration.
 
     Returns the event (``None`` where Prefect has no API to send it to).
@@ -49,8 +50,9 @@ def emit_training_completed(model_name: str, version: int, run_id: str,
     )
 
 
-def emit_stage_moved(event: str, model_name: str, stage: str, from_version: int | None,
-                     to_version: int | None) -> Event | None:
+def emit_stage_moved(
+    event: str, model_name: str, stage: str, from_version: int | None, to_version: int | None
+) -> Event | None:
     """Announce that ``stage`` of ``model_name`` now points at ``to_version``."""
     if to_version is None:
         return None
@@ -90,8 +92,11 @@ def emit_corpus_changed(changes: Any) -> Event | None:
     """
     return emit_event(
         event=CORPUS_CHANGED,
-        resource={"prefect.resource.id": f"{CORPUS_RESOURCE_PREFIX}{changes.corpus}",
-                  "prefect.resource.name": changes.corpus, "flavor-ml.corpus": changes.corpus},
+        resource={
+            "prefect.resource.id": f"{CORPUS_RESOURCE_PREFIX}{changes.corpus}",
+            "prefect.resource.name": changes.corpus,
+            "flavor-ml.corpus": changes.corpus,
+        },
         payload=changes.model_dump(mode="json"),
     )
 

@@ -29,8 +29,13 @@ def task_runner(settings: ScaleOutSettings | None = None) -> TaskRunner[Any]:
         raise ConfigError("FLAVOR_TASK_RUNNER=dask needs prefect-dask: install flavor-ml[dask]") from error
     if settings.dask_address:
         return DaskTaskRunner(address=settings.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": settings.dask_workers, "processes": True,
-                                          "threads_per_worker": settings.dask_threads_per_worker})
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": settings.dask_workers,
+            "processes": True,
+            "threads_per_worker": settings.dask_threads_per_worker,
+        }
+    )
 
 
 def settled(futures: PrefectFutureList[Any], step: str) -> list[Any]:

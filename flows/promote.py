@@ -59,8 +59,12 @@ def ensure_lock(name: str) -> None:
                 pass
             return
         if existing.limit != 1 or not existing.active:
-            get_logger(__name__).warning("concurrency limit %s had limit=%s active=%s; resetting to one active slot",
-                                         name, existing.limit, existing.active)
+            get_logger(__name__).warning(
+                "concurrency limit %s had limit=%s active=%s; resetting to one active slot",
+                name,
+                existing.limit,
+                existing.active,
+            )
             client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1, active=True))
 
 
@@ -73,8 +77,10 @@ def stage_lock(stage: str) -> Iterator[None]:
         try:
             held.enter_context(concurrency(name, occupy=1, strict=True, timeout_seconds=LOCK_TIMEOUT_SECONDS))
         except TimeoutError:
-            raise RegistryError(f"another promotion or rollback of {alias_for_stage(stage)} has held the concurrency "
-                                f"limit {name!r} for {LOCK_TIMEOUT_SECONDS:.0f} s; nothing was moved") from None
+            raise RegistryError(
+                f"another promotion or rollback of {alias_for_stage(stage)} has held the concurrency "
+                f"limit {name!r} for {LOCK_TIMEOUT_SECONDS:.0f} s; nothing was moved"
+            ) from None
         yield
 
 
@@ -88,25 +94,35 @@ def read_policy(policy_path: str | None) -> PromotionPolicy:
 
 
 @task(cache_policy=NO_CACHE)
-def decide(stage: str, version: int | None, policy: PromotionPolicy, dry_run: bool, model_name: str,
-           tracking_uri: str | None) -> PromotionDecision:
+def decide(
+    stage: str, version: int | None, policy: PromotionPolicy, dry_run: bool, model_name: str, tracking_uri: str | None
+) -> PromotionDecision:
     """Evaluate the gates and, on pass, move the alias — all while holding the stage's lock."""
     return promotion.promote(
-        Registry.at(tracking_uri), stage, version, policy=policy, model_name=model_name, dry_run=dry_run,
-        lock=None if dry_run else stage_lock(stage), flow_run_id=flow_run.id, raise_on_reject=False,
+        Registry.at(tracking_uri),
+        stage,
+        version,
+        policy=policy,
+        model_name=model_name,
+        dry_run=dry_run,
+        lock=None if dry_run else stage_lock(stage),
+        flow_run_id=flow_run.id,
+        raise_on_reject=False,
     )
 
 
 @task(cache_policy=NO_CACHE)
 def roll_back(stage: str, model_name: str, tracking_uri: str | None) -> RollbackResult:
-    return promotion.rollback(Registry.at(tracking_uri), stage, model_name=model_name, lock=stage_lock(stage),
-                              flow_run_id=flow_run.id)
+    return promotion.rollback(
+        Registry.at(tracking_uri), stage, model_name=model_name, lock=stage_lock(stage), flow_run_id=flow_run.id
+    )
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def publish_report(report: PromotionDecision | RollbackResult) -> None:
-    create_markdown_artifact(markdown=report.to_markdown(), key=_artifact_key(report.model_name, report.stage),
-                             description=report.summary())
+    create_markdown_artifact(
+        markdown=report.to_markdown(), key=_artifact_key(report.model_name, report.stage), description=report.summary()
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -142,12 +158,12 @@ def promote_model(
 
 
 @flow(name="rollback-model")
-def rollback_model(stage: str = "production", model_name: str = DEFAULT_MODEL_NAME,
-                   tracking_uri: str | None = None) -> RollbackResult:
+def rollback_model(
+    stage: str = "production", model_name: str = DEFAULT_MODEL_NAME, tracking_uri: str | None = None
+) -> RollbackResult:
     """Point ``stage`` back at the version that held it before the last promotion."""
     result = roll_back(stage, model_name, tracking_uri)
     publish_report(result)
     announce(MODEL_ROLLED_BACK, result)
     get_run_logger().info(result.summary())
     return result
-

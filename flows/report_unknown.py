@@ -38,8 +38,14 @@ def _not_a_config_error(task, task_run, state) -> bool:
     return True
 
 
-@task(name="fetch-unknown", task_run_name="fetch-unknown", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
-      retry_condition_fn=_not_a_config_error)
+@task(
+    name="fetch-unknown",
+    task_run_name="fetch-unknown",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=_not_a_config_error,
+)
 def fetch_unknown_names(api_url: str | None, limit: int) -> UnknownSnapshot:
     settings = ApiClientSettings(**({"api_url": api_url} if api_url else {}))
     return fetch_unknown(settings, limit)
@@ -55,18 +61,35 @@ def suggest(snapshot: UnknownSnapshot, min_similarity: float, synonyms_out: str 
 
 @task(name="publish-unknown", task_run_name="publish-unknown", cache_policy=NO_CACHE)
 def publish(report: UnknownReport) -> None:
-    create_markdown_artifact(report_markdown(report), key="unknown-ingredients",
-                             description="unknown ingredient names callers asked for, and proposed synonym rows")
+    create_markdown_artifact(
+        report_markdown(report),
+        key="unknown-ingredients",
+        description="unknown ingredient names callers asked for, and proposed synonym rows",
+    )
     proposed = {s.variant: s.canonical for s in report.suggestions}
-    create_table_artifact([{"unknown": u.name, "asked": u.count, "error": u.error,
-                            "proposed_canonical": proposed.get(u.name, ""), "close_known": ", ".join(u.did_you_mean)}
-                           for u in report.snapshot.unknown], key="unknown-ingredients-table",
-                          description="top unknown ingredient names (normalized)")
+    create_table_artifact(
+        [
+            {
+                "unknown": u.name,
+                "asked": u.count,
+                "error": u.error,
+                "proposed_canonical": proposed.get(u.name, ""),
+                "close_known": ", ".join(u.did_you_mean),
+            }
+            for u in report.snapshot.unknown
+        ],
+        key="unknown-ingredients-table",
+        description="top unknown ingredient names (normalized)",
+    )
 
 
 @flow(name="report-unknown")
-def report_unknown(api_url: str | None = None, limit: int = DEFAULT_LIMIT,
-                   min_similarity: float = DEFAULT_MIN_SIMILARITY, synonyms_out: str | None = None) -> UnknownReport:
+def report_unknown(
+    api_url: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
+    synonyms_out: str | None = None,
+) -> UnknownReport:
     """Pull the unknown-name counts from the API (``FLAVOR_API_URL`` by default) and propose synonym rows."""
     snapshot = fetch_unknown_names(api_url, limit)
     report = suggest(snapshot, min_similarity, synonyms_out)

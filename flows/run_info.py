@@ -32,7 +32,9 @@ def _cache_key(run: TaskRun) -> str | None:
     return PurePosixPath(storage_key).name if isinstance(storage_key, str) and storage_key else None
 
 
-def task_summaries(flow_run_id: str, expected: Collection[str], timeout_seconds: float = 30.0) -> dict[str, TaskSummary]:
+def task_summaries(
+    flow_run_id: str, expected: Collection[str], timeout_seconds: float = 30.0
+) -> dict[str, TaskSummary]:
     """Task run name → summary (``Completed``, ``Cached``, ...) for the ``expected`` task runs.
 
     The server records task states from events a moment after they happen, so this waits
@@ -46,7 +48,10 @@ def task_summaries(flow_run_id: str, expected: Collection[str], timeout_seconds:
             break
         time.sleep(0.2)
     return {
-        name: TaskSummary(state=run.state.name if run.state else "Unknown", cache_key=_cache_key(run),
-                          seconds=run.total_run_time.total_seconds())
+        name: TaskSummary(
+            state=run.state.name if run.state else "Unknown",
+            cache_key=_cache_key(run),
+            seconds=run.total_run_time.total_seconds(),
+        )
         for name, run in sorted(runs.items(), key=lambda item: list(expected).index(item[0]))
     }

@@ -61,8 +61,11 @@ PIPELINE_TASKS = ("fetch", "normalize", "merge", "train", "evaluate")
 
 def pipeline_task_names(partitions: list[str]) -> list[str]:
     """The task runs of one training run: fetch and normalize once per partition, then the rest."""
-    return ([f"fetch[{name}]" for name in partitions] + [f"normalize[{name}]" for name in partitions]
-            + ["merge", "train", "evaluate"])
+    return (
+        [f"fetch[{name}]" for name in partitions]
+        + [f"normalize[{name}]" for name in partitions]
+        + ["merge", "train", "evaluate"]
+    )
 
 
 class TrainingSummary(BaseModel):
@@ -93,14 +96,20 @@ def list_corpus(source: str | None) -> list[PartitionSource]:
     return pipeline.list_corpus(source, load_settings().storage)
 
 
-@task(name="fetch", task_run_name="fetch[{partition.name}]",
-      cache_policy=StepCachePolicy(step="fetch", parts=fetch_partition_parts))
+@task(
+    name="fetch",
+    task_run_name="fetch[{partition.name}]",
+    cache_policy=StepCachePolicy(step="fetch", parts=fetch_partition_parts),
+)
 def fetch_partition(partition: PartitionSource, params: FetchParams) -> CorpusRef:
     return pipeline.fetch_partition(partition, params, load_settings().storage)
 
 
-@task(name="normalize", task_run_name="normalize[{corpus.partition}]",
-      cache_policy=StepCachePolicy(step="normalize", parts=normalize_parts))
+@task(
+    name="normalize",
+    task_run_name="normalize[{corpus.partition}]",
+    cache_policy=StepCachePolicy(step="normalize", parts=normalize_parts),
+)
 def normalize_corpus(corpus: CorpusRef, params: NormalizationParams) -> pipeline.NormalizedCorpus:
     return pipeline.normalize(corpus, params, load_settings().storage)
 
@@ -111,47 +120,75 @@ def merge_partitions(source: str | None, parts: list[pipeline.NormalizedCorpus])
 
 
 @task(name="train", task_run_name="train", cache_policy=StepCachePolicy(step="train", parts=train_parts))
-def train_model(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams) -> pipeline.TrainedModel:
+def train_model(
+    corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams
+) -> pipeline.TrainedModel:
     return pipeline.train(corpus, params, split_params, load_settings().storage)
 
 
 @task(name="tuning-trial", task_run_name="trial-{job.number}", cache_policy=NO_CACHE)
-def tuning_trial(job: TrialJob, fit: list[list[str]], validation: list[list[str]],
-                 split_params: EvaluationParams) -> TrialOutcome:
+def tuning_trial(
+    job: TrialJob, fit: list[list[str]], validation: list[list[str]], split_params: EvaluationParams
+) -> TrialOutcome:
     return run_trial(job, fit, validation, split_params)
 
 
-def _trials_on_the_task_runner(jobs: list[TrialJob], fit, validation, split_params: EvaluationParams) -> list[TrialOutcome]:
+def _trials_on_the_task_runner(
+    jobs: list[TrialJob], fit, validation, split_params: EvaluationParams
+) -> list[TrialOutcome]:
     """A batch of trials as concurrent task runs on the flow's task runner."""
     futures = [tuning_trial.submit(job, fit, validation, split_params) for job in jobs]
     return [future.result() for future in futures]
 
 
 @task(name="tune", task_run_name="tune", cache_policy=StepCachePolicy(step="tune", parts=tune_parts))
-def tune_model(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams,
-               tuning: TuningParams) -> TuningResult:
-    result = pipeline.tune(corpus, params, split_params, tuning, load_settings().storage, runner=_trials_on_the_task_runner)
-    create_table_artifact(key="tuning-trials", table=result.table(),
-                          description=f"{len(result.trials)} tuning trials, validation {result.metric}; "
-                                      f"best: trial {result.best_number} ({result.best_score:.4f})")
+def tune_model(
+    corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams, tuning: TuningParams
+) -> TuningResult:
+    result = pipeline.tune(
+        corpus, params, split_params, tuning, load_settings().storage, runner=_trials_on_the_task_runner
+    )
+    create_table_artifact(
+        key="tuning-trials",
+        table=result.table(),
+        description=f"{len(result.trials)} tuning trials, validation {result.metric}; "
+        f"best: trial {result.best_number} ({result.best_score:.4f})",
+    )
     return result
 
 
 @task(name="evaluate", task_run_name="evaluate", cache_policy=StepCachePolicy(step="evaluate", parts=evaluate_parts))
-def evaluate_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams) -> EvaluationReport:
+def evaluate_model(
+    corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, params: EvaluationParams
+) -> EvaluationReport:
     return pipeline.evaluate(corpus, model, params, load_settings().storage)
 
 
 @task(name="log-to-mlflow", task_run_name="log-to-mlflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
-                  report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
-                  evaluation: EvaluationParams, expected: list[str],
-                  fingerprints: dict[str, dict[str, str]] | None = None,
-                  tuning: TuningResult | None = None) -> LoggedRun:
+def log_to_mlflow(
+    raw: CorpusRef,
+    corpus: pipeline.NormalizedCorpus,
+    model: pipeline.TrainedModel,
+    report: EvaluationReport,
+    normalization: NormalizationParams,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    expected: list[str],
+    fingerprints: dict[str, dict[str, str]] | None = None,
+    tuning: TuningResult | None = None,
+) -> LoggedRun:
     tasks = task_summaries(flow_run.id, expected=expected)
     return log_training_run(
-        raw=raw, corpus=corpus, model=model, report=report, normalization=normalization, training=training,
-        evaluation=evaluation, storage=load_settings().storage, settings=load_settings().tracking, run_name=flow_run.name,
+        raw=raw,
+        corpus=corpus,
+        model=model,
+        report=report,
+        normalization=normalization,
+        training=training,
+        evaluation=evaluation,
+        storage=load_settings().storage,
+        settings=load_settings().tracking,
+        run_name=flow_run.name,
         flow_run_id=flow_run.id,
         extra_tags={f"cache_key/{name}": s.cache_key or "none" for name, s in tasks.items()}
         | {f"task_state/{name}": s.state for name, s in tasks.items()},
@@ -163,15 +200,17 @@ def log_to_mlflow(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipe
 
 
 @task(name="register-model", task_run_name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def register_model(logged: LoggedRun, report: EvaluationReport,
-                   corpus: pipeline.NormalizedCorpus | None = None) -> Registration | None:
+def register_model(
+    logged: LoggedRun, report: EvaluationReport, corpus: pipeline.NormalizedCorpus | None = None
+) -> Registration | None:
     """A new registry version (no stage yet), announced so that the staging promotion can start;
     a run that reproduced an existing version links to it and announces nothing."""
     settings = load_settings().tracking
     if not settings.register_model:
         return None
-    registration = ensure_model_version(Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri,
-                                        name=settings.model_name)
+    registration = ensure_model_version(
+        Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri, name=settings.model_name
+    )
     if registration.reproduced:
         return registration
     version = registration.version
@@ -182,47 +221,96 @@ def register_model(logged: LoggedRun, report: EvaluationReport,
 
 
 @task(name="pictures", task_run_name="pictures", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def picture_model(corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, report: EvaluationReport,
-                  evaluation: EvaluationParams, logged: LoggedRun, projection: Projection) -> LoggedPictures:
+def picture_model(
+    corpus: pipeline.NormalizedCorpus,
+    model: pipeline.TrainedModel,
+    report: EvaluationReport,
+    evaluation: EvaluationParams,
+    logged: LoggedRun,
+    projection: Projection,
+) -> LoggedPictures:
     """The map, probe chart and neighbour table: MLflow artifacts, and artifacts of this flow run in Prefect."""
     pictures, images = picture_run(corpus, model, report, evaluation, load_settings().storage, logged, projection)
-    create_markdown_artifact(pictures_markdown(pictures, images, report), key="model-pictures",
-                             description="ingredient map, probes beside baselines, nearest neighbours")
+    create_markdown_artifact(
+        pictures_markdown(pictures, images, report),
+        key="model-pictures",
+        description="ingredient map, probes beside baselines, nearest neighbours",
+    )
     create_image_artifact(images.map_png, key="ingredient-map", description="ingredient map")
     create_link_artifact(pictures.run_page, link_text="pictures in the MLflow run", key="mlflow-pictures")
-    create_link_artifact(pictures.artifact_uris[MAP_HTML], link_text="interactive ingredient map",
-                         key="ingredient-map-html")
+    create_link_artifact(
+        pictures.artifact_uris[MAP_HTML], link_text="interactive ingredient map", key="ingredient-map-html"
+    )
     return pictures
 
 
 @task(name="model-card", task_run_name="model-card", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def publish_card(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel,
-                 report: EvaluationReport, normalization: NormalizationParams, training: TrainingParams,
-                 evaluation: EvaluationParams, logged: LoggedRun, registration: Registration | None,
-                 pictures: LoggedPictures) -> str:
+def publish_card(
+    raw: CorpusRef,
+    corpus: pipeline.NormalizedCorpus,
+    model: pipeline.TrainedModel,
+    report: EvaluationReport,
+    normalization: NormalizationParams,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    logged: LoggedRun,
+    registration: Registration | None,
+    pictures: LoggedPictures,
+) -> str:
     """The version's model card: an artifact of its run and, for a new version, its description in the registry."""
     registered = registration.version if registration else None
-    subject = CardSubject(model_name=registered.name if registered else load_settings().model_name,
-                          version=registered.version if registered else None, run_id=logged.run_id,
-                          git_sha=git_sha(), tracking_uri=logged.tracking_uri)
-    card = render_model_card(subject=subject, raw=raw, corpus=corpus, model=model, report=report, training=training,
-                             evaluation=evaluation, normalization=normalization, insights=pictures.insights)
+    subject = CardSubject(
+        model_name=registered.name if registered else load_settings().model_name,
+        version=registered.version if registered else None,
+        run_id=logged.run_id,
+        git_sha=git_sha(),
+        tracking_uri=logged.tracking_uri,
+    )
+    card = render_model_card(
+        subject=subject,
+        raw=raw,
+        corpus=corpus,
+        model=model,
+        report=report,
+        training=training,
+        evaluation=evaluation,
+        normalization=normalization,
+        insights=pictures.insights,
+    )
     # A reproduced version keeps the card of the run that registered it.
     publish_model_card(subject, card, describe_version=not (registration and registration.reproduced))
-    create_markdown_artifact(card, key="model-card", description=f"model card of {subject.model_name} "
-                                                                 f"version {subject.version}")
+    create_markdown_artifact(
+        card, key="model-card", description=f"model card of {subject.model_name} version {subject.version}"
+    )
     return card
 
 
 @task(name="summarize", task_run_name="summarize", cache_policy=NO_CACHE)
-def summarize(raw: CorpusRef, corpus: pipeline.NormalizedCorpus, model: pipeline.TrainedModel, report: EvaluationReport,
-              logged: LoggedRun, registration: Registration | None, expected: list[str],
-              pictures: LoggedPictures | None = None, tuning: TuningResult | None = None) -> TrainingSummary:
-    return TrainingSummary(flow_run_id=flow_run.id, flow_run_name=flow_run.name,
-                           tasks=task_summaries(flow_run.id, expected=expected), report=report, mlflow=logged,
-                           registered=registration.version if registration else None,
-                           reproduced=bool(registration and registration.reproduced), corpus=raw, normalized=corpus, model=model, pictures=pictures,
-                           tuning=tuning)
+def summarize(
+    raw: CorpusRef,
+    corpus: pipeline.NormalizedCorpus,
+    model: pipeline.TrainedModel,
+    report: EvaluationReport,
+    logged: LoggedRun,
+    registration: Registration | None,
+    expected: list[str],
+    pictures: LoggedPictures | None = None,
+    tuning: TuningResult | None = None,
+) -> TrainingSummary:
+    return TrainingSummary(
+        flow_run_id=flow_run.id,
+        flow_run_name=flow_run.name,
+        tasks=task_summaries(flow_run.id, expected=expected),
+        report=report,
+        mlflow=logged,
+        registered=registration.version if registration else None,
+        reproduced=bool(registration and registration.reproduced),
+        corpus=raw,
+        normalized=corpus,
+        model=model,
+        pictures=pictures,
+        tuning=tuning,
+    )
 
 
 @flow(name="train-embeddings", task_runner=task_runner())
@@ -257,8 +345,9 @@ def train_embeddings(
     expected = pipeline_task_names([p.name for p in partitions])
     raw = pipeline.corpus_ref(corpus, raws)
     fingerprints = {ref.partition or ref.source: ref.fingerprint for ref in raws}
-    logged = log_to_mlflow(raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints,
-                           tuned)
+    logged = log_to_mlflow(
+        raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints, tuned
+    )
     pictures = picture_model(baskets, model, report, evaluation, logged, projection)
     registration = register_model(logged, report, baskets)
     publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registration, pictures)

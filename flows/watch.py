@@ -55,13 +55,17 @@ def watch_corpus(corpus: str | None = None, fetch: FetchParams | None = None) ->
     changes = check_corpus(corpus, fetch or FetchParams())
     logger = get_run_logger()
     if changes.any and announced_already(changes):
-        logger.info("%s: the same changes were announced before (%s); waiting for the training", corpus,
-                    changes.digest)
+        logger.info("%s: the same changes were announced before (%s); waiting for the training", corpus, changes.digest)
     elif changes.any:
         emit_corpus_changed(changes)
         remember_announced(changes)
-        logger.info("%s changed since the last training: %d added, %d changed, %d removed", corpus,
-                    len(changes.added), len(changes.changed), len(changes.removed))
+        logger.info(
+            "%s changed since the last training: %d added, %d changed, %d removed",
+            corpus,
+            len(changes.added),
+            len(changes.changed),
+            len(changes.removed),
+        )
     else:
         logger.info("%s is unchanged since its last training (MLflow run %s)", corpus, changes.last_training_run)
     return changes

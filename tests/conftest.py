@@ -16,8 +16,16 @@ import pytest
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="flavor-tests-"))
 
-for _name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_URI",
-              "MLFLOW_REGISTRY_URI", "FLAVOR_HOME", "FLAVOR_S3_BUCKET", "FLAVOR_RESULT_STORAGE_BLOCK"):
+for _name in (
+    "PREFECT_API_URL",
+    "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "FLAVOR_HOME",
+    "FLAVOR_S3_BUCKET",
+    "FLAVOR_RESULT_STORAGE_BLOCK",
+):
     os.environ.pop(_name, None)
 os.environ["PREFECT_HOME"] = str(_SESSION_DIR / "prefect-home")
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_SESSION_DIR / "prefect-results")

@@ -60,16 +60,19 @@ def test_each_step_reaches_the_modules_it_really_runs() -> None:
 def test_the_graph_holds_every_package_module_python_really_imports_for_the_pipeline() -> None:
     """Ground truth from the interpreter: what importing the pipeline loads is inside the graph's closure."""
     script = "import sys, json, flavor_ml.pipeline; print(json.dumps(sorted(m for m in sys.modules if m.startswith('flavor_ml'))))"
-    loaded = set(json.loads(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
-                                           text=True).stdout))
+    loaded = set(
+        json.loads(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout)
+    )
     assert loaded <= ImportGraph().closure({"flavor_ml.pipeline"})
 
 
 @pytest.mark.slow
 def test_changing_any_module_a_step_imports_changes_that_steps_key_and_no_other(package: Path) -> None:
     before = keys(package)
-    reached = {step: {p.removeprefix("code:") for p in parts if p.startswith("code:") and ":" not in p[5:]}
-               for step, parts in before.items()}
+    reached = {
+        step: {p.removeprefix("code:") for p in parts if p.startswith("code:") and ":" not in p[5:]}
+        for step, parts in before.items()
+    }
     for module in sorted(set().union(*reached.values())):
         path = module_file(package, module)
         original = path.read_text()

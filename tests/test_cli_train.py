@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 
 def flavor_ml(*args: str, home, cwd) -> subprocess.CompletedProcess:
     env = user_env(FLAVOR_HOME=str(home), FLAVOR_TRAIN_EPOCHS="5")  # the embedded default, under FLAVOR_HOME
-    return subprocess.run([sys.executable, "-m", "flavor_ml", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "flavor_ml", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture
@@ -32,8 +33,16 @@ def home(tmp_path) -> Iterator[Path]:
 def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_as_json(home, tmp_path):
     first = flavor_ml("train", home=home, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
-    for expected in ("flow run", "fetch: 1 Completed", "train: Completed", "completion_hr10", "ppmi_svd",
-                     "mlflow     run", "artifacts", "registered as flavor-ml-embeddings v1"):
+    for expected in (
+        "flow run",
+        "fetch: 1 Completed",
+        "train: Completed",
+        "completion_hr10",
+        "ppmi_svd",
+        "mlflow     run",
+        "artifacts",
+        "registered as flavor-ml-embeddings v1",
+    ):
         assert expected in first.stdout
     assert (home / "prefect").is_dir() and (home / "results").is_dir() and (home / "mlflow.db").is_file()
     assert not (tmp_path / "mlruns").exists()  # everything under one folder
@@ -45,8 +54,13 @@ def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_a
     second = flavor_ml("train", "--json", home=home, cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     report = json.loads(second.stdout)
-    assert report["tasks"] == {"fetch[sample-recipes.jsonl]": "Cached", "normalize[sample-recipes.jsonl]": "Cached",
-                               "merge": "Cached", "train": "Cached", "evaluate": "Cached"}
+    assert report["tasks"] == {
+        "fetch[sample-recipes.jsonl]": "Cached",
+        "normalize[sample-recipes.jsonl]": "Cached",
+        "merge": "Cached",
+        "train": "Cached",
+        "evaluate": "Cached",
+    }
     assert [(p["name"], p["rows"]) for p in report["partitions"]] == [("sample-recipes.jsonl", 3000)]
     assert {"flow_run_id", "metrics", "mlflow_run_id", "tracking_uri", "artifact_uri"} <= report.keys()
     assert report["tracking_uri"] == f"sqlite:///{home.resolve() / 'mlflow.db'}"

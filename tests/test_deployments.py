@@ -67,6 +67,7 @@ NO_REGISTRATION = {"FLAVOR_REGISTER_MODEL": "false"}
 
 # -- prefect.yaml and the fault switch, without servers -----------------------------------------
 
+
 def prefect_yaml() -> dict:
     return yaml.safe_load(PREFECT_YAML.read_text())
 
@@ -79,7 +80,8 @@ def test_prefect_yaml_defines_the_deployments_on_the_configurable_pool():
     document = prefect_yaml()
     assert document["pull"] == [] and document["build"] is None and document["push"] is None
     assert {item["name"]: item["entrypoint"] for item in document["deployments"]} == {
-        name.split("/")[1]: entrypoint for name, entrypoint in DEPLOYMENTS.items()}
+        name.split("/")[1]: entrypoint for name, entrypoint in DEPLOYMENTS.items()
+    }
     for item in document["deployments"]:
         assert item["work_pool"]["name"] == "{{ $FLAVOR_WORK_POOL }}"
         assert "pull" not in item, "a deployment-level pull would override the top-level `pull: []`"
@@ -139,6 +141,7 @@ def test_the_train_step_checks_the_fault_switch_before_training(monkeypatch):
 
 # -- the stack, the deployments and clients -----------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[NativeStack]:
     extra = {"FLAVOR_TRAIN_EPOCHS": "2", "FLAVOR_STACK_API": "off", "PREFECT_WORKER_QUERY_SECONDS": WORKER_POLL_SECONDS}
@@ -172,9 +175,17 @@ class Laptop:
     def env(self) -> dict[str, str]:
         return {**base_env(), **self.client_env, "PREFECT_HOME": str(self.folder / "prefect-home")}
 
-    def prefect(self, *args: str, cwd: Path | None = None, timeout: float = FLOW_RUN_TIMEOUT) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "prefect", *args], env=self.env(), cwd=cwd or self.folder,
-                              capture_output=True, text=True, timeout=timeout)
+    def prefect(
+        self, *args: str, cwd: Path | None = None, timeout: float = FLOW_RUN_TIMEOUT
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "prefect", *args],
+            env=self.env(),
+            cwd=cwd or self.folder,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def run_deployment(self, name: str) -> tuple[str, float, subprocess.CompletedProcess]:
         """``prefect deployment run <name> --watch``: (flow run id, wall seconds, the process)."""
@@ -207,21 +218,28 @@ def deployed(laptop, api, request) -> dict[str, dict]:
 
 # -- what the tests read from the S3 store and MLflow ---------------------------------------------
 
+
 def s3_client(client_env: dict[str, str]):
     import boto3
     from botocore.config import Config
 
     return boto3.session.Session().client(
-        "s3", endpoint_url=client_env["FLAVOR_S3_ENDPOINT_URL"], region_name=client_env["FLAVOR_S3_REGION"],
-        aws_access_key_id=client_env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=client_env["AWS_SECRET_ACCESS_KEY"],
+        "s3",
+        endpoint_url=client_env["FLAVOR_S3_ENDPOINT_URL"],
+        region_name=client_env["FLAVOR_S3_REGION"],
+        aws_access_key_id=client_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=client_env["AWS_SECRET_ACCESS_KEY"],
         config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
     )
 
 
 def s3_objects(client_env: dict[str, str], prefix: str) -> dict[str, datetime]:
     """Key -> LastModified of every object under ``prefix``."""
-    pages = s3_client(client_env).get_paginator("list_objects_v2").paginate(Bucket=client_env["FLAVOR_S3_BUCKET"],
-                                                                             Prefix=prefix)
+    pages = (
+        s3_client(client_env)
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=client_env["FLAVOR_S3_BUCKET"], Prefix=prefix)
+    )
     return {item["Key"]: item["LastModified"] for page in pages for item in page.get("Contents", [])}
 
 
@@ -230,8 +248,12 @@ def upload_unique_corpus(client_env: dict[str, str]) -> str:
     from flavor_ml.pipeline import default_corpus
 
     tag = uuid.uuid4().hex[:10]
-    recipe = {"id": f"r-{tag}", "title": f"Test bake {tag}", "cuisine": "italian",
-              "ingredients": ["1 cup flour", "2 cloves garlic, minced", "1 tbsp olive oil", "salt"]}
+    recipe = {
+        "id": f"r-{tag}",
+        "title": f"Test bake {tag}",
+        "cuisine": "italian",
+        "ingredients": ["1 cup flour", "2 cloves garlic, minced", "1 tbsp olive oil", "salt"],
+    }
     body = Path(default_corpus()).read_bytes() + json.dumps(recipe).encode() + b"\n"
     key = f"test-corpora/{tag}.jsonl"
     s3_client(client_env).put_object(Bucket=client_env["FLAVOR_S3_BUCKET"], Key=key, Body=body)
@@ -243,8 +265,9 @@ def result_block_id(api: PrefectAPI, client_env: dict[str, str]) -> str:
     return api.call("GET", f"block_types/slug/{block_type}/block_documents/name/{name}")["id"]
 
 
-def assert_results_in_the_s3_store(api: PrefectAPI, stack: NativeStack, client_env: dict[str, str],
-                                   task_runs: list[dict]) -> None:
+def assert_results_in_the_s3_store(
+    api: PrefectAPI, stack: NativeStack, client_env: dict[str, str], task_runs: list[dict]
+) -> None:
     """Each task run's result was written (or, Cached, read) through the S3Bucket block and is in the bucket."""
     block_id = result_block_id(api, client_env)
     stored = s3_objects(client_env, f"{stack.settings.result_storage_folder}/")
@@ -256,8 +279,11 @@ def assert_results_in_the_s3_store(api: PrefectAPI, stack: NativeStack, client_e
 
 class MLflowAPI:
     def __init__(self, client_env: dict[str, str]) -> None:
-        self.http = httpx.Client(base_url=client_env["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/", timeout=60,
-                                 auth=(client_env["MLFLOW_TRACKING_USERNAME"], client_env["MLFLOW_TRACKING_PASSWORD"]))
+        self.http = httpx.Client(
+            base_url=client_env["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/",
+            timeout=60,
+            auth=(client_env["MLFLOW_TRACKING_USERNAME"], client_env["MLFLOW_TRACKING_PASSWORD"]),
+        )
 
     def call(self, method: str, path: str, **kwargs) -> dict:
         response = self.http.request(method, path, **kwargs)
@@ -265,14 +291,19 @@ class MLflowAPI:
         return response.json()
 
     def runs_of_flow_run(self, flow_run_id: str, experiment: str = "ingredient-embeddings") -> list[dict]:
-        experiment_id = self.call("GET", "experiments/get-by-name",
-                                  params={"experiment_name": experiment})["experiment"]["experiment_id"]
-        return self.call("POST", "runs/search", json={
-            "experiment_ids": [experiment_id], "filter": f"tags.prefect_flow_run_id = '{flow_run_id}'"}).get("runs", [])
+        experiment_id = self.call("GET", "experiments/get-by-name", params={"experiment_name": experiment})[
+            "experiment"
+        ]["experiment_id"]
+        return self.call(
+            "POST",
+            "runs/search",
+            json={"experiment_ids": [experiment_id], "filter": f"tags.prefect_flow_run_id = '{flow_run_id}'"},
+        ).get("runs", [])
 
     def versions_of_run(self, run_id: str) -> list[dict]:
-        return self.call("GET", "model-versions/search",
-                         params={"filter": f"run_id = '{run_id}'"}).get("model_versions", [])
+        return self.call("GET", "model-versions/search", params={"filter": f"run_id = '{run_id}'"}).get(
+            "model_versions", []
+        )
 
     def alias(self, model: str, alias: str) -> dict:
         return self.call("GET", "registered-models/alias", params={"name": model, "alias": alias})["model_version"]
@@ -293,11 +324,16 @@ def pipeline_states(task_runs: list[dict]) -> dict[str, str]:
 
 def wait_idle(api: PrefectAPI, timeout: float = 300) -> None:
     """Until no flow run is pending or running (e.g. a promotion triggered by an earlier test)."""
-    api.wait_for("the flow runs in progress to finish", lambda: not api.flow_runs(
-        state={"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}}), timeout, interval=2)
+    api.wait_for(
+        "the flow runs in progress to finish",
+        lambda: not api.flow_runs(state={"type": {"any_": ["PENDING", "RUNNING", "CANCELLING"]}}),
+        timeout,
+        interval=2,
+    )
 
 
 # -- behaviour 1: deploy, run from a laptop, results in S3, MLflow, staging promotion --------------
+
 
 @pytest.mark.slow
 def test_deploy_all_creates_the_deployments_of_prefect_yaml(deployed, api, client_env):
@@ -318,8 +354,12 @@ def test_deploy_all_creates_the_deployments_of_prefect_yaml(deployed, api, clien
     assert deployed["promote-model/production"]["parameters"] == {"stage": "production"}
 
     automations = api.call("POST", "automations/filter", json={})
-    triggered = {action["deployment_id"]: automation for automation in automations
-                 for action in automation["actions"] if action["type"] == "run-deployment"}
+    triggered = {
+        action["deployment_id"]: automation
+        for automation in automations
+        for action in automation["actions"]
+        if action["type"] == "run-deployment"
+    }
     # Event-triggered: the staging promotion (training completed) and training on new data (the sensor).
     assert set(triggered) == {deployed["promote-model/staging"]["id"], deployed["train-embeddings/on-new-data"]["id"]}
     staging = triggered[deployed["promote-model/staging"]["id"]]
@@ -329,7 +369,8 @@ def test_deploy_all_creates_the_deployments_of_prefect_yaml(deployed, api, clien
 
 @pytest.mark.slow
 def test_adhoc_run_from_a_laptop_completes_through_the_worker_into_s3_mlflow_and_staging(
-        deployed, laptop, api, stack, client_env, request):
+    deployed, laptop, api, stack, client_env, request
+):
     began = time.monotonic()
     flow_run_id, seconds, result = laptop.run_deployment("train-embeddings/adhoc")
     assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
@@ -363,8 +404,11 @@ def test_adhoc_run_from_a_laptop_completes_through_the_worker_into_s3_mlflow_and
     staging_id = deployed["promote-model/staging"]["id"]
 
     def promotion():
-        runs = [item for item in api.flow_runs(deployment_id={"any_": [staging_id]})
-                if str(item["parameters"].get("version")) == version["version"]]
+        runs = [
+            item
+            for item in api.flow_runs(deployment_id={"any_": [staging_id]})
+            if str(item["parameters"].get("version")) == version["version"]
+        ]
         return runs[0] if runs else None
 
     promotion_run = api.wait_for(f"the staging promotion of version {version['version']}", promotion, 180)
@@ -373,8 +417,11 @@ def test_adhoc_run_from_a_laptop_completes_through_the_worker_into_s3_mlflow_and
     assert promotion_run["parameters"]["version"] == int(version["version"])  # the payload's type is kept
     finished = api.wait_final(promotion_run["id"], FLOW_RUN_TIMEOUT)
     assert finished["state"]["type"] == "COMPLETED", finished["state"]
-    report(request, "behaviour 1, from `prefect deployment run` to the staging promotion Completed: "
-                    f"{time.monotonic() - began:.1f} s")
+    report(
+        request,
+        "behaviour 1, from `prefect deployment run` to the staging promotion Completed: "
+        f"{time.monotonic() - began:.1f} s",
+    )
     assert mlflow_api.alias(version["name"], "staging")["version"] == version["version"]
 
 
@@ -387,6 +434,7 @@ def test_a_warm_rerun_takes_every_step_from_the_cache(deployed, laptop, api, req
 
 
 # -- behaviour 2: a schedule -------------------------------------------------------------------------
+
 
 def last_scheduler_error(stack: NativeStack) -> str:
     """The last exception line of the Prefect server's log after a scheduler traceback, if any."""
@@ -409,19 +457,26 @@ def test_a_schedule_produces_runs_that_the_worker_executes(deployed, api, stack,
     interval = 20
     anchor = datetime.now(UTC) - timedelta(seconds=interval - 2)  # first run due in ~2 s
     deployment_id = api.create_deployment(
-        "train-embeddings", name="every-20s", entrypoint=DEPLOYMENTS["train-embeddings/adhoc"],
-        work_pool_name=client_env["FLAVOR_WORK_POOL"], pull_steps=[], enforce_parameter_schema=False,
+        "train-embeddings",
+        name="every-20s",
+        entrypoint=DEPLOYMENTS["train-embeddings/adhoc"],
+        work_pool_name=client_env["FLAVOR_WORK_POOL"],
+        pull_steps=[],
+        enforce_parameter_schema=False,
         job_variables={"env": NO_REGISTRATION},
-        schedules=[{"active": True, "schedule": {"interval": interval, "anchor_date": anchor.isoformat(),
-                                                 "timezone": "UTC"}}],
+        schedules=[
+            {"active": True, "schedule": {"interval": interval, "anchor_date": anchor.isoformat(), "timezone": "UTC"}}
+        ],
     )
     runs_of_it = {"deployment_id": {"any_": [deployment_id]}}
     try:
         scheduled = api.wait_for("", lambda: api.flow_runs(**runs_of_it), 60, interval=2, fail=False)
         if not scheduled:
-            pytest.fail("the Prefect server scheduled no run of an interval schedule within 60 s (its scheduler "
-                        "runs every 5 s for new deployments); the last error in its log: "
-                        f"{last_scheduler_error(stack)} (SQLAlchemy {installed_version('sqlalchemy')})")
+            pytest.fail(
+                "the Prefect server scheduled no run of an interval schedule within 60 s (its scheduler "
+                "runs every 5 s for new deployments); the last error in its log: "
+                f"{last_scheduler_error(stack)} (SQLAlchemy {installed_version('sqlalchemy')})"
+            )
 
         def two_started():
             runs = api.flow_runs(**runs_of_it, state={"type": {"any_": ["RUNNING", "COMPLETED", "FAILED", "CRASHED"]}})
@@ -434,8 +489,12 @@ def test_a_schedule_produces_runs_that_the_worker_executes(deployed, api, stack,
         api.call("POST", f"deployments/{deployment_id}/pause_deployment")
         for leftover in api.flow_runs(**runs_of_it, state={"type": {"any_": ["SCHEDULED", "PENDING", "RUNNING"]}}):
             running = leftover["state"]["type"] == "RUNNING"
-            api.set_state(leftover["id"], "CANCELLING" if running else "CANCELLED",
-                          "Cancelling" if running else "Cancelled", "end of the test")
+            api.set_state(
+                leftover["id"],
+                "CANCELLING" if running else "CANCELLED",
+                "Cancelling" if running else "Cancelled",
+                "end of the test",
+            )
         api.delete_deployment(deployment_id)
     assert [run["state"]["type"] for run in runs] == ["COMPLETED", "COMPLETED"], [run["state"] for run in runs]
     assert all(run["auto_scheduled"] and run["created_by"]["type"] == "SCHEDULE" for run in runs)
@@ -447,23 +506,36 @@ def test_a_schedule_produces_runs_that_the_worker_executes(deployed, api, stack,
 
 # -- behaviour 3: retry from the UI ------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_run_failed_in_train_is_retried_as_from_the_ui_without_redoing_fetch_and_normalize(
-        deployed, laptop, api, stack, client_env):
+    deployed, laptop, api, stack, client_env
+):
     corpus = upload_unique_corpus(client_env)
     deployment_id = api.create_deployment(
-        "train-embeddings", name="fault-drill", entrypoint=DEPLOYMENTS["train-embeddings/adhoc"],
-        work_pool_name=client_env["FLAVOR_WORK_POOL"], pull_steps=[], enforce_parameter_schema=False,
-        parameters={"corpus": corpus}, job_variables={"env": {"FLAVOR_FAULT_INJECT": "train", **NO_REGISTRATION}},
+        "train-embeddings",
+        name="fault-drill",
+        entrypoint=DEPLOYMENTS["train-embeddings/adhoc"],
+        work_pool_name=client_env["FLAVOR_WORK_POOL"],
+        pull_steps=[],
+        enforce_parameter_schema=False,
+        parameters={"corpus": corpus},
+        job_variables={"env": {"FLAVOR_FAULT_INJECT": "train", **NO_REGISTRATION}},
     )
     flow_run_id = api.call("POST", f"deployments/{deployment_id}/create_flow_run", json={})["id"]
     failed = api.wait_final(flow_run_id, FLOW_RUN_TIMEOUT)
     assert failed["state"]["type"] == "FAILED"
     assert "TrainingError: fault injected: FLAVOR_FAULT_INJECT='train'" in failed["state"]["message"]
-    assert pipeline_states(api.task_runs(flow_run_id)) == {"fetch": "Completed", "normalize": "Completed",
-                                                           "train": "Failed"}
+    assert pipeline_states(api.task_runs(flow_run_id)) == {
+        "fetch": "Completed",
+        "normalize": "Completed",
+        "train": "Failed",
+    }
     prefix = client_env["FLAVOR_S3_PREFIX"]
-    written_before = {**s3_objects(client_env, f"{prefix}/snapshots/"), **s3_objects(client_env, f"{prefix}/normalized/")}
+    written_before = {
+        **s3_objects(client_env, f"{prefix}/snapshots/"),
+        **s3_objects(client_env, f"{prefix}/normalized/"),
+    }
 
     # Clear the flag where it was set (the UI: Edit deployment > Job variables), then Retry.
     api.call("PATCH", f"deployments/{deployment_id}", json={"job_variables": {"env": NO_REGISTRATION}})
@@ -474,16 +546,24 @@ def test_a_run_failed_in_train_is_retried_as_from_the_ui_without_redoing_fetch_a
     assert finished["run_count"] == 2
 
     task_runs = api.task_runs(flow_run_id)
-    assert pipeline_states(task_runs) == {"fetch": "Cached", "normalize": "Cached", "train": "Completed",
-                                          "evaluate": "Completed"}
+    assert pipeline_states(task_runs) == {
+        "fetch": "Cached",
+        "normalize": "Cached",
+        "train": "Completed",
+        "evaluate": "Completed",
+    }
     latest = latest_by_name(task_runs)
     assert_results_in_the_s3_store(api, stack, client_env, [latest["fetch"], latest["normalize"]])
-    written_after = {**s3_objects(client_env, f"{prefix}/snapshots/"), **s3_objects(client_env, f"{prefix}/normalized/")}
+    written_after = {
+        **s3_objects(client_env, f"{prefix}/snapshots/"),
+        **s3_objects(client_env, f"{prefix}/normalized/"),
+    }
     assert written_after == written_before, "the retry fetched or normalized again"
     api.delete_deployment(deployment_id)
 
 
 # -- behaviour 4: two workers, and one killed mid-run --------------------------------------------------
+
 
 @dataclass
 class ExtraWorker:
@@ -494,13 +574,33 @@ class ExtraWorker:
 
 def start_worker(name: str, machine: Path, client_env: dict[str, str], limit: int) -> ExtraWorker:
     """A process worker on the pool with a home of its own (another machine), in its own process group."""
-    env = {**base_env(), **client_env, "PREFECT_HOME": str(machine / "prefect-home"),
-           "FLAVOR_HOME": str(machine / "flavor-home"), "FLAVOR_TRAIN_EPOCHS": "2",
-           "PREFECT_WORKER_QUERY_SECONDS": WORKER_POLL_SECONDS}
+    env = {
+        **base_env(),
+        **client_env,
+        "PREFECT_HOME": str(machine / "prefect-home"),
+        "FLAVOR_HOME": str(machine / "flavor-home"),
+        "FLAVOR_TRAIN_EPOCHS": "2",
+        "PREFECT_WORKER_QUERY_SECONDS": WORKER_POLL_SECONDS,
+    }
     machine.mkdir(parents=True, exist_ok=True)
     log = machine / "worker.log"
-    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", client_env["FLAVOR_WORK_POOL"],
-               "--type", "process", "--name", name, "--limit", str(limit), "--install-policy", "never"]
+    command = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "worker",
+        "start",
+        "--pool",
+        client_env["FLAVOR_WORK_POOL"],
+        "--type",
+        "process",
+        "--name",
+        name,
+        "--limit",
+        str(limit),
+        "--install-policy",
+        "never",
+    ]
     return ExtraWorker(name, start_process(command, log, env, cwd=machine), log)
 
 
@@ -526,6 +626,7 @@ def two_workers(deployed, api, stack, client_env, tmp_path_factory) -> Iterator[
     root = tmp_path_factory.mktemp("machines")
     workers = {name: start_worker(name, root / name, client_env, limit=2) for name in ("worker-a", "worker-b")}
     try:
+
         def online():
             found = api.call("POST", f"work_pools/{client_env['FLAVOR_WORK_POOL']}/workers/filter", json={})
             return set(workers) <= {item["name"] for item in found if item["status"] == "ONLINE"}
@@ -541,8 +642,12 @@ def two_workers(deployed, api, stack, client_env, tmp_path_factory) -> Iterator[
 @pytest.fixture(scope="module")
 def scale_out_deployment(api, client_env) -> str:
     return api.create_deployment(
-        "train-embeddings", name="scale-out", entrypoint=DEPLOYMENTS["train-embeddings/adhoc"],
-        work_pool_name=client_env["FLAVOR_WORK_POOL"], pull_steps=[], enforce_parameter_schema=False,
+        "train-embeddings",
+        name="scale-out",
+        entrypoint=DEPLOYMENTS["train-embeddings/adhoc"],
+        work_pool_name=client_env["FLAVOR_WORK_POOL"],
+        pull_steps=[],
+        enforce_parameter_schema=False,
         job_variables={"env": NO_REGISTRATION},
     )
 
@@ -559,14 +664,18 @@ def test_two_workers_on_the_pool_share_a_burst_of_runs(two_workers, scale_out_de
 
 @pytest.mark.slow
 def test_a_run_of_a_killed_worker_is_retried_to_completion_with_nothing_lost(
-        two_workers, scale_out_deployment, api, client_env):
+    two_workers, scale_out_deployment, api, client_env
+):
     corpus = upload_unique_corpus(client_env)
-    flow_run_id = api.call("POST", f"deployments/{scale_out_deployment}/create_flow_run",
-                           json={"parameters": {"corpus": corpus}})["id"]
+    flow_run_id = api.call(
+        "POST", f"deployments/{scale_out_deployment}/create_flow_run", json={"parameters": {"corpus": corpus}}
+    )["id"]
 
     def logging_to_mlflow():  # every pipeline step done, the run not finished
-        return any(task_run["name"] == "log-to-mlflow" and task_run["state"]["type"] == "RUNNING"
-                   for task_run in api.task_runs(flow_run_id))
+        return any(
+            task_run["name"] == "log-to-mlflow" and task_run["state"]["type"] == "RUNNING"
+            for task_run in api.task_runs(flow_run_id)
+        )
 
     api.wait_for("the run to reach log-to-mlflow", logging_to_mlflow, FLOW_RUN_TIMEOUT, interval=0.3)
     assert pipeline_states(api.task_runs(flow_run_id)) == dict.fromkeys(PIPELINE_TASKS, "Completed")

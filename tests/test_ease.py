@@ -30,9 +30,7 @@ def test_weights_are_steck_s_closed_form_with_a_zero_diagonal():
 
 
 def test_each_row_keeps_its_k_largest_positive_weights_only():
-    weights = np.array([[0.0, 0.5, -0.2, 0.3, 0.1],
-                        [0.4, 0.0, 0.2, -0.1, -0.3],
-                        [-0.1, -0.2, 0.0, -0.3, -0.4]])
+    weights = np.array([[0.0, 0.5, -0.2, 0.3, 0.1], [0.4, 0.0, 0.2, -0.1, -0.3], [-0.1, -0.2, 0.0, -0.3, -0.4]])
     kept = sparsify_rows(weights, top_k=2).toarray()
     np.testing.assert_allclose(kept, [[0, 0.5, 0, 0.3, 0], [0.4, 0, 0.2, 0, 0], [0, 0, 0, 0, 0]], atol=1e-7)
 

@@ -62,9 +62,17 @@ def test_every_probe_has_its_baselines_in_the_same_report(report):
 
 def test_flat_names_are_the_ones_mlflow_and_the_promotion_gates_use(report):
     flat = report.flat()
-    for name in ("completion_hr10", "completion_mrr", "eval_precision", "category_knn_acc",
-                 "popularity/completion_hr10", "cooccurrence/completion_mrr", "random/category_knn_acc",
-                 "ppmi_svd/completion_hr10", "ppmi_svd/eval_precision"):
+    for name in (
+        "completion_hr10",
+        "completion_mrr",
+        "eval_precision",
+        "category_knn_acc",
+        "popularity/completion_hr10",
+        "cooccurrence/completion_mrr",
+        "random/category_knn_acc",
+        "ppmi_svd/completion_hr10",
+        "ppmi_svd/eval_precision",
+    ):
         assert isinstance(flat[name], float), name
     assert all(0.0 <= value <= 1.0 for value in flat.values())
 

@@ -60,7 +60,10 @@ def test_model_and_baseline_metrics_are_those_of_the_reference_implementation(pl
         for name, value in values.items():
             assert abs(fast.baselines[scorer][name] - value) <= EXACT, f"{scorer}/{name}"
     assert (fast.completion_queries, fast.pair_queries, fast.category_items) == (
-        slow.completion_queries, slow.pair_queries, slow.category_items)
+        slow.completion_queries,
+        slow.pair_queries,
+        slow.category_items,
+    )
 
 
 def test_ties_and_context_cells_count_as_in_the_reference():

@@ -22,8 +22,16 @@ pytestmark = pytest.mark.slow
 # No underscores: the word2vec format stores spaces as underscores, so a name must not hold one.
 HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1"> pie'
 TYPED_SCRIPT = "<script>document.body.dataset.pwned=2</script>"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1100")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1100",
+)
 WAIT = 20.0
 
 
@@ -106,7 +114,8 @@ def screenshot_path(tmp_path: Path) -> Path:
 
 
 def test_the_explorer_looks_up_names_follows_suggestions_completes_a_recipe_and_escapes_everything(
-        served, browser, tmp_path):
+    served, browser, tmp_path
+):
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec

@@ -47,13 +47,20 @@ def stored_files(store: ArtifactStore) -> list[str]:
 # --------------------------------------------------------------------------- http
 
 
-def test_an_http_corpus_becomes_a_content_addressed_snapshot(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_an_http_corpus_becomes_a_content_addressed_snapshot(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     url = http_server.serve("/recipes.jsonl", Reply(200, BODY))
 
     ref = fetch_corpus(url, params(), store)
 
-    assert ref == CorpusRef(source=url, snapshot=(store.home / "snapshots" / f"{SHA}.jsonl").as_uri(),
-                            sha256=SHA, bytes=len(BODY), format="jsonl")
+    assert ref == CorpusRef(
+        source=url,
+        snapshot=(store.home / "snapshots" / f"{SHA}.jsonl").as_uri(),
+        sha256=SHA,
+        bytes=len(BODY),
+        format="jsonl",
+    )
     assert local_path_of(ref.snapshot).read_bytes() == BODY
     assert stored_files(store) == [f"snapshots/{SHA}.jsonl"]
 
@@ -84,7 +91,9 @@ def test_a_server_that_fails_twice_then_succeeds_is_retried(
     ]
 
 
-def test_a_server_that_keeps_failing_gives_up_after_max_attempts(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_a_server_that_keeps_failing_gives_up_after_max_attempts(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     url = http_server.serve("/down.jsonl", Reply(502))
 
     with pytest.raises(FetchError) as raised:
@@ -114,7 +123,9 @@ def test_a_403_is_not_retried_either(http_server: ScriptedHTTPServer, store: Art
     assert http_server.count("/private.jsonl") == 1
 
 
-def test_a_body_cut_short_is_an_error_never_a_partial_corpus(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_a_body_cut_short_is_an_error_never_a_partial_corpus(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     url = http_server.serve("/cut.jsonl", Reply(200, BODY[:100], content_length=len(BODY)))
 
     with pytest.raises(FetchError) as raised:
@@ -128,14 +139,18 @@ def test_a_body_cut_short_is_an_error_never_a_partial_corpus(http_server: Script
     assert stored_files(store) == []
 
 
-def test_a_body_cut_short_once_is_fetched_whole_on_the_retry(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_a_body_cut_short_once_is_fetched_whole_on_the_retry(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     url = http_server.serve("/cut-once.jsonl", Reply(200, BODY[:10], content_length=len(BODY)), Reply(200, BODY))
 
     assert fetch_corpus(url, params(), store).sha256 == SHA
     assert stored_files(store) == [f"snapshots/{SHA}.jsonl"]
 
 
-def test_a_checksum_mismatch_is_an_error_and_keeps_nothing(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_a_checksum_mismatch_is_an_error_and_keeps_nothing(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     url = http_server.serve("/recipes.jsonl", Reply(200, BODY))
     wrong = "0" * 64
 
@@ -149,7 +164,9 @@ def test_a_checksum_mismatch_is_an_error_and_keeps_nothing(http_server: Scripted
     assert stored_files(store) == []
 
 
-def test_the_expected_checksum_and_size_are_accepted_when_they_match(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_the_expected_checksum_and_size_are_accepted_when_they_match(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     url = http_server.serve("/recipes.jsonl", Reply(200, BODY))
 
     ref = fetch_corpus(url, params(expected_sha256=SHA.upper(), expected_bytes=len(BODY)), store)
@@ -167,14 +184,18 @@ def test_a_size_mismatch_is_an_error(http_server: ScriptedHTTPServer, store: Art
     assert stored_files(store) == []
 
 
-def test_a_server_slower_than_the_timeout_is_retried_then_reported(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_a_server_slower_than_the_timeout_is_retried_then_reported(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     url = http_server.serve("/slow.jsonl", Reply(200, BODY, delay=5.0))
 
     started = time.perf_counter()
     with pytest.raises(FetchError) as raised:
         fetch_corpus(url, params(timeout_seconds=0.2, max_attempts=2), store)
 
-    assert str(raised.value) == f"GET {url} failed after 2 attempts: timed out after 0.2 s (ReadTimeout); nothing was kept"
+    assert (
+        str(raised.value) == f"GET {url} failed after 2 attempts: timed out after 0.2 s (ReadTimeout); nothing was kept"
+    )
     assert http_server.count("/slow.jsonl") == 2
     assert time.perf_counter() - started < 2.0
     assert stored_files(store) == []
@@ -190,11 +211,15 @@ def test_a_server_that_is_not_listening_is_a_connection_error(store: ArtifactSto
     with ScriptedHTTPServer() as server:  # started and stopped: its port is now closed
         url = server.url("/recipes.jsonl")
 
-    with pytest.raises(FetchError, match=rf"GET {url} failed after 2 attempts: could not connect: .+; nothing was kept"):
+    with pytest.raises(
+        FetchError, match=rf"GET {url} failed after 2 attempts: could not connect: .+; nothing was kept"
+    ):
         fetch_corpus(url, params(max_attempts=2), store)
 
 
-def test_the_format_comes_from_the_url_or_from_the_content(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_the_format_comes_from_the_url_or_from_the_content(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     named = http_server.serve("/corpus.tsv", Reply(200, b"Canada\tegg\tmilk\n"))
     anonymous = http_server.serve("/download", Reply(200, BODY))
 
@@ -203,7 +228,9 @@ def test_the_format_comes_from_the_url_or_from_the_content(http_server: Scripted
     assert (ref.format, ref.snapshot.rsplit("/", 1)[1]) == ("jsonl", f"{SHA}.jsonl")
 
 
-def test_a_given_format_overrides_detection_and_names_the_snapshot(http_server: ScriptedHTTPServer, store: ArtifactStore) -> None:
+def test_a_given_format_overrides_detection_and_names_the_snapshot(
+    http_server: ScriptedHTTPServer, store: ArtifactStore
+) -> None:
     url = http_server.serve("/corpus.txt", Reply(200, BODY))
 
     ref = fetch_corpus(url, params(format="json"), store)
@@ -331,7 +358,11 @@ def test_an_http_fingerprint_uses_the_etag_and_last_modified(http_server: Script
     url = http_server.serve("/recipes.jsonl", Reply(200, BODY, headers=validators))
 
     assert source_fingerprint(url, params()) == {
-        "source": url, "etag": '"v1"', "last_modified": "Wed, 21 Oct 2026 07:28:00 GMT", "bytes": str(len(BODY))}
+        "source": url,
+        "etag": '"v1"',
+        "last_modified": "Wed, 21 Oct 2026 07:28:00 GMT",
+        "bytes": str(len(BODY)),
+    }
     assert http_server.count("/recipes.jsonl", "HEAD") == 1
     assert http_server.count("/recipes.jsonl", "GET") == 0, "nothing is downloaded"
 
@@ -347,9 +378,9 @@ def test_a_server_without_validators_gets_a_freshness_window(http_server: Script
 
     assert fingerprint["source"] == url
     assert int(fingerprint["freshness_bucket"]) in (before, before + 1)
-    assert source_fingerprint(url, params(freshness_seconds=0)) != source_fingerprint(url, params(freshness_seconds=0)), (
-        "a zero window is never fresh"
-    )
+    assert source_fingerprint(url, params(freshness_seconds=0)) != source_fingerprint(
+        url, params(freshness_seconds=0)
+    ), "a zero window is never fresh"
 
 
 def test_an_unreachable_server_falls_back_to_the_freshness_window(caplog: pytest.LogCaptureFixture) -> None:
@@ -380,7 +411,9 @@ def test_a_fingerprint_of_a_missing_local_file_is_an_error(tmp_path: Path) -> No
         source_fingerprint(str(tmp_path / "nothing.jsonl"), params())
 
 
-def test_an_s3_fingerprint_is_the_objects_etag(s3_server: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_s3_fingerprint_is_the_objects_etag(
+    s3_server: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLAVOR_S3_ENDPOINT_URL", s3_server.url)
     client = s3_server.client()
     client.put_object(Bucket=s3_server.bucket, Key="r.jsonl", Body=BODY)

@@ -15,12 +15,24 @@ from flavor_ml.data.formats import RECIPE_SCHEMA, detect_format, read_recipes
 from flavor_ml.errors import CorpusFormatError
 
 RECIPES = [
-    {"id": "r1", "title": "Guacamole", "cuisine": "mexican",
-     "ingredients": ["2 ripe avocados, mashed", "1 lime, juiced", "1/4 cup chopped fresh cilantro"]},
-    {"id": "r2", "title": "Pesto", "cuisine": "italian",
-     "ingredients": ["2 cups fresh basil leaves", "1/2 cup grated parmesan", "1 clove garlic"]},
-    {"id": "r3", "title": "Miso soup", "cuisine": "japanese",
-     "ingredients": ["4 cups dashi", "3 tbsp white miso paste", "1 (14 oz) package silken tofu, cubed"]},
+    {
+        "id": "r1",
+        "title": "Guacamole",
+        "cuisine": "mexican",
+        "ingredients": ["2 ripe avocados, mashed", "1 lime, juiced", "1/4 cup chopped fresh cilantro"],
+    },
+    {
+        "id": "r2",
+        "title": "Pesto",
+        "cuisine": "italian",
+        "ingredients": ["2 cups fresh basil leaves", "1/2 cup grated parmesan", "1 clove garlic"],
+    },
+    {
+        "id": "r3",
+        "title": "Miso soup",
+        "cuisine": "japanese",
+        "ingredients": ["4 cups dashi", "3 tbsp white miso paste", "1 (14 oz) package silken tofu, cubed"],
+    },
 ]
 LINES = [r["ingredients"] for r in RECIPES]
 
@@ -70,16 +82,15 @@ def test_a_json_object_keyed_by_recipe_id_uses_the_keys_as_ids(tmp_path: Path) -
     frame = read_recipes(_write(tmp_path / "r.json", json.dumps(keyed)), "json")
 
     assert frame.select("recipe_id", "title", "cuisine").rows() == [
-        ("r1", "Guacamole", "mexican"), ("r2", "Pesto", "italian"), ("r3", "Miso soup", "japanese")]
+        ("r1", "Guacamole", "mexican"),
+        ("r2", "Pesto", "italian"),
+        ("r3", "Miso soup", "japanese"),
+    ]
     assert frame["lines"].to_list() == LINES
 
 
 def test_tab_separated_baskets_have_a_cuisine_then_ingredients(tmp_path: Path) -> None:
-    text = ("# flavor-network style\n"
-            "Canada\tegg\tyeast\twheat\n"
-            "\n"
-            "Italy\tbasil\t olive_oil \t\tgarlic\r\n"
-            "Japan\n")
+    text = "# flavor-network style\nCanada\tegg\tyeast\twheat\n\nItaly\tbasil\t olive_oil \t\tgarlic\r\nJapan\n"
     frame = read_recipes(_write(tmp_path / "r.tsv", text), "tsv")
 
     assert frame.rows() == [
@@ -95,7 +106,8 @@ def test_csv_ingredients_may_be_a_json_list_or_separated_lines(tmp_path: Path, s
         return {"json list": json.dumps(lines), "newlines": "\n".join(lines), "pipes": " | ".join(lines)}[style]
 
     rows = [["id", "title", "cuisine", "ingredients"]] + [
-        [r["id"], r["title"], r["cuisine"], cell(r["ingredients"])] for r in RECIPES]
+        [r["id"], r["title"], r["cuisine"], cell(r["ingredients"])] for r in RECIPES
+    ]
     frame = read_recipes(_csv(tmp_path / "r.csv", rows), "csv")
 
     assert frame["recipe_id"].to_list() == ["r1", "r2", "r3"]
@@ -116,23 +128,29 @@ def test_csv_rows_are_the_line_a_record_starts_on(tmp_path: Path) -> None:
 
 def test_parquet_reads_the_same_columns(tmp_path: Path) -> None:
     path = tmp_path / "r.parquet"
-    pl.DataFrame({
-        "id": [1, 2, None],
-        "title": ["Guacamole", "Pesto", "Miso soup"],
-        "ingredients": [LINES[0], LINES[1], LINES[2]],
-    }).write_parquet(path)
+    pl.DataFrame(
+        {
+            "id": [1, 2, None],
+            "title": ["Guacamole", "Pesto", "Miso soup"],
+            "ingredients": [LINES[0], LINES[1], LINES[2]],
+        }
+    ).write_parquet(path)
     frame = read_recipes(path, "parquet")
 
     assert frame.schema == pl.Schema(RECIPE_SCHEMA)
     assert frame.select("row", "recipe_id", "title", "cuisine").rows() == [
-        (1, "1", "Guacamole", None), (2, "2", "Pesto", None), (3, "row-3", "Miso soup", None)]
+        (1, "1", "Guacamole", None),
+        (2, "2", "Pesto", None),
+        (3, "row-3", "Miso soup", None),
+    ]
     assert frame["lines"].to_list() == LINES
 
 
 def test_parquet_rows_without_a_list_of_strings_are_rejects(tmp_path: Path) -> None:
     path = tmp_path / "r.parquet"
-    pl.DataFrame({"ingredients": [["salt", " pepper "], None, ["oil", None]]},
-                 schema={"ingredients": pl.List(pl.String)}).write_parquet(path)
+    pl.DataFrame(
+        {"ingredients": [["salt", " pepper "], None, ["oil", None]]}, schema={"ingredients": pl.List(pl.String)}
+    ).write_parquet(path)
     frame = read_recipes(path, "parquet")
 
     assert frame.select("lines", "error").rows() == [
@@ -145,8 +163,11 @@ def test_parquet_rows_without_a_list_of_strings_are_rejects(tmp_path: Path) -> N
 def test_the_same_recipes_read_alike_in_every_format(tmp_path: Path) -> None:
     _jsonl(tmp_path / "a.jsonl", RECIPES)
     _write(tmp_path / "a.json", json.dumps(RECIPES))
-    _csv(tmp_path / "a.csv", [["id", "title", "cuisine", "ingredients"]]
-         + [[r["id"], r["title"], r["cuisine"], json.dumps(r["ingredients"])] for r in RECIPES])
+    _csv(
+        tmp_path / "a.csv",
+        [["id", "title", "cuisine", "ingredients"]]
+        + [[r["id"], r["title"], r["cuisine"], json.dumps(r["ingredients"])] for r in RECIPES],
+    )
     pl.DataFrame(RECIPES).write_parquet(tmp_path / "a.parquet")
 
     frames = {fmt: read_recipes(tmp_path / f"a.{fmt}", fmt).drop("row") for fmt in ("jsonl", "json", "csv", "parquet")}
@@ -157,11 +178,19 @@ def test_the_same_recipes_read_alike_in_every_format(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- detection
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("recipes.tsv", "tsv"), ("recipes.JSONL", "jsonl"), ("r.ndjson", "jsonl"), ("r.json", "json"),
-    ("r.csv", "csv"), ("r.parquet", "parquet"),
-    ("https://example.org/data/recipes.jsonl?token=abc", "jsonl"), ("s3://bucket/corpora/r.csv", "csv"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("recipes.tsv", "tsv"),
+        ("recipes.JSONL", "jsonl"),
+        ("r.ndjson", "jsonl"),
+        ("r.json", "json"),
+        ("r.csv", "csv"),
+        ("r.parquet", "parquet"),
+        ("https://example.org/data/recipes.jsonl?token=abc", "jsonl"),
+        ("s3://bucket/corpora/r.csv", "csv"),
+    ],
+)
 def test_the_format_comes_from_the_name_when_it_has_a_known_extension(tmp_path: Path, name: str, expected: str) -> None:
     path = _write(tmp_path / "download.part", "anything")
     assert detect_format(path, name_hint=name) == expected
@@ -179,8 +208,14 @@ def test_without_a_telling_name_the_format_is_sniffed_from_the_content(tmp_path:
 
     detected = {p.name: detect_format(p) for p in sorted(tmp_path.iterdir())}
     assert detected == {
-        "array.txt": "json", "baskets.txt": "tsv", "jsonl.txt": "jsonl", "keyed.txt": "json",
-        "one-line.txt": "jsonl", "pretty-keyed.txt": "json", "table.bin": "parquet", "table.txt": "csv",
+        "array.txt": "json",
+        "baskets.txt": "tsv",
+        "jsonl.txt": "jsonl",
+        "keyed.txt": "json",
+        "one-line.txt": "jsonl",
+        "pretty-keyed.txt": "json",
+        "table.bin": "parquet",
+        "table.txt": "csv",
     }
 
 
@@ -218,15 +253,20 @@ def test_45k_json_lines_recipes_read_in_about_a_second(tmp_path: Path) -> None:
 
 
 def test_bad_json_lines_are_kept_as_rejects_with_the_reason(tmp_path: Path) -> None:
-    text = "\n".join([
-        json.dumps(RECIPES[0]),
-        '{"id": "broken", "ingredients": ["salt"',
-        json.dumps({"id": "no-list", "ingredients": "salt, pepper"}),
-        json.dumps({"id": "numbers", "ingredients": ["salt", 3]}),
-        json.dumps({"id": "missing", "title": "Water"}),
-        json.dumps(["not", "an", "object"]),
-        json.dumps({"id": 7, "ingredients": []}),
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                json.dumps(RECIPES[0]),
+                '{"id": "broken", "ingredients": ["salt"',
+                json.dumps({"id": "no-list", "ingredients": "salt, pepper"}),
+                json.dumps({"id": "numbers", "ingredients": ["salt", 3]}),
+                json.dumps({"id": "missing", "title": "Water"}),
+                json.dumps(["not", "an", "object"]),
+                json.dumps({"id": 7, "ingredients": []}),
+            ]
+        )
+        + "\n"
+    )
     frame = read_recipes(_write(tmp_path / "r.jsonl", text), "jsonl")
 
     assert frame.select("row", "recipe_id", "error").rows() == [
@@ -257,9 +297,11 @@ def test_non_utf8_bytes_in_json_lines_and_csv_are_rejects_too(tmp_path: Path) ->
     jsonl = _write(tmp_path / "r.jsonl", b'{"ingredients": ["salt"]}\n{"ingredients": ["cr\xe8me"]}\n')
     assert read_recipes(jsonl, "jsonl")["error"].to_list() == [None, "not UTF-8 at byte 21 of the line (0xe8)"]
 
-    table = _write(tmp_path / "r.csv", b'title,ingredients\nok,salt\nbad,cr\xe8me\n')
+    table = _write(tmp_path / "r.csv", b"title,ingredients\nok,salt\nbad,cr\xe8me\n")
     assert read_recipes(table, "csv").select("row", "error").rows() == [
-        (2, None), (3, "not UTF-8: field 'ingredients' holds the byte 0xe8")]
+        (2, None),
+        (3, "not UTF-8: field 'ingredients' holds the byte 0xe8"),
+    ]
 
 
 def test_csv_rows_with_the_wrong_number_of_fields_or_bad_lists_are_rejects(tmp_path: Path) -> None:
@@ -270,7 +312,7 @@ def test_csv_rows_with_the_wrong_number_of_fields_or_bad_lists_are_rejects(tmp_p
         ("r1", ["salt", "pepper"], None),
         ("row-3", None, "has 3 fields where the header has 2"),
         ("r3", None, "field 'ingredients' is not a list of strings (item 2 is a number)"),
-        ("r4", ["[\"salt\""], None),
+        ("r4", ['["salt"'], None),
     ], "a cell that does not end in ']' is not a JSON list: it is split as text"
 
 
@@ -293,8 +335,11 @@ def test_a_file_of_only_comments_holds_no_recipes(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_the_format_it_claims_says_so(tmp_path: Path) -> None:
     baskets = _write(tmp_path / "baskets.jsonl", "Canada\tegg\tmilk\nItaly\tbasil\n")
-    with pytest.raises(CorpusFormatError, match=r"baskets\.jsonl is not JSON Lines: no line holds a JSON object "
-                                                r"\(line 1: not valid JSON: Expecting value at column 1\)"):
+    with pytest.raises(
+        CorpusFormatError,
+        match=r"baskets\.jsonl is not JSON Lines: no line holds a JSON object "
+        r"\(line 1: not valid JSON: Expecting value at column 1\)",
+    ):
         read_recipes(baskets, "jsonl")
 
     recipes = _jsonl(tmp_path / "recipes.tsv", RECIPES)
@@ -302,8 +347,11 @@ def test_a_file_that_is_not_the_format_it_claims_says_so(tmp_path: Path) -> None
         read_recipes(recipes, "tsv")
 
     prose = _write(tmp_path / "prose.tsv", "just some words\nand more words\n")
-    with pytest.raises(CorpusFormatError, match=r"prose\.tsv is not tab-separated baskets: no line has a tab "
-                                                r"\(line 1: 'just some words'\)"):
+    with pytest.raises(
+        CorpusFormatError,
+        match=r"prose\.tsv is not tab-separated baskets: no line has a tab "
+        r"\(line 1: 'just some words'\)",
+    ):
         read_recipes(prose, "tsv")
 
     with pytest.raises(CorpusFormatError, match=r"recipes\.tsv is not a readable Parquet file"):
@@ -316,14 +364,19 @@ def test_a_file_that_is_not_the_format_it_claims_says_so(tmp_path: Path) -> None
 
 def test_json_lines_named_json_get_a_hint(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "recipes.json", RECIPES)
-    with pytest.raises(CorpusFormatError, match=r"recipes\.json is not valid JSON: Extra data at line 2 column 1; "
-                                                r"it looks like JSON Lines"):
+    with pytest.raises(
+        CorpusFormatError,
+        match=r"recipes\.json is not valid JSON: Extra data at line 2 column 1; "
+        r"it looks like JSON Lines",
+    ):
         read_recipes(path, "json")
 
 
 def test_a_json_document_that_does_not_parse_names_the_line_and_column(tmp_path: Path) -> None:
     path = _write(tmp_path / "r.json", '[\n  {"ingredients": ["salt"]},\n  {"ingredients": ["oil"]\n]\n')
-    with pytest.raises(CorpusFormatError, match=r"r\.json is not valid JSON: Expecting ',' delimiter at line 4 column 1"):
+    with pytest.raises(
+        CorpusFormatError, match=r"r\.json is not valid JSON: Expecting ',' delimiter at line 4 column 1"
+    ):
         read_recipes(path, "json")
 
 
@@ -334,13 +387,17 @@ def test_a_json_document_that_is_not_utf8_names_the_byte_and_line(tmp_path: Path
 
 
 def test_a_json_document_of_the_wrong_shape_says_what_it_found(tmp_path: Path) -> None:
-    with pytest.raises(CorpusFormatError, match=r"expected a JSON array of recipes or an object keyed by recipe id, found a string"):
+    with pytest.raises(
+        CorpusFormatError, match=r"expected a JSON array of recipes or an object keyed by recipe id, found a string"
+    ):
         read_recipes(_write(tmp_path / "r.json", '"recipes"'), "json")
 
 
 def test_no_ingredients_field_anywhere_is_an_error_not_a_file_of_rejects(tmp_path: Path) -> None:
     lines = _jsonl(tmp_path / "r.jsonl", [{"id": "1", "items": ["salt"]}, {"id": "2", "items": ["oil"]}])
-    with pytest.raises(CorpusFormatError, match=r"r\.jsonl: no recipe has an 'ingredients' field \(looked at 2 JSON objects\)"):
+    with pytest.raises(
+        CorpusFormatError, match=r"r\.jsonl: no recipe has an 'ingredients' field \(looked at 2 JSON objects\)"
+    ):
         read_recipes(lines, "jsonl")
 
     document = _write(tmp_path / "r.json", json.dumps([{"name": "soup"}]))
@@ -348,7 +405,9 @@ def test_no_ingredients_field_anywhere_is_an_error_not_a_file_of_rejects(tmp_pat
         read_recipes(document, "json")
 
     table = _csv(tmp_path / "r.csv", [["id", "title", "items"], ["1", "soup", "salt"]])
-    with pytest.raises(CorpusFormatError, match=r"r\.csv has no 'ingredients' column: its header \(line 1\) is 'id,title,items'"):
+    with pytest.raises(
+        CorpusFormatError, match=r"r\.csv has no 'ingredients' column: its header \(line 1\) is 'id,title,items'"
+    ):
         read_recipes(table, "csv")
 
     pl.DataFrame({"id": ["1"], "items": [["salt"]]}).write_parquet(tmp_path / "r.parquet")
@@ -358,10 +417,15 @@ def test_no_ingredients_field_anywhere_is_an_error_not_a_file_of_rejects(tmp_pat
 
 def test_an_unrecognisable_file_asks_for_the_format(tmp_path: Path) -> None:
     path = _write(tmp_path / "notes.txt", "salt and pepper\nto taste\n")
-    with pytest.raises(CorpusFormatError, match=r"cannot tell the format of .*notes\.txt from its name or content.*give the format explicitly"):
+    with pytest.raises(
+        CorpusFormatError,
+        match=r"cannot tell the format of .*notes\.txt from its name or content.*give the format explicitly",
+    ):
         detect_format(path)
 
 
 def test_an_unknown_format_name_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(CorpusFormatError, match=r"unknown corpus format 'xml': expected one of tsv, jsonl, json, csv, parquet"):
+    with pytest.raises(
+        CorpusFormatError, match=r"unknown corpus format 'xml': expected one of tsv, jsonl, json, csv, parquet"
+    ):
         read_recipes(_jsonl(tmp_path / "r.jsonl", RECIPES), "xml")

@@ -24,8 +24,9 @@ def test_make_ci_and_the_image_install_from_the_lock():
     makefile = (REPO / "Makefile").read_text()
     assert "$(UV) sync --locked" in makefile and "$(UV) lock --check" in makefile
     # pip installs uv alone, into .tools/; everything else comes from the lock into .venv.
-    assert [line for line in makefile.splitlines() if "pip install" in line] == \
-        ["\t$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(CURDIR)/.tools/uv uv"]
+    assert [line for line in makefile.splitlines() if "pip install" in line] == [
+        "\t$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(CURDIR)/.tools/uv uv"
+    ]
     ci = (REPO / ".ci" / "run").read_text()
     assert "rm -rf .venv" in ci and "make test" in ci
     dockerfile = (REPO / "deployments" / "Dockerfile").read_text()
@@ -47,8 +48,14 @@ def base_install(tmp_path_factory) -> Path:
 
 def flavor_ml(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     with stopping_local_prefect(cwd / ".flavor"):
-        return subprocess.run([str(venv / "bin" / "flavor-ml"), *args], cwd=cwd, env=user_env(FLAVOR_TRAIN_EPOCHS="2"),
-                              capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            [str(venv / "bin" / "flavor-ml"), *args],
+            cwd=cwd,
+            env=user_env(FLAVOR_TRAIN_EPOCHS="2"),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
 
 @pytest.mark.slow
@@ -63,8 +70,13 @@ def test_the_base_install_trains_lists_and_serves_without_extras(base_install, t
     listed = flavor_ml(base_install, "models", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr[-3000:]
     assert [v["version"] for v in json.loads(listed.stdout)["versions"]] == [1]
-    serving = subprocess.run([str(python), "-c", "from flavor_ml.serving.app import create_app; create_app()"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    serving = subprocess.run(
+        [str(python), "-c", "from flavor_ml.serving.app import create_app; create_app()"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert serving.returncode == 0, serving.stderr[-3000:]
 
 

@@ -77,7 +77,10 @@ def test_the_version_says_which_scorer_it_serves_and_why(trained):
     assert described["chosen_by"] == "validation completion_hr10"
     validation = described["validation"]
     winner = max(validation, key=lambda name: validation[name]["completion_hr10"])
-    assert completion.scorer == winner or validation["ease"]["completion_hr10"] == validation["item2vec"]["completion_hr10"]
+    assert (
+        completion.scorer == winner
+        or validation["ease"]["completion_hr10"] == validation["item2vec"]["completion_hr10"]
+    )
     assert model.derived["epochs_source"] == "adaptive" and model.derived["epochs"] >= 10
 
 

@@ -24,35 +24,74 @@ SHA = "ab" * 32
 
 
 def card_inputs(partitions: list[str] | None = None) -> dict:
-    raw = CorpusRef(source="s3://corpora/recipes.jsonl", snapshot="file:///snap", sha256=SHA, bytes=123_456,
-                    format="jsonl")
+    raw = CorpusRef(
+        source="s3://corpora/recipes.jsonl", snapshot="file:///snap", sha256=SHA, bytes=123_456, format="jsonl"
+    )
     if partitions is not None:  # corpora made of partitions carry their list (another module adds the field)
         raw = raw.model_copy(update={"partitions": partitions})
-    corpus = NormalizedCorpus(source=raw.source, uri="file:///b", sha256="c" * 64, rejects_uri="file:///r",
-                              counts=BasketCounts(recipes_in=1000, recipes_out=950, vocabulary_size=120,
-                                                  rejects={"too_few_ingredients": 40, "unreadable": 10}),
-                              seconds=1.0)
-    model = TrainedModel(uris={}, sha256="d" * 64, vocabulary_size=118, train_recipes=855, holdout_recipes=95,
-                         seconds=2.0)
+    corpus = NormalizedCorpus(
+        source=raw.source,
+        uri="file:///b",
+        sha256="c" * 64,
+        rejects_uri="file:///r",
+        counts=BasketCounts(
+            recipes_in=1000, recipes_out=950, vocabulary_size=120, rejects={"too_few_ingredients": 40, "unreadable": 10}
+        ),
+        seconds=1.0,
+    )
+    model = TrainedModel(
+        uris={}, sha256="d" * 64, vocabulary_size=118, train_recipes=855, holdout_recipes=95, seconds=2.0
+    )
     report = EvaluationReport(
-        k=10, metrics={"completion_hr10": 0.61, "completion_mrr": 0.33, "completion_hr10_ci_low": 0.58,
-                       "completion_hr10_ci_high": 0.64},
-        baselines={"ppmi_svd": {"completion_hr10": 0.55, "completion_mrr": 0.3}}, vocabulary_size=118,
-        train_baskets=855, test_baskets=95, completion_queries=400, pair_queries=60)
+        k=10,
+        metrics={
+            "completion_hr10": 0.61,
+            "completion_mrr": 0.33,
+            "completion_hr10_ci_low": 0.58,
+            "completion_hr10_ci_high": 0.64,
+        },
+        baselines={"ppmi_svd": {"completion_hr10": 0.55, "completion_mrr": 0.3}},
+        vocabulary_size=118,
+        train_baskets=855,
+        test_baskets=95,
+        completion_queries=400,
+        pair_queries=60,
+    )
     insights = ModelInsights(
-        projection_method="pca", projection_seconds=0.1,
-        neighbours=[NeighbourRow(ingredient="basil", count=50, substitutes=[("oregano", 0.9), ("nori", 0.8)],
-                                 complements=[("tomato", 1.2)], rare=["nori"]),
-                    NeighbourRow(ingredient="garlic", count=90, substitutes=[("onion", 0.9)], complements=[])],
+        projection_method="pca",
+        projection_seconds=0.1,
+        neighbours=[
+            NeighbourRow(
+                ingredient="basil",
+                count=50,
+                substitutes=[("oregano", 0.9), ("nori", 0.8)],
+                complements=[("tomato", 1.2)],
+                rare=["nori"],
+            ),
+            NeighbourRow(ingredient="garlic", count=90, substitutes=[("onion", 0.9)], complements=[]),
+        ],
         category_mix=[CategoryMix(category="spice", items=12, purity=0.25, mixed_with=[("herb", 0.5)])],
-        categorized_share=0.8, rare_threshold=25, rare_ingredients=7, rare_examples=["<b>sumac</b>", "nori"],
-        heldout_coverage=0.97)
-    return {"raw": raw, "corpus": corpus, "model": model, "report": report, "training": TrainingParams(epochs=7),
-            "evaluation": EvaluationParams(), "normalization": NormalizationParams(), "insights": insights}
+        categorized_share=0.8,
+        rare_threshold=25,
+        rare_ingredients=7,
+        rare_examples=["<b>sumac</b>", "nori"],
+        heldout_coverage=0.97,
+    )
+    return {
+        "raw": raw,
+        "corpus": corpus,
+        "model": model,
+        "report": report,
+        "training": TrainingParams(epochs=7),
+        "evaluation": EvaluationParams(),
+        "normalization": NormalizationParams(),
+        "insights": insights,
+    }
 
 
-SUBJECT = CardSubject(model_name="flavor-ml-embeddings", version=4, run_id="r" * 32, git_sha="0123abcd",
-                      tracking_uri="sqlite:///x.db")
+SUBJECT = CardSubject(
+    model_name="flavor-ml-embeddings", version=4, run_id="r" * 32, git_sha="0123abcd", tracking_uri="sqlite:///x.db"
+)
 
 
 def test_the_card_describes_corpus_training_metrics_vocabulary_limits_and_loading():
@@ -60,7 +99,13 @@ def test_the_card_describes_corpus_training_metrics_vocabulary_limits_and_loadin
 
     assert card.startswith("# Model card: flavor-ml-embeddings version 4")
     assert [line for line in card.splitlines() if line.startswith("## ")] == [
-        "## Corpus", "## Training", "## Metrics", "## Vocabulary", "## Known limits", "## How to load"]
+        "## Corpus",
+        "## Training",
+        "## Metrics",
+        "## Vocabulary",
+        "## Known limits",
+        "## How to load",
+    ]
     assert "s3://corpora/recipes.jsonl" in card and SHA in card
     assert "1,000 in, 950 kept, 50 rejected (by reason: too_few_ingredients 40, unreadable 10)" in card
     assert "epochs=7" in card and "`0123abcd`" in card and "r" * 32 in card
@@ -90,8 +135,10 @@ def test_a_card_too_long_for_the_registry_is_cut_at_a_section_with_a_pointer_to_
 
 
 @pytest.mark.slow
-def test_a_training_run_leaves_pictures_in_mlflow_and_prefect_and_a_card_on_its_version(isolated_pipeline,  # noqa: F811
-                                                                                        monkeypatch):
+def test_a_training_run_leaves_pictures_in_mlflow_and_prefect_and_a_card_on_its_version(
+    isolated_pipeline,  # noqa: F811
+    monkeypatch,
+):
     from mlflow import MlflowClient
     from prefect.artifacts import Artifact
 
@@ -102,8 +149,13 @@ def test_a_training_run_leaves_pictures_in_mlflow_and_prefect_and_a_card_on_its_
 
     client = MlflowClient(isolated_pipeline.tracking_uri, isolated_pipeline.tracking_uri)
     pictures = {a.path for a in client.list_artifacts(summary.mlflow.run_id, "pictures")}
-    assert pictures == {"pictures/ingredient-map.png", "pictures/ingredient-map.html", "pictures/probes.png",
-                        "pictures/neighbours.md", "pictures/insights.json"}
+    assert pictures == {
+        "pictures/ingredient-map.png",
+        "pictures/ingredient-map.html",
+        "pictures/probes.png",
+        "pictures/neighbours.md",
+        "pictures/insights.json",
+    }
     assert summary.pictures is not None and summary.pictures.artifact_paths and summary.pictures.insights.neighbours
     assert summary.pictures.insights.projection_method == "pca"  # the sample's ~110 ingredients: auto picks PCA
     assert CARD_ARTIFACT in {a.path for a in client.list_artifacts(summary.mlflow.run_id)}
@@ -117,8 +169,9 @@ def test_a_training_run_leaves_pictures_in_mlflow_and_prefect_and_a_card_on_its_
     assert Artifact.get("ingredient-map") is not None and Artifact.get("model-card") is not None
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", isolated_pipeline.tracking_uri)
-    printed = CliRunner().invoke(app, ["models", "--card", str(summary.registered.version),
-                                       "--model-name", summary.registered.name])
+    printed = CliRunner().invoke(
+        app, ["models", "--card", str(summary.registered.version), "--model-name", summary.registered.name]
+    )
     assert printed.exit_code == 0, printed.output
     assert printed.output.startswith(f"# Model card: {summary.registered.name} version {version.version}")
     # The model's figure with its 95% bootstrap interval.

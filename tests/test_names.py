@@ -29,7 +29,11 @@ def test_names_are_normalized_in_one_batch_and_then_answered_from_the_cache():
     assert pending == ["Green Onions", "coriander leaves"], "a vocabulary name needs no normalizer"
     assert calls == [["Green Onions", "coriander leaves"]]
     assert [resolver.resolve(n, VOCABULARY) for n in ("Green Onions", "coriander leaves", "basil", "nope")] == [
-        "scallion", "cilantro", "basil", None]
+        "scallion",
+        "cilantro",
+        "basil",
+        None,
+    ]
 
 
 def test_the_cache_keeps_the_most_recently_used_names():

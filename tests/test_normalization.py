@@ -70,8 +70,19 @@ def names(*lines: str) -> list[str | None]:
 def test_the_case_table_covers_every_kind_of_line_in_the_issue():
     sections = {section for section, _, _ in CASES}
     assert len(CASES) >= 300
-    for needed in ("fractions", "dual units", "alternatives", "plurals", "synonyms", "not ingredients",
-                   "packaging", "sizes", "underscores", "trailing comments", "brand"):
+    for needed in (
+        "fractions",
+        "dual units",
+        "alternatives",
+        "plurals",
+        "synonyms",
+        "not ingredients",
+        "packaging",
+        "sizes",
+        "underscores",
+        "trailing comments",
+        "brand",
+    ):
         assert any(needed in section for section in sections), needed
 
 
@@ -86,12 +97,23 @@ def test_hand_checked_line_gives_its_canonical_name(case_results, section, line,
 
 def test_metric_and_imperial_dual_units_are_dropped():
     assert names("150g/5¼oz canned chickpeas", "700g/1lb 9oz lamb shoulder", "500ml/18fl oz venison jus") == [
-        "chickpea", "lamb shoulder", "venison jus"]
+        "chickpea",
+        "lamb shoulder",
+        "venison jus",
+    ]
 
 
 def test_unicode_and_ascii_fractions_and_ranges_are_dropped():
-    assert names("1½ tsp cumin seeds", "1 1/2 tsp cumin seeds", "1-2 tsp cumin seeds", "1 to 2 tsp cumin seeds",
-                 "¼-½ tsp cumin seeds") == ["cumin seed"] * 5
+    assert (
+        names(
+            "1½ tsp cumin seeds",
+            "1 1/2 tsp cumin seeds",
+            "1-2 tsp cumin seeds",
+            "1 to 2 tsp cumin seeds",
+            "¼-½ tsp cumin seeds",
+        )
+        == ["cumin seed"] * 5
+    )
 
 
 def test_a_unit_with_nothing_after_it_is_the_ingredient_itself():
@@ -136,7 +158,11 @@ def test_ingredient_names_lists_every_ingredient_a_line_names(line, basket):
 
 def test_alternatives_keep_the_first_and_share_a_head_noun_only_with_a_modifier():
     assert names("onions or shallots", "chicken or vegetable stock", "butter or olive oil", "fresh or frozen peas") == [
-        "onion", "chicken stock", "butter", "pea"]
+        "onion",
+        "chicken stock",
+        "butter",
+        "pea",
+    ]
 
 
 def test_descriptors_that_change_the_ingredient_are_kept_and_others_dropped():
@@ -145,8 +171,9 @@ def test_descriptors_that_change_the_ingredient_are_kept_and_others_dropped():
     assert names("fresh basil", "chopped basil", "large basil leaves", "organic basil") == ["basil"] * 4
 
 
-@pytest.mark.parametrize("template", ["fresh {}", "2 large {}, chopped", "organic {} (optional)", "{}, to serve",
-                                      "1 x 400g tin of {}"])
+@pytest.mark.parametrize(
+    "template", ["fresh {}", "2 large {}, chopped", "organic {} (optional)", "{}, to serve", "1 x 400g tin of {}"]
+)
 def test_adding_descriptors_or_amounts_does_not_change_the_ingredient(case_results, template):
     canonical = sorted({name for name in case_results.values() if name})
     assert normalize_lines([template.format(name) for name in canonical]) == canonical
@@ -163,8 +190,17 @@ def test_underscored_flavor_network_tokens_become_space_separated_names():
 
 
 def test_section_headers_blank_and_equipment_lines_give_nothing():
-    assert names("For the sauce:", "To serve", "", "   ", "8 wooden skewers, soaked in water",
-                 "You will need: a 20cm cake tin") == [None] * 6
+    assert (
+        names(
+            "For the sauce:",
+            "To serve",
+            "",
+            "   ",
+            "8 wooden skewers, soaked in water",
+            "You will need: a 20cm cake tin",
+        )
+        == [None] * 6
+    )
     assert ingredient_names(["For the sauce:", None]) == [[], []]
 
 
@@ -270,7 +306,11 @@ def test_extra_synonyms_extend_and_override_the_packaged_table(tmp_path):
     extra = write(tmp_path / "mine.csv", "variant,canonical\nSpring Onions,green onion\nSpuds,Potatoes\n")
     mine = Normalizer(extra_synonyms=extra)
     assert mine.normalize_lines(["4 spuds", "2 spring onions, sliced", "green onion", "scallions"]) == [
-        "potato", "green onion", "green onion", "scallion"]
+        "potato",
+        "green onion",
+        "green onion",
+        "scallion",
+    ]
     assert normalize_lines(["4 spuds"]) == ["spud"]  # the default instance is unaffected
 
 
@@ -314,9 +354,42 @@ def test_label_agreement_compares_after_the_same_canonicalisation():
 # ---------------------------------------------------------------------------------------
 # Properties on arbitrary text
 
-RECIPE_WORDS = ["2", "½", "1-2", "150g/5oz", "x", "tbsp", "cups", "of", "fresh", "chopped", "large", "onions",
-                "chicken", "or", "and", "vegetable", "stock", "salt", "pepper", "(optional)", ",", "to", "taste",
-                "for", "the", "sauce:", "olive_oil", "leaves", "garlic", "cloves", "-", "Crème", "fraîche", ";"]
+RECIPE_WORDS = [
+    "2",
+    "½",
+    "1-2",
+    "150g/5oz",
+    "x",
+    "tbsp",
+    "cups",
+    "of",
+    "fresh",
+    "chopped",
+    "large",
+    "onions",
+    "chicken",
+    "or",
+    "and",
+    "vegetable",
+    "stock",
+    "salt",
+    "pepper",
+    "(optional)",
+    ",",
+    "to",
+    "taste",
+    "for",
+    "the",
+    "sauce:",
+    "olive_oil",
+    "leaves",
+    "garlic",
+    "cloves",
+    "-",
+    "Crème",
+    "fraîche",
+    ";",
+]
 recipe_like = st.lists(st.sampled_from(RECIPE_WORDS), max_size=9).map(" ".join)
 any_line = st.one_of(st.text(max_size=60), recipe_like, st.none())
 batches = st.lists(any_line, min_size=1, max_size=40)
@@ -359,8 +432,9 @@ def test_polars_form_equals_list_form_and_lines_are_independent(lines):
 
 @pytest.mark.shared_data
 def test_bbc_hand_labels_agree_on_at_least_90_percent_of_lines(shared_datasets):
-    frame = pl.read_csv(shared_datasets / "ingredient-lines" / "bbc-ingredients-snapshot-2017.csv",
-                        columns=["input", "name"]).filter(pl.col("name").is_not_null())
+    frame = pl.read_csv(
+        shared_datasets / "ingredient-lines" / "bbc-ingredients-snapshot-2017.csv", columns=["input", "name"]
+    ).filter(pl.col("name").is_not_null())
     score = label_agreement(normalize_lines(frame["input"].to_list()), frame["name"].to_list())
     assert score >= 0.90
 

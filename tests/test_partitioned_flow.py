@@ -37,7 +37,7 @@ def states(summary) -> dict[str, str]:
 
 
 def partition_states(summary, step: str) -> dict[str, str]:
-    return {name[len(step) + 1:-1]: task.state for name, task in summary.tasks.items() if name.startswith(f"{step}[")}
+    return {name[len(step) + 1 : -1]: task.state for name, task in summary.tasks.items() if name.startswith(f"{step}[")}
 
 
 @pytest.fixture
@@ -55,28 +55,44 @@ def test_partitions_are_fetched_and_normalized_once_each_and_only_what_changed_r
 
     first = train_embeddings(corpus=str(corpus), **SMALL)
     assert states(first) == {
-        "fetch[day-0.jsonl.gz]": "Completed", "fetch[day-1.jsonl.gz]": "Completed", "fetch[day-2.jsonl.gz]": "Completed",
-        "normalize[day-0.jsonl.gz]": "Completed", "normalize[day-1.jsonl.gz]": "Completed",
-        "normalize[day-2.jsonl.gz]": "Completed", "merge": "Completed", "train": "Completed", "evaluate": "Completed",
+        "fetch[day-0.jsonl.gz]": "Completed",
+        "fetch[day-1.jsonl.gz]": "Completed",
+        "fetch[day-2.jsonl.gz]": "Completed",
+        "normalize[day-0.jsonl.gz]": "Completed",
+        "normalize[day-1.jsonl.gz]": "Completed",
+        "normalize[day-2.jsonl.gz]": "Completed",
+        "merge": "Completed",
+        "train": "Completed",
+        "evaluate": "Completed",
     }
     report = summary_as_json(first)
     assert [p["name"] for p in report["partitions"]] == ["day-0.jsonl.gz", "day-1.jsonl.gz", "day-2.jsonl.gz"]
-    assert all(p["recipes_in"] == 250 and p["rows"] == 250 - p["rejected"] - p["duplicates"] for p in report["partitions"])
+    assert all(
+        p["recipes_in"] == 250 and p["rows"] == 250 - p["rejected"] - p["duplicates"] for p in report["partitions"]
+    )
     assert report["tasks"]["normalize[day-0.jsonl.gz]"] == "Completed"
     kept = {p.name: p.rows for p in first.normalized.partitions}
 
     write_partition(corpus, "day-3.jsonl.gz", seed=4)  # a new day arrives
     grown = train_embeddings(corpus=str(corpus), **SMALL)
-    assert partition_states(grown, "normalize") == {"day-0.jsonl.gz": "Cached", "day-1.jsonl.gz": "Cached",
-                                                    "day-2.jsonl.gz": "Cached", "day-3.jsonl.gz": "Completed"}
+    assert partition_states(grown, "normalize") == {
+        "day-0.jsonl.gz": "Cached",
+        "day-1.jsonl.gz": "Cached",
+        "day-2.jsonl.gz": "Cached",
+        "day-3.jsonl.gz": "Completed",
+    }
     assert partition_states(grown, "fetch")["day-3.jsonl.gz"] == "Completed"
     assert (states(grown)["merge"], states(grown)["train"]) == ("Completed", "Completed")
     assert {p.name: p.rows for p in grown.normalized.partitions if p.name != "day-3.jsonl.gz"} == kept
 
     write_partition(corpus, "day-1.jsonl.gz", seed=11)  # a day is replaced
     changed = train_embeddings(corpus=str(corpus), **SMALL)
-    assert partition_states(changed, "normalize") == {"day-0.jsonl.gz": "Cached", "day-1.jsonl.gz": "Completed",
-                                                      "day-2.jsonl.gz": "Cached", "day-3.jsonl.gz": "Cached"}
+    assert partition_states(changed, "normalize") == {
+        "day-0.jsonl.gz": "Cached",
+        "day-1.jsonl.gz": "Completed",
+        "day-2.jsonl.gz": "Cached",
+        "day-3.jsonl.gz": "Cached",
+    }
     new_sha = {p.name: p.sha256 for p in changed.normalized.partitions}["day-1.jsonl.gz"]
     assert new_sha != {p.name: p.sha256 for p in grown.normalized.partitions}["day-1.jsonl.gz"]
 
@@ -99,11 +115,15 @@ def test_mlflow_and_the_registered_version_record_which_partitions_went_in(isola
     run = client.get_run(summary.mlflow.run_id)
     assert run.data.params["corpus_partitions"] == "3"
     recorded = {p.name: p for p in summary.normalized.partitions}
-    assert run.data.tags["partition/day-0.jsonl.gz"] == f"{recorded['day-0.jsonl.gz'].sha256} {recorded['day-0.jsonl.gz'].rows}"
+    assert (
+        run.data.tags["partition/day-0.jsonl.gz"]
+        == f"{recorded['day-0.jsonl.gz'].sha256} {recorded['day-0.jsonl.gz'].rows}"
+    )
     assert run.data.tags["task_state/normalize/day-2.jsonl.gz"] == "Completed"
     listed = json.loads(Path(client.download_artifacts(run.info.run_id, "data/partitions.json")).read_text())
     assert [(p["name"], p["sha256"], p["rows"]) for p in listed] == [
-        (p.name, p.sha256, p.rows) for p in summary.normalized.partitions]
+        (p.name, p.sha256, p.rows) for p in summary.normalized.partitions
+    ]
     version = client.get_model_version(summary.registered.name, str(summary.registered.version))
     assert json.loads(version.tags["partitions"]) == [[p.name, p.sha256, p.rows] for p in summary.normalized.partitions]
     assert version.tags["corpus_partitions_sha256"] == run.data.tags["corpus_partitions_sha256"]
@@ -123,8 +143,11 @@ def test_a_broken_partition_fails_its_own_task_and_the_flow_names_it_then_only_i
 
     write_partition(corpus, "day-1.jsonl.gz", seed=2)  # fixed
     retried = train_embeddings(corpus=str(corpus), **SMALL)
-    assert partition_states(retried, "normalize") == {"day-0.jsonl.gz": "Cached", "day-1.jsonl.gz": "Completed",
-                                                      "day-2.jsonl.gz": "Cached"}
+    assert partition_states(retried, "normalize") == {
+        "day-0.jsonl.gz": "Cached",
+        "day-1.jsonl.gz": "Completed",
+        "day-2.jsonl.gz": "Cached",
+    }
 
 
 def test_partition_tasks_run_on_a_dask_cluster_of_two_worker_processes(isolated_pipeline, corpus, monkeypatch):

@@ -27,8 +27,14 @@ from tests.support.s3_server import S3Endpoint, moto_endpoint_url, s3_server  # 
 
 def recipes(prefix: str, n: int = 6) -> str:
     return "".join(
-        json.dumps({"id": f"{prefix}{i}", "title": f"{prefix} dish {i}",
-                    "ingredients": ["2 cloves garlic, minced", "1 onion, chopped", f"{i + 1} cups flour"]}) + "\n"
+        json.dumps(
+            {
+                "id": f"{prefix}{i}",
+                "title": f"{prefix} dish {i}",
+                "ingredients": ["2 cloves garlic, minced", "1 onion, chopped", f"{i + 1} cups flour"],
+            }
+        )
+        + "\n"
         for i in range(n)
     )
 
@@ -74,7 +80,10 @@ def test_a_glob_lists_the_files_it_matches(tmp_path: Path) -> None:
     for name in ("recipes-01.jsonl.gz", "recipes-02.jsonl.gz", "notes.txt"):
         (tmp_path / name).write_bytes(gzip.compress(recipes("x").encode()))
 
-    assert names(list_partitions(str(tmp_path / "recipes-*.jsonl.gz"))) == ["recipes-01.jsonl.gz", "recipes-02.jsonl.gz"]
+    assert names(list_partitions(str(tmp_path / "recipes-*.jsonl.gz"))) == [
+        "recipes-01.jsonl.gz",
+        "recipes-02.jsonl.gz",
+    ]
     with pytest.raises(FetchError, match=r"recipes-\*\.csv: the pattern matches no file"):
         list_partitions(str(tmp_path / "recipes-*.csv"))
 
@@ -129,10 +138,17 @@ def test_an_s3_prefix_is_every_object_under_it(s3_server: S3Endpoint, tmp_path: 
 # --------------------------------------------------------------------------- reading them
 
 
-@pytest.mark.parametrize("suffix, compress", [
-    (".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress),
-])
-def test_compressed_partitions_are_read_transparently(tmp_path: Path, storage: StorageSettings, suffix, compress) -> None:
+@pytest.mark.parametrize(
+    "suffix, compress",
+    [
+        (".gz", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+    ],
+)
+def test_compressed_partitions_are_read_transparently(
+    tmp_path: Path, storage: StorageSettings, suffix, compress
+) -> None:
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / f"a.jsonl{suffix}").write_bytes(compress(recipes("a").encode()))
     (tmp_path / "corpus" / "b.jsonl").write_text(recipes("b"))
@@ -153,12 +169,15 @@ def test_a_zipped_json_file_trains_like_the_file_itself(tmp_path: Path, storage:
     plain = normalize_corpus(str(tmp_path / "train.json"), storage)
 
     assert zipped_corpus.partitions[0].name == "train.json.zip/train.json"
-    assert pl.read_parquet(zipped_corpus.uri.removeprefix("file://"))["ingredients"].to_list() == \
-        pl.read_parquet(plain.uri.removeprefix("file://"))["ingredients"].to_list()
+    assert (
+        pl.read_parquet(zipped_corpus.uri.removeprefix("file://"))["ingredients"].to_list()
+        == pl.read_parquet(plain.uri.removeprefix("file://"))["ingredients"].to_list()
+    )
 
 
-def test_a_format_error_names_the_file_the_user_gave_and_the_line_not_the_snapshot(tmp_path: Path,
-                                                                                    storage: StorageSettings) -> None:
+def test_a_format_error_names_the_file_the_user_gave_and_the_line_not_the_snapshot(
+    tmp_path: Path, storage: StorageSettings
+) -> None:
     bad = tmp_path / "recipes.tsv"
     bad.write_text("just words\nno tabs at all\n")
     raw = pipeline.fetch_partition(pipeline.list_corpus(str(bad), storage)[0], FetchParams(), storage)
@@ -203,8 +222,9 @@ def test_zstd_is_refused_with_a_message_that_says_what_to_use(tmp_path: Path) ->
 # --------------------------------------------------------------------------- merging them
 
 
-def test_a_recipe_in_two_partitions_is_kept_once_and_the_copy_is_kept_aside(tmp_path: Path,
-                                                                             storage: StorageSettings) -> None:
+def test_a_recipe_in_two_partitions_is_kept_once_and_the_copy_is_kept_aside(
+    tmp_path: Path, storage: StorageSettings
+) -> None:
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "a.jsonl").write_text(recipes("r", 4))
     (tmp_path / "c" / "b.jsonl").write_text(recipes("r", 6))  # r0..r3 again, plus r4, r5
@@ -212,13 +232,18 @@ def test_a_recipe_in_two_partitions_is_kept_once_and_the_copy_is_kept_aside(tmp_
 
     merged = normalize_corpus(str(tmp_path / "c"), storage)
 
-    assert [(p.name, p.rows, p.duplicates) for p in merged.partitions] == [("a.jsonl", 4, 0), ("b.jsonl", 2, 4),
-                                                                            ("c.jsonl", 1, 3)]
+    assert [(p.name, p.rows, p.duplicates) for p in merged.partitions] == [
+        ("a.jsonl", 4, 0),
+        ("b.jsonl", 2, 4),
+        ("c.jsonl", 1, 3),
+    ]
     assert merged.counts.rejects == {"duplicate": 7}
     rejects = pl.read_parquet(merged.rejects_uri.removeprefix("file://"))
     assert rejects.filter(pl.col("partition") == "c.jsonl")["detail"].to_list() == [
-        "the same recipe as r0 in partition a.jsonl", "the same recipe as r1 in partition a.jsonl",
-        "the same recipe as r3 in partition a.jsonl"]
+        "the same recipe as r0 in partition a.jsonl",
+        "the same recipe as r1 in partition a.jsonl",
+        "the same recipe as r3 in partition a.jsonl",
+    ]
 
 
 def test_copies_inside_one_partition_are_left_alone(tmp_path: Path, storage: StorageSettings) -> None:
@@ -236,9 +261,15 @@ def test_each_partition_records_its_name_source_sha256_and_rows(tmp_path: Path, 
 
     [record] = normalize_corpus(str(path), storage).partitions
 
-    assert record.model_dump() == {"name": "one.jsonl", "source": str(path),
-                                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "rows": 6,
-                                   "recipes_in": 6, "rejected": 0, "duplicates": 0}
+    assert record.model_dump() == {
+        "name": "one.jsonl",
+        "source": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "rows": 6,
+        "recipes_in": 6,
+        "rejected": 0,
+        "duplicates": 0,
+    }
 
 
 # --------------------------------------------------------------------------- streaming them
@@ -265,8 +296,12 @@ def test_the_split_is_the_in_memory_split_made_a_slice_at_a_time(tmp_path: Path)
 
 def test_the_training_stream_reshuffles_every_pass_reproducibly_and_drops_what_cannot_train(tmp_path: Path) -> None:
     baskets = [[f"a{i % 50}", f"b{i % 3}", f"once{i}"] for i in range(300)] + [["lonely"], ["rare", "b0"]]
-    sides = split_baskets(write_baskets(tmp_path / "b.parquet", baskets), EvaluationParams(holdout_fraction=0.01),
-                          tmp_path / "work", chunk_rows=32)
+    sides = split_baskets(
+        write_baskets(tmp_path / "b.parquet", baskets),
+        EvaluationParams(holdout_fraction=0.01),
+        tmp_path / "work",
+        chunk_rows=32,
+    )
 
     corpus = training_corpus(sides.train, min_count=2, seed=5)
     first, second = list(corpus.baskets), list(corpus.baskets)

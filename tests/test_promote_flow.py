@@ -42,14 +42,21 @@ def name() -> str:
 
 def run_promotion(registry, name: str, stage: str = "staging", **parameters):
     """The flow's final state (the flow is not allowed to raise into the test)."""
-    return promote_model(stage=stage, policy_path=str(POLICY_FILE), model_name=name, tracking_uri=registry.uri,
-                         return_state=True, **parameters)
+    return promote_model(
+        stage=stage,
+        policy_path=str(POLICY_FILE),
+        model_name=name,
+        tracking_uri=registry.uri,
+        return_state=True,
+        **parameters,
+    )
 
 
 def artifacts_of(state) -> list:
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
 
 
 def events_named(event: str, resource_id: str, timeout: float = 20.0) -> list:
@@ -57,8 +64,10 @@ def events_named(event: str, resource_id: str, timeout: float = 20.0) -> list:
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while True:
-            page = client.read_events(EventFilter(event=EventNameFilter(name=[event]),
-                                                  resource=EventResourceFilter(id=[resource_id])), limit=50)
+            page = client.read_events(
+                EventFilter(event=EventNameFilter(name=[event]), resource=EventResourceFilter(id=[resource_id])),
+                limit=50,
+            )
             if page.events or time.monotonic() > deadline:
                 return page.events
             time.sleep(0.5)
@@ -94,8 +103,12 @@ def test_a_rejection_fails_the_run_with_a_message_naming_each_failed_gate_and_mo
     state = run_promotion(registry, name, version=bad)
 
     assert state.is_failed()
-    for gate in ("threshold:completion_hr10", "margin:completion_hr10-popularity", "margin:completion_hr10-ppmi_svd",
-                 "non_regression:completion_hr10"):
+    for gate in (
+        "threshold:completion_hr10",
+        "margin:completion_hr10-popularity",
+        "margin:completion_hr10-ppmi_svd",
+        "non_regression:completion_hr10",
+    ):
         assert gate in state.message
     assert registry.holder(name, "staging") == held
     rejected = state.result(raise_on_failure=False)
@@ -103,8 +116,9 @@ def test_a_rejection_fails_the_run_with_a_message_naming_each_failed_gate_and_mo
     [artifact] = artifacts_of(state)
     assert "**FAIL**" in artifact.data and "**rejected**" in artifact.data
     with pytest.raises(GatesFailed, match="threshold:completion_hr10"):
-        promote_model(stage="staging", version=bad, policy_path=str(POLICY_FILE), model_name=name,
-                      tracking_uri=registry.uri)
+        promote_model(
+            stage="staging", version=bad, policy_path=str(POLICY_FILE), model_name=name, tracking_uri=registry.uri
+        )
 
 
 def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, name):
@@ -132,7 +146,10 @@ def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, nam
     # comes from the API, so it holds even when the in-process result was not kept).
     assert f"of v{winner}" in states[loser].message
     assert [(e.decision, e.from_version, e.to_version) for e in promotion_log(registry.store, name)] == [
-        ("promoted", None, held), ("promoted", held, winner), ("rejected", winner, winner)]
+        ("promoted", None, held),
+        ("promoted", held, winner),
+        ("rejected", winner, winner),
+    ]
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(lock_name("Staging"))
     assert (limit.name, limit.limit, limit.active) == ("promote-staging", 1, True)
@@ -164,8 +181,12 @@ def test_training_completed_is_an_event_about_the_new_version_that_triggers_stag
     state = fake_training(return_state=True)
 
     [event] = events_named(TRAINING_COMPLETED, "flavor-ml.model.flavor-ml-embeddings.version.7")
-    assert event.payload == {"model_name": "flavor-ml-embeddings", "version": 7, "run_id": "run-abc",
-                             "metrics": {"completion_hr10": 0.61}}
+    assert event.payload == {
+        "model_name": "flavor-ml-embeddings",
+        "version": 7,
+        "run_id": "run-abc",
+        "metrics": {"completion_hr10": 0.61},
+    }
     assert f"prefect.flow-run.{state.state_details.flow_run_id}" in [r.id for r in event.related]
     trigger = DeploymentEventTrigger(**staging_trigger())
     assert trigger.expect == {TRAINING_COMPLETED}
@@ -201,9 +222,19 @@ def test_cli_promote_prints_the_decision_as_json_and_exits_by_verdict(registry, 
     code, promoted, _ = cli("promote", "--to", "staging", *common)
     assert code == 0
     assert {k: promoted[k] for k in ("decision", "version", "stage", "from_version", "to_version")} == {
-        "decision": "promoted", "version": good, "stage": "staging", "from_version": None, "to_version": good}
+        "decision": "promoted",
+        "version": good,
+        "stage": "staging",
+        "from_version": None,
+        "to_version": good,
+    }
     assert promoted["gates"]["threshold:completion_hr10"] == {
-        "value": 0.62, "threshold": 0.5, "op": ">=", "passed": True, "reason": "completion_hr10 0.62 >= 0.5"}
+        "value": 0.62,
+        "threshold": 0.5,
+        "op": ">=",
+        "passed": True,
+        "reason": "completion_hr10 0.62 >= 0.5",
+    }
 
     bad = registry.train(name, metrics(hr10=0.45))
     code, rejected, _ = cli("promote", "--to", "staging", *common)
@@ -223,7 +254,10 @@ def test_cli_rollback_and_models(registry, name, cli):
     code, rolled_back, _ = cli("rollback", "--stage", "staging", "--model-name", name, "--json")
     assert code == 0
     assert (rolled_back["decision"], rolled_back["from_version"], rolled_back["to_version"]) == (
-        "rolled-back", second, first)
+        "rolled-back",
+        second,
+        first,
+    )
 
     code, listed, _ = cli("models", "--model-name", name, "--json")
     assert code == 0

@@ -34,15 +34,25 @@ POLICY_FILE = Path(__file__).parent / "data" / "promotion-policy.yaml"
 POLICY = load_policy(POLICY_FILE)
 
 # A model that passes the test policy for staging and production, and its trivial baselines.
-GOOD = {"completion_hr10": 0.62, "completion_mrr": 0.30, "eval_precision": 0.40,
-        "popularity/completion_hr10": 0.38, "cooccurrence/completion_hr10": 0.47,
-        "ppmi_svd/completion_hr10": 0.56, "random/completion_hr10": 0.05}
+GOOD = {
+    "completion_hr10": 0.62,
+    "completion_mrr": 0.30,
+    "eval_precision": 0.40,
+    "popularity/completion_hr10": 0.38,
+    "cooccurrence/completion_hr10": 0.47,
+    "ppmi_svd/completion_hr10": 0.56,
+    "random/completion_hr10": 0.05,
+}
 
 
 def metrics(**changes: float) -> dict[str, float]:
     """GOOD with some metrics changed (``hr10=``, ``mrr=``, or full names)."""
-    short = {"hr10": "completion_hr10", "mrr": "completion_mrr", "ppmi": "ppmi_svd/completion_hr10",
-             "popularity": "popularity/completion_hr10"}
+    short = {
+        "hr10": "completion_hr10",
+        "mrr": "completion_mrr",
+        "ppmi": "ppmi_svd/completion_hr10",
+        "popularity": "popularity/completion_hr10",
+    }
     return {**GOOD, **{short.get(k, k): v for k, v in changes.items()}}
 
 
@@ -58,8 +68,12 @@ def test_a_good_candidate_passes_every_staging_gate_when_the_stage_is_empty():
 
     assert decision.verdict == "passed" and decision.passed
     assert decision.stage == "staging" and decision.version == 1 and decision.holder is None
-    assert set(decision.as_json()["gates"]) == {"threshold:completion_hr10", "margin:completion_hr10-popularity",
-                                                "margin:completion_hr10-ppmi_svd", "non_regression"}
+    assert set(decision.as_json()["gates"]) == {
+        "threshold:completion_hr10",
+        "margin:completion_hr10-popularity",
+        "margin:completion_hr10-ppmi_svd",
+        "non_regression",
+    }
 
 
 def test_each_failed_gate_is_named_with_its_value_and_threshold():
@@ -68,8 +82,13 @@ def test_each_failed_gate_is_named_with_its_value_and_threshold():
     assert decision.verdict == "failed" and decision.holder is None
     assert [g.name for g in decision.failed_gates] == ["threshold:completion_hr10", "margin:completion_hr10-popularity"]
     gates = decision.as_json()["gates"]
-    assert gates["threshold:completion_hr10"] == {"value": 0.45, "threshold": 0.5, "op": ">=", "passed": False,
-                                                  "reason": "completion_hr10 0.45 < 0.5"}
+    assert gates["threshold:completion_hr10"] == {
+        "value": 0.45,
+        "threshold": 0.5,
+        "op": ">=",
+        "passed": False,
+        "reason": "completion_hr10 0.45 < 0.5",
+    }
     assert gates["margin:completion_hr10-popularity"]["value"] == pytest.approx(0.01)
     assert "threshold:completion_hr10 (completion_hr10 0.45 < 0.5)" in decision.summary()
 
@@ -101,10 +120,12 @@ def test_non_regression_compares_with_the_holder_within_the_tolerance():
 
 def test_production_requires_having_been_promoted_to_staging():
     never = evaluate_gates(snapshot_of(1, metrics()), None, POLICY, "Production")
-    was = evaluate_gates(snapshot_of(1, metrics(), tags={"promotion.staging.status": "promoted"}), None, POLICY,
-                         "production")
-    rolled_back = evaluate_gates(snapshot_of(1, metrics(), tags={"promotion.staging.status": "rolled-back"}), None,
-                                 POLICY, "production")
+    was = evaluate_gates(
+        snapshot_of(1, metrics(), tags={"promotion.staging.status": "promoted"}), None, POLICY, "production"
+    )
+    rolled_back = evaluate_gates(
+        snapshot_of(1, metrics(), tags={"promotion.staging.status": "rolled-back"}), None, POLICY, "production"
+    )
 
     assert [g.name for g in never.failed_gates] == ["require_stage:staging"]
     assert was.passed
@@ -145,7 +166,8 @@ class Registry:
         client = MlflowClient(uri, uri)
         experiment_id = client.create_experiment(
             f"promotion-tests-{uuid.uuid4().hex[:8]}",
-            artifact_location=(scratch / "artifacts").as_uri() if uri.startswith("sqlite") else None)
+            artifact_location=(scratch / "artifacts").as_uri() if uri.startswith("sqlite") else None,
+        )
         mlflow.set_tracking_uri(uri)
         try:
             with mlflow.start_run(experiment_id=experiment_id):
@@ -156,8 +178,10 @@ class Registry:
 
     def train(self, model_name: str, values: dict[str, float]) -> int:
         """A run that logged ``values`` and the (shared) model, registered as a new version."""
-        run = self.client.create_run(self.experiment_id, tags={"git_sha": "0" * 40, "corpus_sha256": "c" * 64,
-                                                                 "prefect_flow_run_id": str(uuid.uuid4())})
+        run = self.client.create_run(
+            self.experiment_id,
+            tags={"git_sha": "0" * 40, "corpus_sha256": "c" * 64, "prefect_flow_run_id": str(uuid.uuid4())},
+        )
         self.client.log_batch(run.info.run_id, metrics=[Metric(k, v, 0, 0) for k, v in values.items()])
         return register_model_version(self.store, run.info.run_id, self.model_uri, name=model_name).version
 
@@ -171,8 +195,12 @@ class Registry:
 def random_embeddings() -> IngredientEmbeddings:
     rng = np.random.default_rng(7)
     names = ("basil", "oregano", "tomato", "lime", "cilantro")
-    return IngredientEmbeddings(names, rng.normal(size=(5, 4)).astype(np.float32),
-                                rng.normal(size=(5, 4)).astype(np.float32), np.array([5, 4, 3, 2, 1]))
+    return IngredientEmbeddings(
+        names,
+        rng.normal(size=(5, 4)).astype(np.float32),
+        rng.normal(size=(5, 4)).astype(np.float32),
+        np.array([5, 4, 3, 2, 1]),
+    )
 
 
 @pytest.fixture
@@ -187,8 +215,9 @@ sqlite_only = pytest.mark.parametrize("registry", ["sqlite"], indirect=True)
 def test_promoting_a_passing_version_points_the_alias_at_it_and_records_the_decision(registry, name):
     version = registry.train(name, metrics())
 
-    decision = promote(registry.store, "Staging", version, policy=POLICY, model_name=name, flow_run_id="run-1",
-                       who="tester@ci")
+    decision = promote(
+        registry.store, "Staging", version, policy=POLICY, model_name=name, flow_run_id="run-1", who="tester@ci"
+    )
 
     assert decision.decision == "promoted" and decision.from_version is None and decision.to_version == version
     assert registry.holder(name, "staging") == version
@@ -364,8 +393,9 @@ def test_racing_promotions_under_one_lock_cannot_both_win(registry, name):
     def contend(version: int) -> None:
         start.wait()
         client = MlflowClient(registry.uri, registry.uri)
-        outcomes[version] = promote(store.Registry(client), "staging", version, policy=POLICY, model_name=name, lock=lock,
-                                    raise_on_reject=False)
+        outcomes[version] = promote(
+            store.Registry(client), "staging", version, policy=POLICY, model_name=name, lock=lock, raise_on_reject=False
+        )
 
     threads = [threading.Thread(target=contend, args=(version,)) for version in rivals]
     for thread in threads:
@@ -380,7 +410,10 @@ def test_racing_promotions_under_one_lock_cannot_both_win(registry, name):
     assert registry.holder(name, "staging") == winner
     assert outcomes[loser].from_version == winner, "the loser was judged against the winner, not the old holder"
     assert [(e.decision, e.from_version) for e in promotion_log(registry.store, name)] == [
-        ("promoted", None), ("promoted", held), ("rejected", winner)]
+        ("promoted", None),
+        ("promoted", held),
+        ("rejected", winner),
+    ]
 
 
 def test_models_lists_versions_with_aliases_key_metrics_and_last_decision(registry, name):

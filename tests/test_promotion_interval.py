@@ -22,8 +22,9 @@ def snapshot(version: int, **metrics: float) -> VersionSnapshot:
 
 def test_a_lower_point_estimate_whose_interval_covers_the_holder_passes():
     holder = snapshot(1, completion_hr10=0.640, completion_mrr=0.36)
-    candidate = snapshot(2, completion_hr10=0.620, completion_hr10__ci95_low=0.605, completion_hr10__ci95_high=0.642,
-                         completion_mrr=0.36)
+    candidate = snapshot(
+        2, completion_hr10=0.620, completion_hr10__ci95_low=0.605, completion_hr10__ci95_high=0.642, completion_mrr=0.36
+    )
     decision = evaluate_gates(candidate, holder, POLICY, "staging")
     assert decision.passed, decision.failures()
     gates = {gate.name: gate for gate in decision.gates}
@@ -32,8 +33,9 @@ def test_a_lower_point_estimate_whose_interval_covers_the_holder_passes():
 
 def test_an_interval_wholly_below_the_holder_fails():
     holder = snapshot(1, completion_hr10=0.640, completion_mrr=0.36)
-    candidate = snapshot(2, completion_hr10=0.632, completion_hr10__ci95_low=0.627, completion_hr10__ci95_high=0.637,
-                         completion_mrr=0.36)
+    candidate = snapshot(
+        2, completion_hr10=0.632, completion_hr10__ci95_low=0.627, completion_hr10__ci95_high=0.637, completion_mrr=0.36
+    )
     decision = evaluate_gates(candidate, holder, POLICY, "staging")
     assert [g.name for g in decision.failed_gates] == ["non_regression:completion_hr10"]
 

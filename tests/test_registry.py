@@ -55,24 +55,42 @@ def experiment(request, tmp_path_factory) -> tuple[MlflowClient, str, Path]:
     client = Registry.at(uri).client
     experiment_id = client.create_experiment(
         f"registration-tests-{uuid.uuid4().hex[:8]}",
-        artifact_location=(scratch / "artifacts").as_uri() if uri.startswith("sqlite") else None)
+        artifact_location=(scratch / "artifacts").as_uri() if uri.startswith("sqlite") else None,
+    )
     return client, experiment_id, scratch
 
 
-def log_training_run(client: MlflowClient, experiment_id: str, scratch: Path,
-                     identity: dict[str, str] | None = None) -> tuple[str, str]:
+def log_training_run(
+    client: MlflowClient, experiment_id: str, scratch: Path, identity: dict[str, str] | None = None
+) -> tuple[str, str]:
     """What the training flow logs: tags, probe and baseline metrics, the model. (run id, model URI)"""
     rng = np.random.default_rng(3)
     names = ("basil", "oregano", "lime")
-    embeddings = IngredientEmbeddings(names, rng.normal(size=(3, 4)).astype(np.float32),
-                                      rng.normal(size=(3, 4)).astype(np.float32), np.array([3, 2, 1]))
+    embeddings = IngredientEmbeddings(
+        names,
+        rng.normal(size=(3, 4)).astype(np.float32),
+        rng.normal(size=(3, 4)).astype(np.float32),
+        np.array([3, 2, 1]),
+    )
     mlflow.set_tracking_uri(client.tracking_uri)
     try:
         with mlflow.start_run(experiment_id=experiment_id) as run:
-            mlflow.set_tags({"git_sha": "a" * 40, "corpus_sha256": "b" * 64, "prefect_flow_run_id": "flow-run-1",
-                             **(identity or {})})
-            mlflow.log_metrics({"completion_hr10": 0.61, "completion_mrr": 0.29,
-                                "ppmi_svd/completion_hr10": 0.55, "popularity/completion_hr10": 0.38})
+            mlflow.set_tags(
+                {
+                    "git_sha": "a" * 40,
+                    "corpus_sha256": "b" * 64,
+                    "prefect_flow_run_id": "flow-run-1",
+                    **(identity or {}),
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    "completion_hr10": 0.61,
+                    "completion_mrr": 0.29,
+                    "ppmi_svd/completion_hr10": 0.55,
+                    "popularity/completion_hr10": 0.38,
+                }
+            )
             info = log_model(embeddings.save(scratch / uuid.uuid4().hex))
     finally:
         mlflow.set_tracking_uri(None)
@@ -89,8 +107,14 @@ def test_a_registered_version_carries_provenance_and_probe_metrics_and_no_alias(
 
     assert (first.name, first.version, second.version) == (name, 1, 2)
     assert first.run_id == run_id and first.aliases == []
-    assert first.tags == {"git_sha": "a" * 40, "corpus_sha256": "b" * 64, "prefect_flow_run_id": "flow-run-1",
-                          "metric.completion_hr10": "0.61", "metric.completion_mrr": "0.29", "trigger": "test"}
+    assert first.tags == {
+        "git_sha": "a" * 40,
+        "corpus_sha256": "b" * 64,
+        "prefect_flow_run_id": "flow-run-1",
+        "metric.completion_hr10": "0.61",
+        "metric.completion_mrr": "0.29",
+        "trigger": "test",
+    }
     assert client.get_registered_model(name).aliases == {}
     mlflow.set_tracking_uri(client.tracking_uri)
     try:
@@ -115,7 +139,9 @@ def test_a_run_with_the_model_and_evaluation_of_a_version_links_to_it_instead_of
     client, experiment_id, scratch = experiment
     name = f"registration-test-{uuid.uuid4().hex[:8]}"
     same = {"model_sha256": "c" * 64, "evaluation_sha256": "d" * 64}
-    original = ensure_model_version(Registry(client), *log_training_run(client, experiment_id, scratch, same), name=name)
+    original = ensure_model_version(
+        Registry(client), *log_training_run(client, experiment_id, scratch, same), name=name
+    )
     rerun_id, rerun_model = log_training_run(client, experiment_id, scratch, same)
 
     rerun = ensure_model_version(Registry(client), rerun_id, rerun_model, name=name)
@@ -133,8 +159,9 @@ def test_a_run_whose_model_or_evaluation_differs_is_a_new_version(experiment, ch
     first = {"model_sha256": "c" * 64, "evaluation_sha256": "d" * 64}
     ensure_model_version(Registry(client), *log_training_run(client, experiment_id, scratch, first), name=name)
 
-    second = ensure_model_version(Registry(client), *log_training_run(client, experiment_id, scratch,
-                                                                      first | {changed: "e" * 64}), name=name)
+    second = ensure_model_version(
+        Registry(client), *log_training_run(client, experiment_id, scratch, first | {changed: "e" * 64}), name=name
+    )
 
     assert (second.reproduced, second.version.version) == (False, 2)
 
@@ -161,10 +188,19 @@ def test_yaml_and_toml_policies_read_the_same_and_accept_the_stage_names_users_k
 def test_the_bundled_policy_is_valid_and_passes_a_model_at_the_documented_quality_bar():
     policy = load_policy()
     # item2vec-tuned figures on the shared flavor-network corpus (../shared/datasets/README.md)
-    good = VersionSnapshot(version=1, metrics={
-        "completion_hr10": 0.598, "completion_mrr": 0.3, "eval_precision": 0.4, "random/completion_hr10": 0.05,
-        "popularity/completion_hr10": 0.383, "cooccurrence/completion_hr10": 0.476,
-        "ppmi_svd/completion_hr10": 0.565}, tags={"promotion.staging.status": "promoted"})
+    good = VersionSnapshot(
+        version=1,
+        metrics={
+            "completion_hr10": 0.598,
+            "completion_mrr": 0.3,
+            "eval_precision": 0.4,
+            "random/completion_hr10": 0.05,
+            "popularity/completion_hr10": 0.383,
+            "cooccurrence/completion_hr10": 0.476,
+            "ppmi_svd/completion_hr10": 0.565,
+        },
+        tags={"promotion.staging.status": "promoted"},
+    )
 
     assert policy.version and set(policy.stages) == {"staging", "production"}
     assert policy.rules_for("Production").require_stage == "staging"

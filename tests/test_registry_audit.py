@@ -46,7 +46,9 @@ def test_log_entries_carry_the_schema_version_and_are_numbered_in_the_order_they
     entries = promotion_log(registry.store, name)
 
     assert [(e.candidate_version, e.sequence, e.schema_version) for e in entries] == [
-        (v1, 1, SCHEMA_VERSION), (v2, 2, SCHEMA_VERSION)]
+        (v1, 1, SCHEMA_VERSION),
+        (v2, 2, SCHEMA_VERSION),
+    ]
 
 
 class _Failing(MlflowClient):
@@ -71,8 +73,9 @@ def test_a_move_that_cannot_be_recorded_is_undone(registry, name):
     promote(registry.store, "staging", held, policy=POLICY, model_name=name)
 
     with pytest.raises(MlflowException, match="read-only"):
-        promote(store.Registry(_Failing(registry.uri, registry.uri)), "staging", candidate, policy=POLICY,
-                model_name=name)
+        promote(
+            store.Registry(_Failing(registry.uri, registry.uri)), "staging", candidate, policy=POLICY, model_name=name
+        )
 
     assert registry.holder(name, "staging") == held
 

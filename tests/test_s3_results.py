@@ -33,13 +33,22 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_results_persist_to_an_s3_bucket_block_and_serve_a_cache_hit_to_a_fresh_process(s3_server, tmp_path):
-    base = {**os.environ, **s3_server.env(), "PREFECT_HOME": str(tmp_path / "prefect-home"),
-            "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/flavor-results", "FLAVOR_TRAIN_EPOCHS": "3"}
+    base = {
+        **os.environ,
+        **s3_server.env(),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/flavor-results",
+        "FLAVOR_TRAIN_EPOCHS": "3",
+    }
     created = run(["-c", CREATE_BLOCKS, s3_server.url, s3_server.bucket], base)
     assert created.returncode == 0, created.stderr[-3000:]
 
     def train(name: str) -> dict:
-        env = {**base, "FLAVOR_HOME": str(tmp_path / name), "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / f"{name}-results")}
+        env = {
+            **base,
+            "FLAVOR_HOME": str(tmp_path / name),
+            "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / f"{name}-results"),
+        }
         done = run(["-m", "flavor_ml", "train", "--json"], env)
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout)

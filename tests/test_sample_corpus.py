@@ -46,6 +46,7 @@ def _pair_counts(baskets: list[list[str]]) -> tuple[collections.Counter, collect
 
 # --- deterministic, bundled as generated, any size ------------------------------------------
 
+
 def test_the_same_seed_writes_the_same_bytes(tmp_path):
     first = write_sample_corpus(tmp_path / "a.jsonl", 500, seed=3)
     second = write_sample_corpus(tmp_path / "b.jsonl", 500, seed=3)
@@ -115,6 +116,7 @@ def test_a_failed_write_leaves_the_previous_file_as_it_was(tmp_path, monkeypatch
 
 # --- the recipes ----------------------------------------------------------------------------
 
+
 def test_every_recipe_has_an_id_a_title_a_cuisine_and_ingredient_lines(bundled):
     cuisines = {c.name for c in PLANTED.cuisines}
     for recipe in bundled:
@@ -137,32 +139,36 @@ def test_every_recipe_names_at_least_three_ingredients(baskets):
     assert min(len(b) for b in baskets) >= 3
 
 
-@pytest.mark.parametrize(("feature", "pattern"), [
-    ("unicode fraction", r"[½¼¾⅓⅔]"),
-    ("ASCII fraction", r"\b\d/\d\b"),
-    ("mixed number", r"\b1 1/2\b|\b1½"),
-    ("range", r"\b\d\s*(-|–|to)\s*\d\b"),
-    ("dual metric/imperial unit", r"\d+g/\d+[½¼¾]?oz|\d+ml/\d+[½]?fl oz"),
-    ("can with a parenthetical size", r"^\d \(\d+(\.\d)?[- ]?(oz|ounce)\) cans?\b"),
-    ("abbreviated units", r"\b(tbsp|tsp|Tbsp\.?|oz|lb|ml|g)\b"),
-    ("preparation after a comma", r", (finely )?chopped$|, drained and rinsed$|, peeled and "),
-    ("section header", r"^(For the [a-z]+:|To serve:|FOR THE )"),
-    ("salt and pepper", r"^[Ss]alt and (freshly ground )?(black )?pepper"),
-    ("irregular plural", r"\b(tomatoes|potatoes|leaves|anchovies|chillies)\b"),
-    ("spring onions", r"\bspring onions?\b"),
-    ("green onions", r"\bgreen onions?\b"),
-    ("scallions", r"\bscallions?\b"),
-    ("coriander for cilantro", r"\bcoriander\b"),
-    ("aubergine", r"\baubergines?\b"),
-    ("prawns", r"\bprawns\b"),
-    ("fresh", r"\bfresh (basil|cilantro|coriander|ginger|thyme|parsley|mint)\b"),
-])
+@pytest.mark.parametrize(
+    ("feature", "pattern"),
+    [
+        ("unicode fraction", r"[½¼¾⅓⅔]"),
+        ("ASCII fraction", r"\b\d/\d\b"),
+        ("mixed number", r"\b1 1/2\b|\b1½"),
+        ("range", r"\b\d\s*(-|–|to)\s*\d\b"),
+        ("dual metric/imperial unit", r"\d+g/\d+[½¼¾]?oz|\d+ml/\d+[½]?fl oz"),
+        ("can with a parenthetical size", r"^\d \(\d+(\.\d)?[- ]?(oz|ounce)\) cans?\b"),
+        ("abbreviated units", r"\b(tbsp|tsp|Tbsp\.?|oz|lb|ml|g)\b"),
+        ("preparation after a comma", r", (finely )?chopped$|, drained and rinsed$|, peeled and "),
+        ("section header", r"^(For the [a-z]+:|To serve:|FOR THE )"),
+        ("salt and pepper", r"^[Ss]alt and (freshly ground )?(black )?pepper"),
+        ("irregular plural", r"\b(tomatoes|potatoes|leaves|anchovies|chillies)\b"),
+        ("spring onions", r"\bspring onions?\b"),
+        ("green onions", r"\bgreen onions?\b"),
+        ("scallions", r"\bscallions?\b"),
+        ("coriander for cilantro", r"\bcoriander\b"),
+        ("aubergine", r"\baubergines?\b"),
+        ("prawns", r"\bprawns\b"),
+        ("fresh", r"\bfresh (basil|cilantro|coriander|ginger|thyme|parsley|mint)\b"),
+    ],
+)
 def test_the_lines_look_like_real_recipe_lines(bundled, feature, pattern):
     lines = [line for recipe in bundled for line in recipe["ingredients"]]
     assert any(re.search(pattern, line) for line in lines), f"no {feature} in the bundled corpus"
 
 
 # --- the planted structure in the raw data --------------------------------------------------
+
 
 def test_the_cuisines_have_their_planted_shares(bundled):
     counts = collections.Counter(r["cuisine"] for r in bundled)
@@ -192,7 +198,9 @@ def test_each_cuisine_has_ingredients_of_its_own(bundled, baskets):
             continue
         (home,) = cuisines
         inside = sum(name in b for r, b in zip(bundled, baskets) if r["cuisine"] == home) / recipes_of[home]
-        outside = sum(name in b for r, b in zip(bundled, baskets) if r["cuisine"] != home) / (len(bundled) - recipes_of[home])
+        outside = sum(name in b for r, b in zip(bundled, baskets) if r["cuisine"] != home) / (
+            len(bundled) - recipes_of[home]
+        )
         assert inside >= 5 * outside, f"{name}: {inside:.3f} of {home} recipes, {outside:.3f} of the others"
 
 
@@ -235,6 +243,7 @@ def test_the_behavioural_facts_are_about_planted_ingredients():
 
 # --- every raw line reads back as the ingredient it was written for -------------------------
 
+
 def _disagreements(lines: list[str], intended: list[tuple[str, ...]]) -> list[str]:
     from flavor_ml.data.normalization import ingredient_names, normalize_lines
 
@@ -265,8 +274,8 @@ def test_adding_fresh_to_a_line_does_not_change_its_ingredient():
     assert not wrong, "\n".join(wrong)
 
 
-
 # --- stable generation: editing one table changes only what depends on it --------------------
+
 
 def _generate(tables: sample.SampleTables, n: int = 1500) -> list[dict]:
     return generate_sample_corpus(n, seed=7, tables=tables)
@@ -279,8 +288,10 @@ def _lines_for(recipe: dict) -> dict[str, str]:
 
 def _with_cuisine(tables: sample.SampleTables, name: str, **changes) -> sample.SampleTables:
     import dataclasses
-    return tables.replace(cuisines=tuple(dataclasses.replace(c, **changes) if c.name == name else c
-                                         for c in tables.cuisines))
+
+    return tables.replace(
+        cuisines=tuple(dataclasses.replace(c, **changes) if c.name == name else c for c in tables.cuisines)
+    )
 
 
 def _only_recipes_with(ingredient: str, before: list[dict], after: list[dict]) -> None:
@@ -315,10 +326,14 @@ def test_an_ingredient_added_to_a_cuisine_changes_only_the_recipes_it_joins():
 
 def test_new_ways_of_writing_an_ingredient_change_only_its_own_lines():
     import dataclasses
+
     tables = sample.SAMPLE_TABLES
-    edited = tables.replace(ingredients=tuple(
-        dataclasses.replace(i, after=i.after + ("very finely shredded",)) if i.name == "basil" else i
-        for i in tables.ingredients))
+    edited = tables.replace(
+        ingredients=tuple(
+            dataclasses.replace(i, after=i.after + ("very finely shredded",)) if i.name == "basil" else i
+            for i in tables.ingredients
+        )
+    )
     before, after = _generate(tables), _generate(edited)
     for old, new in zip(before, after, strict=True):
         if "basil" not in intended_basket(old):
@@ -326,16 +341,18 @@ def test_new_ways_of_writing_an_ingredient_change_only_its_own_lines():
         else:  # the same recipe, but maybe for the basil line
             basil_at = next(i for i, line in enumerate(old["ingredients"]) if intended_names()[line] == ("basil",))
             assert old["ingredients"][:basil_at] == new["ingredients"][:basil_at]
-            assert old["ingredients"][basil_at + 1:] == new["ingredients"][basil_at + 1:]
+            assert old["ingredients"][basil_at + 1 :] == new["ingredients"][basil_at + 1 :]
             assert {**old, "ingredients": []} == {**new, "ingredients": []}
     assert before != after
 
 
 def test_a_new_ingredient_in_the_table_only_appears_as_noise_where_it_wins():
     import dataclasses
+
     tables = sample.SAMPLE_TABLES
-    newcomer = dataclasses.replace(next(i for i in tables.ingredients if i.name == "mint"), name="lovage",
-                                   forms=(("lovage", "lovage"),))
+    newcomer = dataclasses.replace(
+        next(i for i in tables.ingredients if i.name == "mint"), name="lovage", forms=(("lovage", "lovage"),)
+    )
     before, after = _generate(tables), _generate(tables.replace(ingredients=tables.ingredients + (newcomer,)))
     differing = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
     assert differing, "a tenth of the recipes draw one noise ingredient; some should now draw lovage"

@@ -19,8 +19,12 @@ def ease_favouring(embeddings, favourite: str) -> CompletionModel:
     target = embeddings.index_of(favourite)
     rows = [i for i in range(n) if i != target]
     weights = sp.csr_array((np.ones(len(rows), dtype=np.float32), (rows, [target] * len(rows))), shape=(n, n))
-    return CompletionModel(embeddings, EASE, weights, {"chosen_by": "validation completion_hr10",
-                                                       "validation": {"ease": {"completion_hr10": 0.7}}})
+    return CompletionModel(
+        embeddings,
+        EASE,
+        weights,
+        {"chosen_by": "validation completion_hr10", "validation": {"ease": {"completion_hr10": 0.7}}},
+    )
 
 
 @pytest.fixture(scope="module")

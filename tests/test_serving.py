@@ -38,6 +38,7 @@ TOKEN = "test-admin-token-0123456789"
 
 # --- registries -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sqlite_store(tmp_path_factory) -> RegistryStore:
     """The embedded default registry (SQLite), created once: its schema migration takes seconds."""
@@ -65,8 +66,9 @@ def sqlite_registry(sqlite_store) -> Iterator[RegistryStore]:
 
 
 def serving(model_name: str, poll: float = POLL, token: str | None = None, **limits: object) -> TestClient:
-    settings = ServingSettings(model_name=model_name, model_stage="Production", model_poll_seconds=poll,
-                               api_admin_token=token, **limits)
+    settings = ServingSettings(
+        model_name=model_name, model_stage="Production", model_poll_seconds=poll, api_admin_token=token, **limits
+    )
     return TestClient(create_app(settings))
 
 
@@ -76,6 +78,7 @@ def version_served(client: TestClient) -> str | None:
 
 
 # --- a promoted model to query ----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def promoted(sqlite_store) -> tuple[str, str]:
@@ -97,6 +100,7 @@ def api(sqlite_registry, promoted) -> Iterator[TestClient]:
 
 
 # --- following the registry -------------------------------------------------------------------
+
 
 def test_without_a_promoted_version_it_is_up_but_answers_503_until_an_alias_appears(registry):
     name = unique_model_name()
@@ -153,11 +157,17 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(registry,
     with serving(name) as client:
         wait_until(lambda: version_served(client) == good, POLL + LOAD_ALLOWANCE, "serving the good version")
 
-        broken = registry.log_version(name, small_embeddings(seed=2, poison=breakage.startswith("NaN")),
-                                      without_context_vectors=breakage.endswith("missing"))
+        broken = registry.log_version(
+            name,
+            small_embeddings(seed=2, poison=breakage.startswith("NaN")),
+            without_context_vectors=breakage.endswith("missing"),
+        )
         registry.promote(name, broken)
-        failure = wait_until(lambda: client.get("/model").json()["last_reload_error"], POLL + LOAD_ALLOWANCE,
-                             "the refusal being reported")
+        failure = wait_until(
+            lambda: client.get("/model").json()["last_reload_error"],
+            POLL + LOAD_ALLOWANCE,
+            "the refusal being reported",
+        )
 
         assert failure["version"] == broken
         assert f"version {broken} was refused" in failure["message"]
@@ -186,6 +196,7 @@ def test_the_poller_stops_when_the_app_shuts_down(sqlite_registry):
 
 
 # --- queries ----------------------------------------------------------------------------------
+
 
 def test_similar_returns_the_k_nearest_ingredients_by_cosine_without_the_query(api):
     response = api.get("/similar/basil", params={"k": 4})
@@ -300,9 +311,19 @@ def test_unknown_routes_and_methods_are_json_errors(api, method, url):
     assert set(response.json()) >= {"error", "detail"}
 
 
-@pytest.mark.parametrize("method, url", [("GET", "/similar/basil"), ("POST", "/complete"), ("GET", "/model"),
-                                         ("GET", "/health"), ("GET", "/ready"), ("GET", "/similar/basli"),
-                                         ("POST", "/admin/reload"), ("GET", "/openapi.json")])
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("GET", "/similar/basil"),
+        ("POST", "/complete"),
+        ("GET", "/model"),
+        ("GET", "/health"),
+        ("GET", "/ready"),
+        ("GET", "/similar/basli"),
+        ("POST", "/admin/reload"),
+        ("GET", "/openapi.json"),
+    ],
+)
 def test_every_response_carries_the_served_version_in_a_header(api, promoted, method, url):
     response = api.request(method, url, json={"ingredients": ["basil"]} if method == "POST" else None)
 
@@ -322,6 +343,7 @@ def test_model_reports_the_version_alias_run_and_provenance(api, promoted):
 
 # --- admin ------------------------------------------------------------------------------------
 
+
 def test_admin_reload_is_disabled_without_a_configured_token(sqlite_registry, promoted):
     with serving(promoted[0], token="") as client:
         response = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -331,8 +353,10 @@ def test_admin_reload_is_disabled_without_a_configured_token(sqlite_registry, pr
     assert "FLAVOR_API_ADMIN_TOKEN" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("authorization, status", [(None, 401), ("Basic dXNlcjpwYXNz", 401), ("Bearer ", 401),
-                                                   ("Bearer wrong-token", 403), (f"Bearer {TOKEN}", 200)])
+@pytest.mark.parametrize(
+    "authorization, status",
+    [(None, 401), ("Basic dXNlcjpwYXNz", 401), ("Bearer ", 401), ("Bearer wrong-token", 403), (f"Bearer {TOKEN}", 200)],
+)
 def test_admin_reload_requires_the_bearer_token(api, authorization, status):
     response = api.post("/admin/reload", headers={"Authorization": authorization} if authorization else {})
 
@@ -361,12 +385,17 @@ def test_admin_reload_swaps_in_a_moved_alias_at_once(sqlite_registry):
     assert refused.status_code == 409 and refused.json()["outcome"] == "refused"
     assert "not all finite" in refused.json()["detail"] and refused.headers["X-Model-Version"] == first
     assert swapped.status_code == 200
-    assert swapped.json() | {"message": None} == {"outcome": "swapped", "version": third, "serving": third,
-                                                  "message": None}
+    assert swapped.json() | {"message": None} == {
+        "outcome": "swapped",
+        "version": third,
+        "serving": third,
+        "message": None,
+    }
     assert swapped.headers["X-Model-Version"] == third
 
 
 # --- settings and the real server -------------------------------------------------------------
+
 
 def test_settings_come_from_flavor_environment_variables(monkeypatch):
     monkeypatch.setenv("FLAVOR_MODEL_NAME", "flavor-ml-embeddings-eu")
@@ -376,8 +405,11 @@ def test_settings_come_from_flavor_environment_variables(monkeypatch):
 
     settings = load_settings()
 
-    assert (settings.model_name, settings.model_alias, settings.model_poll_seconds) == ("flavor-ml-embeddings-eu",
-                                                                                         "staging", 2.5)
+    assert (settings.model_name, settings.model_alias, settings.model_poll_seconds) == (
+        "flavor-ml-embeddings-eu",
+        "staging",
+        2.5,
+    )
     assert settings.api_admin_token.get_secret_value() == TOKEN
 
 
@@ -387,8 +419,11 @@ def test_settings_default_to_the_production_model_with_admin_disabled(monkeypatc
 
     settings = load_settings()
 
-    assert (settings.model_name, settings.model_alias, settings.model_poll_seconds) == ("flavor-ml-embeddings",
-                                                                                         "production", 30)
+    assert (settings.model_name, settings.model_alias, settings.model_poll_seconds) == (
+        "flavor-ml-embeddings",
+        "production",
+        30,
+    )
     assert settings.api_admin_token is None
 
 
@@ -406,10 +441,17 @@ def test_serve_runs_uvicorn_on_loopback_and_follows_a_promotion(sqlite_registry,
     sqlite_registry.promote(name, first)
     port = free_port()
     log = tmp_path / "serve.log"
-    process = start([sys.executable, "-m", "flavor_ml", "serve", "--host", "127.0.0.1", "--port", str(port)], log,
-                    env={"MLFLOW_TRACKING_URI": sqlite_registry.tracking_uri, "FLAVOR_MODEL_NAME": name,
-                         "FLAVOR_MODEL_STAGE": "production", "FLAVOR_MODEL_POLL_SECONDS": str(POLL),
-                         "FLAVOR_API_ADMIN_TOKEN": TOKEN})
+    process = start(
+        [sys.executable, "-m", "flavor_ml", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        log,
+        env={
+            "MLFLOW_TRACKING_URI": sqlite_registry.tracking_uri,
+            "FLAVOR_MODEL_NAME": name,
+            "FLAVOR_MODEL_STAGE": "production",
+            "FLAVOR_MODEL_POLL_SECONDS": str(POLL),
+            "FLAVOR_API_ADMIN_TOKEN": TOKEN,
+        },
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(f"{base}/health", process, log, timeout=60)
@@ -421,8 +463,11 @@ def test_serve_runs_uvicorn_on_loopback_and_follows_a_promotion(sqlite_registry,
             assert http.get("/similar/basil", params={"k": 10_000}).status_code == 422
 
             sqlite_registry.promote(name, second)
-            wait_until(lambda: http.get("/similar/basil").headers["x-model-version"] == second,
-                       POLL + LOAD_ALLOWANCE, "the server following the promotion")
+            wait_until(
+                lambda: http.get("/similar/basil").headers["x-model-version"] == second,
+                POLL + LOAD_ALLOWANCE,
+                "the server following the promotion",
+            )
     finally:
         stop(process)
     assert process.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]  # uvicorn re-raises the signal

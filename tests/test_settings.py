@@ -35,6 +35,7 @@ ROOT_VARIABLES = ("FLAVOR_HOME", "FLAVOR_MODEL_NAME", "MLFLOW_TRACKING_URI", "PR
 
 # -- the root, its sections and its sources --------------------------------------------------------
 
+
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path) -> Path:
     """No root variable set; the working directory an empty folder (so no .env is read)."""
@@ -64,8 +65,10 @@ def test_sections_take_the_shared_values_from_the_root(clean_env, monkeypatch):
 
 
 def test_a_dot_env_file_is_read_and_the_environment_wins_over_it(clean_env, monkeypatch):
-    (clean_env / ".env").write_text("FLAVOR_MODEL_NAME=from-dotenv\nFLAVOR_HOME=dotenv-home\n"
-                                    "MLFLOW_TRACKING_URI=http://127.0.0.1:2\nFLAVOR_MODEL_STAGE=Staging\n")
+    (clean_env / ".env").write_text(
+        "FLAVOR_MODEL_NAME=from-dotenv\nFLAVOR_HOME=dotenv-home\n"
+        "MLFLOW_TRACKING_URI=http://127.0.0.1:2\nFLAVOR_MODEL_STAGE=Staging\n"
+    )
     assert load_settings().model_name == "from-dotenv"
     assert load_settings().tracking_uri == "http://127.0.0.1:2"
     assert load_serving_settings().model_stage == "Staging"
@@ -88,6 +91,7 @@ def test_a_bad_value_names_its_variable(clean_env, monkeypatch):
 
 # -- every command under every setting --------------------------------------------------------------
 
+
 @dataclass
 class Place:
     """Where a scenario expects the commands to act, and the environment that says so."""
@@ -102,8 +106,14 @@ class Place:
 
 
 def run(place: Place, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "flavor_ml", *args], env=place.env, cwd=place.cwd,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "flavor_ml", *args],
+        env=place.env,
+        cwd=place.cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, f"flavor-ml {' '.join(args)}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr and "telemetry" not in result.stderr.lower()
     return result
@@ -124,8 +134,9 @@ def check_train(place: Place) -> None:
 def check_promote(place: Place) -> None:
     decision = json.loads(run(place, "promote", "--to", "staging", "--policy", str(POLICY), "--json").stdout)
     assert decision["decision"] == "promoted" and decision["model_name"] == place.model_name
-    assert registry_rows(place, "select name, alias, version from registered_model_aliases") == \
-        [(place.model_name, "staging", 1)]
+    assert registry_rows(place, "select name, alias, version from registered_model_aliases") == [
+        (place.model_name, "staging", 1)
+    ]
 
 
 def check_models(place: Place) -> None:
@@ -138,8 +149,12 @@ def check_models(place: Place) -> None:
 def check_serve(place: Place) -> None:
     port = processes.free_port()
     log = place.cwd / "serve.log"
-    server = processes.start([sys.executable, "-m", "flavor_ml", "serve", "--port", str(port)], log,
-                             env={**place.env, "FLAVOR_MODEL_STAGE": "Staging"}, cwd=place.cwd)
+    server = processes.start(
+        [sys.executable, "-m", "flavor_ml", "serve", "--port", str(port)],
+        log,
+        env={**place.env, "FLAVOR_MODEL_STAGE": "Staging"},
+        cwd=place.cwd,
+    )
     try:
         processes.wait_until_healthy(f"http://127.0.0.1:{port}/health", server, log, timeout=120)
         ready = wait_for_ready(f"http://127.0.0.1:{port}", server, log)
@@ -163,17 +178,28 @@ def wait_for_ready(url: str, server: subprocess.Popen, log: Path, timeout: float
 def check_rollback(place: Place) -> None:
     """Rolling back the model's first promotion is refused, from the record of that promotion: so
     the command found this model's promotion log in this registry."""
-    result = subprocess.run([sys.executable, "-m", "flavor_ml", "rollback", "--stage", "staging"], env=place.env,
-                            cwd=place.cwd, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "flavor_ml", "rollback", "--stage", "staging"],
+        env=place.env,
+        cwd=place.cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == \
-        "error: v1 was the first version promoted to staging; there is no previous holder to roll back to"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "error: v1 was the first version promoted to staging; there is no previous holder to roll back to"
+    )
     assert "Traceback" not in result.stderr
 
 
 # In this order: each command acts on what the one before it left.
 COMMANDS: list[tuple[str, Callable[[Place], None]]] = [
-    ("train", check_train), ("promote", check_promote), ("models", check_models), ("serve", check_serve),
+    ("train", check_train),
+    ("promote", check_promote),
+    ("models", check_models),
+    ("serve", check_serve),
     ("rollback", check_rollback),
 ]
 
@@ -181,16 +207,26 @@ COMMANDS: list[tuple[str, Callable[[Place], None]]] = [
 def embedded_default(tmp_path: Path) -> Iterator[Place]:
     cwd = tmp_path / "project"
     with stopping_local_prefect(cwd / ".flavor"):
-        yield Place(env=base_env(), cwd=cwd, home=cwd / ".flavor", model_name="flavor-ml-embeddings",
-                    mlflow_db=cwd / ".flavor" / "mlflow.db")
+        yield Place(
+            env=base_env(),
+            cwd=cwd,
+            home=cwd / ".flavor",
+            model_name="flavor-ml-embeddings",
+            mlflow_db=cwd / ".flavor" / "mlflow.db",
+        )
 
 
 def flavor_home_and_model_name(tmp_path: Path) -> Iterator[Place]:
     home = tmp_path / "state"
     with stopping_local_prefect(home):
-        yield Place(env={**base_env(), "FLAVOR_HOME": str(home), "FLAVOR_MODEL_NAME": "x"},
-                    cwd=tmp_path / "project", home=home, model_name="x", mlflow_db=home / "mlflow.db",
-                    untouched=[tmp_path / "project" / ".flavor"])
+        yield Place(
+            env={**base_env(), "FLAVOR_HOME": str(home), "FLAVOR_MODEL_NAME": "x"},
+            cwd=tmp_path / "project",
+            home=home,
+            model_name="x",
+            mlflow_db=home / "mlflow.db",
+            untouched=[tmp_path / "project" / ".flavor"],
+        )
 
 
 def tracking_uri_and_prefect_api(tmp_path: Path) -> Iterator[Place]:
@@ -198,14 +234,27 @@ def tracking_uri_and_prefect_api(tmp_path: Path) -> Iterator[Place]:
     home, db = tmp_path / "state", tmp_path / "tracking" / "other.db"
     db.parent.mkdir()
     with prefect_server(tmp_path / "prefect-server") as api_url:
-        yield Place(env={**base_env(), "FLAVOR_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{db}",
-                         "PREFECT_API_URL": api_url},
-                    cwd=tmp_path / "project", home=home, model_name="flavor-ml-embeddings", mlflow_db=db,
-                    prefect_api_url=api_url, untouched=[home / "mlflow.db", home / "prefect"])
+        yield Place(
+            env={
+                **base_env(),
+                "FLAVOR_HOME": str(home),
+                "MLFLOW_TRACKING_URI": f"sqlite:///{db}",
+                "PREFECT_API_URL": api_url,
+            },
+            cwd=tmp_path / "project",
+            home=home,
+            model_name="flavor-ml-embeddings",
+            mlflow_db=db,
+            prefect_api_url=api_url,
+            untouched=[home / "mlflow.db", home / "prefect"],
+        )
 
 
-SETTINGS = {"embedded default": embedded_default, "FLAVOR_HOME + FLAVOR_MODEL_NAME": flavor_home_and_model_name,
-            "MLFLOW_TRACKING_URI + PREFECT_API_URL": tracking_uri_and_prefect_api}
+SETTINGS = {
+    "embedded default": embedded_default,
+    "FLAVOR_HOME + FLAVOR_MODEL_NAME": flavor_home_and_model_name,
+    "MLFLOW_TRACKING_URI + PREFECT_API_URL": tracking_uri_and_prefect_api,
+}
 
 
 def base_env() -> dict[str, str]:
@@ -217,10 +266,16 @@ def base_env() -> dict[str, str]:
 def prefect_server(home: Path) -> Iterator[str]:
     port = processes.free_port()
     log = home / "server.log"
-    server = processes.start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                              "--port", str(port)], log,
-                             env={"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                                  "PREFECT_API_URL": "", "PREFECT_UI_ENABLED": "false"})
+    server = processes.start(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        log,
+        env={
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": "",
+            "PREFECT_UI_ENABLED": "false",
+        },
+    )
     try:
         processes.wait_until_healthy(f"http://127.0.0.1:{port}/api/health", server, log, timeout=180)
         yield f"http://127.0.0.1:{port}/api"

@@ -55,7 +55,8 @@ def test_bootstrap_intervals_cover_the_mean_and_narrow_with_more_baskets():
     low, high = bootstrap_interval(large.astype(float), np.arange(20_000) // 4, seed=1)
     assert low < large.mean() < high and high - low < wide / 5
     assert bootstrap_interval(small.astype(float), np.arange(200) // 4, seed=1) == bootstrap_interval(
-        small.astype(float), np.arange(200) // 4, seed=1)
+        small.astype(float), np.arange(200) // 4, seed=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,11 @@ def report():
 
 
 def test_every_slice_is_reported_for_the_model_the_served_scorer_and_the_telling_baselines(report):
-    expected = {f"known_{m}" for m in range(2, 8)} | {"hidden_2", "hidden_3", "rare_targets"} | {
-        f"cuisine_{c}" for c in ("italian", "mexican", "japanese", "indian")}
+    expected = (
+        {f"known_{m}" for m in range(2, 8)}
+        | {"hidden_2", "hidden_3", "rare_targets"}
+        | {f"cuisine_{c}" for c in ("italian", "mexican", "japanese", "indian")}
+    )
     assert expected <= set(report.slices)
     for name, by_scorer in report.slices.items():
         assert set(by_scorer) == {"model", "served", "ease", "ppmi_svd", "popularity"}, name
@@ -82,9 +86,17 @@ def test_every_slice_is_reported_for_the_model_the_served_scorer_and_the_telling
 
 def test_flat_names_carry_slices_intervals_and_the_served_scorer(report):
     flat = report.flat()
-    for name in ("slice/known_2/completion_hr10", "slice/hidden_3/ease/recall10", "slice/rare_targets/served/completion_hr10",
-                 "served/completion_hr10", "ease/completion_hr10", "completion_hr10/ci95_low",
-                 "completion_hr10/ci95_high", "served/completion_hr10/ci95_high", "category_knn_acc/ci95_low"):
+    for name in (
+        "slice/known_2/completion_hr10",
+        "slice/hidden_3/ease/recall10",
+        "slice/rare_targets/served/completion_hr10",
+        "served/completion_hr10",
+        "ease/completion_hr10",
+        "completion_hr10/ci95_low",
+        "completion_hr10/ci95_high",
+        "served/completion_hr10/ci95_high",
+        "category_knn_acc/ci95_low",
+    ):
         assert name in flat, name
     assert flat["completion_hr10/ci95_low"] <= flat["completion_hr10"] <= flat["completion_hr10/ci95_high"]
     assert report.served_scorer == "item2vec" and flat["served/completion_hr10"] == flat["completion_hr10"]

@@ -86,7 +86,13 @@ def test_the_split_is_the_same_in_a_fresh_process_whatever_the_hash_seed(hash_se
     )
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
     result = subprocess.run(
-        [sys.executable, "-c", script], input=json.dumps(baskets), capture_output=True, text=True,
-        cwd=ROOT, env=env, check=True, timeout=60,
+        [sys.executable, "-c", script],
+        input=json.dumps(baskets),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=60,
     )
     assert json.loads(result.stdout) == expected

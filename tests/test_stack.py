@@ -62,10 +62,21 @@ ONE_SHOT_SERVICES = {"create-bucket"}
 COMPOSE_ONLY_CREDENTIALS = ("FLAVOR_POSTGRES_USER", "FLAVOR_POSTGRES_PASSWORD")
 # Variables a client needs, printed by `flavor-ml stack env`.
 CLIENT_VARIABLES = {
-    "PREFECT_API_URL", "PREFECT_API_AUTH_STRING", "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK",
-    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "FLAVOR_S3_BUCKET", "FLAVOR_S3_PREFIX",
-    "FLAVOR_S3_ENDPOINT_URL", "FLAVOR_S3_REGION", "FLAVOR_RESULT_STORAGE_BLOCK", "FLAVOR_WORK_POOL",
+    "PREFECT_API_URL",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "FLAVOR_S3_BUCKET",
+    "FLAVOR_S3_PREFIX",
+    "FLAVOR_S3_ENDPOINT_URL",
+    "FLAVOR_S3_REGION",
+    "FLAVOR_RESULT_STORAGE_BLOCK",
+    "FLAVOR_WORK_POOL",
 }
 FAKE_CREDENTIALS = {name: f"{name.lower()}-value:0123456789abcdef" for name in CREDENTIAL_VARIABLES}
 
@@ -83,14 +94,20 @@ def compose_environment(service: str) -> dict[str, str]:
 
 # -- docker-compose config (Debian's v1 docker-compose, offline) --------------------------------
 
+
 def docker_compose_config(env_file: Path) -> subprocess.CompletedProcess:
     """``docker-compose config`` with only ``env_file`` as the source of variables."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not on PATH (CI installs Debian's docker-compose in .ci/run)")
     clean_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run([binary, "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config"],
-                          capture_output=True, text=True, env=clean_env, timeout=120)
+    return subprocess.run(
+        [binary, "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config"],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+        timeout=120,
+    )
 
 
 def test_compose_config_passes_with_the_example_credentials():
@@ -105,11 +122,13 @@ def test_compose_refuses_to_run_without_credentials(tmp_path):
     empty.write_text("")
     result = docker_compose_config(empty)
     assert result.returncode != 0
-    assert re.search(r"set (FLAVOR_POSTGRES_|PREFECT_API_AUTH_STRING|MLFLOW_|AWS_|FLAVOR_API_ADMIN)\w* .*in \.env",
-                     result.stderr), result.stderr
+    assert re.search(
+        r"set (FLAVOR_POSTGRES_|PREFECT_API_AUTH_STRING|MLFLOW_|AWS_|FLAVOR_API_ADMIN)\w* .*in \.env", result.stderr
+    ), result.stderr
 
 
 # -- compose and the native stack agree ---------------------------------------------------------
+
 
 def test_compose_runs_the_native_services_under_the_same_names():
     assert set(compose()["services"]) - ONE_SHOT_SERVICES == set(SERVICE_NAMES)
@@ -122,7 +141,9 @@ def test_compose_publishes_on_loopback_the_native_ports_and_variables():
     for name, service in compose()["services"].items():
         for mapping in service.get("ports", []):
             match = re.fullmatch(r"\$\{FLAVOR_STACK_HOST:-127\.0\.0\.1\}:\$\{(\w+):-(\d+)\}:(\d+)", mapping)
-            assert match, f"{name}: {mapping!r} is not published as ${{FLAVOR_STACK_HOST:-127.0.0.1}}:${{VAR:-port}}:port"
+            assert match, (
+                f"{name}: {mapping!r} is not published as ${{FLAVOR_STACK_HOST:-127.0.0.1}}:${{VAR:-port}}:port"
+            )
             published[name] = (match[1], int(match[2]), int(match[3]))
     assert set(published) == {S3, PREFECT_SERVER, MLFLOW, API}
     for name, (variable, default, container_port) in published.items():
@@ -130,8 +151,13 @@ def test_compose_publishes_on_loopback_the_native_ports_and_variables():
         assert default == container_port == DEFAULT_PORTS[name]
     assert compose_environment(WORKER)["PREFECT_WORKER_WEBSERVER_PORT"] == str(DEFAULT_PORTS[WORKER])
     defaults = {name: field.default for name, field in StackSettings.model_fields.items()}
-    assert (defaults["s3_port"], defaults["prefect_port"], defaults["mlflow_port"], defaults["api_port"],
-            defaults["worker_port"]) == tuple(DEFAULT_PORTS[name] for name in (S3, PREFECT_SERVER, MLFLOW, API, WORKER))
+    assert (
+        defaults["s3_port"],
+        defaults["prefect_port"],
+        defaults["mlflow_port"],
+        defaults["api_port"],
+        defaults["worker_port"],
+    ) == tuple(DEFAULT_PORTS[name] for name in (S3, PREFECT_SERVER, MLFLOW, API, WORKER))
 
 
 def test_compose_services_read_the_environment_variables_the_native_services_read():
@@ -147,8 +173,9 @@ def test_compose_gives_workers_and_clients_the_same_variables_as_stack_env():
 
 def test_compose_takes_credentials_only_from_env_with_no_default():
     text = COMPOSE_FILE.read_text()
-    example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
-                   if line and not line.startswith("#"))
+    example = dict(
+        line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if line and not line.startswith("#")
+    )
     for variable in (*CREDENTIAL_VARIABLES, *COMPOSE_ONLY_CREDENTIALS):
         uses = re.findall(r"\$\{" + variable + r"(:?[?-]|\})", text)
         assert uses, f"compose does not use {variable}"
@@ -164,8 +191,7 @@ def test_compose_waits_for_healthy_dependencies():
     services = compose()["services"]
     for name, service in services.items():
         for dependency, condition in (service.get("depends_on") or {}).items():
-            expected = ("service_completed_successfully" if dependency in ONE_SHOT_SERVICES
-                        else "service_healthy")
+            expected = "service_completed_successfully" if dependency in ONE_SHOT_SERVICES else "service_healthy"
             assert condition == {"condition": expected}, f"{name} -> {dependency}"
             if expected == "service_healthy":
                 assert "healthcheck" in services[dependency], dependency
@@ -195,6 +221,7 @@ def test_native_stack_runs_minio_when_it_is_on_path_and_moto_otherwise(tmp_path,
 
 # -- credentials --------------------------------------------------------------------------------
 
+
 def test_credentials_are_generated_once_random_and_private(tmp_path):
     first_file, other_file = tmp_path / "a" / "credentials.env", tmp_path / "b" / "credentials.env"
     first = load_credentials(first_file, environ={})
@@ -203,14 +230,17 @@ def test_credentials_are_generated_once_random_and_private(tmp_path):
     other = load_credentials(other_file, environ={})
     secrets = [name for name in CREDENTIAL_VARIABLES if name != "MLFLOW_TRACKING_USERNAME"]
     assert all(first[name] != other[name] for name in secrets)
-    assert load_credentials(first_file, environ={"AWS_ACCESS_KEY_ID": "FROMTHEENV"})["AWS_ACCESS_KEY_ID"] == "FROMTHEENV"
+    assert (
+        load_credentials(first_file, environ={"AWS_ACCESS_KEY_ID": "FROMTHEENV"})["AWS_ACCESS_KEY_ID"] == "FROMTHEENV"
+    )
 
 
 def test_stack_up_refuses_an_empty_or_placeholder_credential_and_starts_nothing(tmp_path):
     for value in ("", "change-me-mlflow-password"):
         home = tmp_path / f"home-{len(value)}"
-        result = run_cli(["stack", "up"], {**base_env(), "FLAVOR_HOME": str(home), "MLFLOW_TRACKING_PASSWORD": value},
-                         timeout=60)
+        result = run_cli(
+            ["stack", "up"], {**base_env(), "FLAVOR_HOME": str(home), "MLFLOW_TRACKING_PASSWORD": value}, timeout=60
+        )
         assert result.returncode == 1
         assert "error: MLFLOW_TRACKING_PASSWORD" in result.stderr
         assert not (home / "stack" / "state.json").exists()
@@ -218,21 +248,35 @@ def test_stack_up_refuses_an_empty_or_placeholder_credential_and_starts_nothing(
 
 def test_mlflow_refuses_to_start_without_an_admin_password(tmp_path):
     ini = tmp_path / "auth.ini"
-    env = {**base_env(), "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_BACKEND_STORE_URI": "sqlite:///x.db",
-           "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 20}
-    refused = subprocess.run([sys.executable, "-m", "flavor_ml.stack.mlflow_auth", "true"], env=env,
-                             capture_output=True, text=True, timeout=60)
+    env = {
+        **base_env(),
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_BACKEND_STORE_URI": "sqlite:///x.db",
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "k" * 20,
+    }
+    refused = subprocess.run(
+        [sys.executable, "-m", "flavor_ml.stack.mlflow_auth", "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2
     assert "no default admin password" in refused.stderr
     assert not ini.exists()
-    started = subprocess.run([sys.executable, "-m", "flavor_ml.stack.mlflow_auth", "true"],
-                             env={**env, "MLFLOW_TRACKING_PASSWORD": "a-real-password-1"}, timeout=60)
+    started = subprocess.run(
+        [sys.executable, "-m", "flavor_ml.stack.mlflow_auth", "true"],
+        env={**env, "MLFLOW_TRACKING_PASSWORD": "a-real-password-1"},
+        timeout=60,
+    )
     assert started.returncode == 0
     assert stat.S_IMODE(ini.stat().st_mode) == 0o600
     assert "admin_password = a-real-password-1" in ini.read_text()
 
 
 # -- the native stack, for real -----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[NativeStack]:
@@ -270,7 +314,8 @@ def test_status_reports_each_service_with_pid_port_and_url(stack):
     report = json.loads(result.stdout)
     assert report["all_up"] is True
     assert {name: item["pid"] for name, item in by_name(report["services"]).items()} == {
-        name: item["pid"] for name, item in by_name(stack.first_up["services"]).items()}
+        name: item["pid"] for name, item in by_name(stack.first_up["services"]).items()
+    }
     text = stack.cli("stack", "status", timeout=60).stdout
     assert re.search(rf"^{PREFECT_SERVER}\s+up\s+\d+\s+{stack.env['FLAVOR_PREFECT_PORT']}\s+http://", text, re.M), text
 
@@ -312,8 +357,12 @@ def test_a_server_that_answers_without_credentials_fails_the_credential_check():
     assert "without credentials" in refusal.message and "runs without authentication" in refusal.message
 
 
-WRONG_CREDENTIALS = [("AWS_SECRET_ACCESS_KEY", S3), ("PREFECT_API_AUTH_STRING", PREFECT_SERVER),
-                     ("MLFLOW_TRACKING_PASSWORD", MLFLOW), ("FLAVOR_API_ADMIN_TOKEN", API)]
+WRONG_CREDENTIALS = [
+    ("AWS_SECRET_ACCESS_KEY", S3),
+    ("PREFECT_API_AUTH_STRING", PREFECT_SERVER),
+    ("MLFLOW_TRACKING_PASSWORD", MLFLOW),
+    ("FLAVOR_API_ADMIN_TOKEN", API),
+]
 
 
 @pytest.mark.slow
@@ -340,7 +389,8 @@ def test_up_and_status_name_the_service_that_refuses_the_credentials_handed_out(
     report = by_name(json.loads(status.stdout)["services"])
     assert report[service]["state"] == "auth-mismatch" and report[service]["problem"].startswith(f"{service} at {url}")
     assert {name: item["state"] for name, item in report.items() if name != service} == dict.fromkeys(
-        set(report) - {service}, "up")
+        set(report) - {service}, "up"
+    )
     text = run_cli(["stack", "status"], env, timeout=60).stdout
     assert re.search(rf"^{service}\s+auth-mismatch\s", text, re.M), text
     assert all(wrong not in output for output in (result.stdout, result.stderr, status.stdout, text))
@@ -351,7 +401,9 @@ def s3_client(client_env: dict[str, str], secret: str | None = None):
     from botocore.config import Config
 
     return boto3.session.Session().client(
-        "s3", endpoint_url=client_env["FLAVOR_S3_ENDPOINT_URL"], region_name=client_env["FLAVOR_S3_REGION"],
+        "s3",
+        endpoint_url=client_env["FLAVOR_S3_ENDPOINT_URL"],
+        region_name=client_env["FLAVOR_S3_REGION"],
         aws_access_key_id=client_env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=secret or client_env["AWS_SECRET_ACCESS_KEY"],
         config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}),
@@ -384,8 +436,9 @@ def test_mlflow_proxies_artifacts_to_the_s3_store(stack):
     client = stack.client_env()
     api = client["MLFLOW_TRACKING_URI"] + "/api/2.0"
     auth = (client["MLFLOW_TRACKING_USERNAME"], client["MLFLOW_TRACKING_PASSWORD"])
-    experiment = httpx.post(f"{api}/mlflow/experiments/create", json={"name": f"stack-{uuid.uuid4().hex[:6]}"},
-                            auth=auth).json()["experiment_id"]
+    experiment = httpx.post(
+        f"{api}/mlflow/experiments/create", json={"name": f"stack-{uuid.uuid4().hex[:6]}"}, auth=auth
+    ).json()["experiment_id"]
     run = httpx.post(f"{api}/mlflow/runs/create", json={"experiment_id": experiment}, auth=auth).json()["run"]
     assert run["info"]["artifact_uri"] == f"mlflow-artifacts:/{experiment}/{run['info']['run_id']}/artifacts"
     path = f"{experiment}/{run['info']['run_id']}/artifacts/notes/pairing.txt"
@@ -411,14 +464,14 @@ def test_bootstrap_created_the_pool_the_blocks_and_the_worker_polls_the_pool(sta
     assert block.json()["data"]["bucket_name"] == client["FLAVOR_S3_BUCKET"]
     deadline = time.monotonic() + 30
     while True:
-        workers = httpx.post(f"{api}/work_pools/{client['FLAVOR_WORK_POOL']}/workers/filter", json={},
-                             auth=auth).json()
+        workers = httpx.post(f"{api}/work_pools/{client['FLAVOR_WORK_POOL']}/workers/filter", json={}, auth=auth).json()
         if any(worker["name"] == stack.settings.worker_name for worker in workers) or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert [worker["name"] for worker in workers] == [stack.settings.worker_name]
-    check = s3_client(client).get_object(Bucket=client["FLAVOR_S3_BUCKET"],
-                                         Key=f"{stack.settings.result_storage_folder}/_bootstrap/check")
+    check = s3_client(client).get_object(
+        Bucket=client["FLAVOR_S3_BUCKET"], Key=f"{stack.settings.result_storage_folder}/_bootstrap/check"
+    )
     assert check["Body"].read() == b"ok"
 
 
@@ -428,10 +481,17 @@ def test_stack_env_prints_the_exports_a_client_needs(stack):
     assert result.returncode == 0
     exports = dict(re.fullmatch(r"export (\w+)=(.*)", line).groups() for line in result.stdout.splitlines())
     assert CLIENT_VARIABLES <= set(exports)
-    evaluated = subprocess.run(["bash", "-c", 'eval "$(cat)"; echo "$PREFECT_API_URL $MLFLOW_TRACKING_URI"'],
-                               input=result.stdout, capture_output=True, text=True, timeout=30)
-    assert evaluated.stdout.split() == [f"http://127.0.0.1:{stack.env['FLAVOR_PREFECT_PORT']}/api",
-                                        f"http://127.0.0.1:{stack.env['FLAVOR_MLFLOW_PORT']}"]
+    evaluated = subprocess.run(
+        ["bash", "-c", 'eval "$(cat)"; echo "$PREFECT_API_URL $MLFLOW_TRACKING_URI"'],
+        input=result.stdout,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert evaluated.stdout.split() == [
+        f"http://127.0.0.1:{stack.env['FLAVOR_PREFECT_PORT']}/api",
+        f"http://127.0.0.1:{stack.env['FLAVOR_MLFLOW_PORT']}",
+    ]
 
 
 @pytest.mark.slow
@@ -458,7 +518,8 @@ def test_up_restarts_only_a_service_that_died(stack):
     after = {name: entry["pid"] for name, entry in stack.state().items()}
     assert after[S3] != before[S3]
     assert {name: pid for name, pid in after.items() if name != S3} == {
-        name: pid for name, pid in before.items() if name != S3}
+        name: pid for name, pid in before.items() if name != S3
+    }
     client = stack.client_env()
     s3_client(client).head_bucket(Bucket=client["FLAVOR_S3_BUCKET"])
 
@@ -470,8 +531,13 @@ def test_up_that_fails_stops_what_it_started_and_names_the_taken_port(stack, tmp
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        env = {**stack.env, "FLAVOR_HOME": str(home), "FLAVOR_S3_PORT": str(free_port()),
-               "FLAVOR_PREFECT_PORT": str(free_port()), "FLAVOR_MLFLOW_PORT": str(squatter.getsockname()[1])}
+        env = {
+            **stack.env,
+            "FLAVOR_HOME": str(home),
+            "FLAVOR_S3_PORT": str(free_port()),
+            "FLAVOR_PREFECT_PORT": str(free_port()),
+            "FLAVOR_MLFLOW_PORT": str(squatter.getsockname()[1]),
+        }
         for variable in ("FLAVOR_PREFECT_DB", "FLAVOR_MLFLOW_DB"):  # a home of its own: databases of its own
             del env[variable]
         try:
@@ -491,11 +557,19 @@ def test_up_that_fails_stops_what_it_started_and_names_the_taken_port(stack, tmp
 def test_up_says_what_to_install_before_starting_anything(tmp_path):
     """moto (the S3 store without MinIO) missing: one line naming it and the extra; nothing started."""
     home = tmp_path / "home"
-    hide_moto = ("import importlib.util, runpy, sys; find = importlib.util.find_spec; "
-                 "importlib.util.find_spec = lambda name, *a: None if name == 'moto' else find(name, *a); "
-                 "sys.argv = ['flavor-ml', 'stack', 'up']; runpy.run_module('flavor_ml', run_name='__main__')")
-    result = subprocess.run([sys.executable, "-c", hide_moto], env={**base_env(), "FLAVOR_HOME": str(home),
-                            "FLAVOR_S3_BACKEND": "moto"}, capture_output=True, text=True, timeout=120, cwd=REPO)
+    hide_moto = (
+        "import importlib.util, runpy, sys; find = importlib.util.find_spec; "
+        "importlib.util.find_spec = lambda name, *a: None if name == 'moto' else find(name, *a); "
+        "sys.argv = ['flavor-ml', 'stack', 'up']; runpy.run_module('flavor_ml', run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_moto],
+        env={**base_env(), "FLAVOR_HOME": str(home), "FLAVOR_S3_BACKEND": "moto"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: the stack cannot start: the S3 store needs")
     assert "moto" in result.stderr and "stack extra" in result.stderr and "Traceback" not in result.stderr
@@ -518,7 +592,9 @@ def test_down_stops_every_process_it_started(stack):
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"{name} still listens on {port}"
     status = stack.cli("stack", "status", "--json", timeout=60)
     assert status.returncode == 3
-    assert {item["name"]: item["state"] for item in json.loads(status.stdout)["services"]
-            if item["name"] not in EXTERNAL_SERVICES} == {name: "down" for name in
-                                                          expected_services() - set(EXTERNAL_SERVICES)}
+    assert {
+        item["name"]: item["state"]
+        for item in json.loads(status.stdout)["services"]
+        if item["name"] not in EXTERNAL_SERVICES
+    } == {name: "down" for name in expected_services() - set(EXTERNAL_SERVICES)}
     assert stack.state() == {}

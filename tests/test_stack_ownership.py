@@ -69,6 +69,7 @@ def unique_names(prefix: str = "flavor_owner") -> dict[str, str]:
 
 # -- names --------------------------------------------------------------------------------------
 
+
 def test_each_home_has_databases_named_after_it(tmp_path):
     first, second = settings_of(tmp_path / "a"), settings_of(tmp_path / "b")
     assert {first.prefect_db, first.mlflow_db}.isdisjoint({second.prefect_db, second.mlflow_db})
@@ -85,13 +86,16 @@ def test_a_home_keeps_the_database_names_up_saved_and_the_environment_wins(tmp_p
     save_settings(settings_of(home, prefect_db="flavor_prefect", mlflow_db="flavor_mlflow"))  # an older home
     monkeypatch.delenv("FLAVOR_MLFLOW_DB", raising=False)
     monkeypatch.delenv("FLAVOR_PREFECT_DB", raising=False)
-    assert (load_settings(home=home).prefect_db, load_settings(home=home).mlflow_db) == ("flavor_prefect",
-                                                                                          "flavor_mlflow")
+    assert (load_settings(home=home).prefect_db, load_settings(home=home).mlflow_db) == (
+        "flavor_prefect",
+        "flavor_mlflow",
+    )
     monkeypatch.setenv("FLAVOR_MLFLOW_DB", "chosen_here")
     assert load_settings(home=home).mlflow_db == "chosen_here"
 
 
 # -- owners -------------------------------------------------------------------------------------
+
 
 def test_up_creates_the_databases_owned_by_its_stack_and_accepts_them_again(tmp_path, postgres):
     with throwaway(settings_of(tmp_path / "home", **unique_names())) as settings:
@@ -190,11 +194,24 @@ def test_an_owner_round_trips_through_its_comment():
 
 # -- the native stack, for real -----------------------------------------------------------------
 
+
 def stack_env(home: Path) -> dict[str, str]:
     """A stack on free ports with this home's own (default) database names; no API, to spare the machine."""
-    return {**base_env(), "FLAVOR_HOME": str(home), "FLAVOR_STACK_API": "off",
-            **{variable: str(free_port()) for variable in ("FLAVOR_PREFECT_PORT", "FLAVOR_MLFLOW_PORT",
-                                                           "FLAVOR_S3_PORT", "FLAVOR_API_PORT", "FLAVOR_WORKER_PORT")}}
+    return {
+        **base_env(),
+        "FLAVOR_HOME": str(home),
+        "FLAVOR_STACK_API": "off",
+        **{
+            variable: str(free_port())
+            for variable in (
+                "FLAVOR_PREFECT_PORT",
+                "FLAVOR_MLFLOW_PORT",
+                "FLAVOR_S3_PORT",
+                "FLAVOR_API_PORT",
+                "FLAVOR_WORKER_PORT",
+            )
+        },
+    }
 
 
 @contextmanager
@@ -223,9 +240,12 @@ def client_of(env: dict[str, str]) -> dict[str, str]:
 
 def mlflow_accepts(client: dict[str, str], credentials_of: dict[str, str] | None = None) -> int:
     credentials_of = credentials_of or client
-    return httpx.get(client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/search", params={"max_results": 1},
-                     auth=(credentials_of["MLFLOW_TRACKING_USERNAME"], credentials_of["MLFLOW_TRACKING_PASSWORD"]),
-                     timeout=30).status_code
+    return httpx.get(
+        client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        auth=(credentials_of["MLFLOW_TRACKING_USERNAME"], credentials_of["MLFLOW_TRACKING_PASSWORD"]),
+        timeout=30,
+    ).status_code
 
 
 def prefect_flow_names(client: dict[str, str]) -> set[str]:
@@ -241,15 +261,24 @@ def test_two_stack_homes_on_one_postgres_use_databases_of_their_own_and_both_wor
         up(first_env)
         up(second_env)
         first, second = client_of(first_env), client_of(second_env)
-        names = {home: (settings.prefect_db, settings.mlflow_db) for home, settings in
-                 (("first", load_settings(home=tmp_path / "first")), ("second", load_settings(home=tmp_path / "second")))}
+        names = {
+            home: (settings.prefect_db, settings.mlflow_db)
+            for home, settings in (
+                ("first", load_settings(home=tmp_path / "first")),
+                ("second", load_settings(home=tmp_path / "second")),
+            )
+        }
         assert set(names["first"]).isdisjoint(names["second"])
 
         assert mlflow_accepts(first) == mlflow_accepts(second) == 200
         assert mlflow_accepts(second, credentials_of=first) == 401
         user, _, password = first["PREFECT_API_AUTH_STRING"].partition(":")
-        flow = httpx.post(first["PREFECT_API_URL"] + "/flows/", json={"name": "only-in-the-first-stack"},
-                          auth=(user, password), timeout=30)
+        flow = httpx.post(
+            first["PREFECT_API_URL"] + "/flows/",
+            json={"name": "only-in-the-first-stack"},
+            auth=(user, password),
+            timeout=30,
+        )
         assert flow.status_code in (200, 201), flow.text
         assert "only-in-the-first-stack" in prefect_flow_names(first)
         assert "only-in-the-first-stack" not in prefect_flow_names(second)
@@ -267,8 +296,9 @@ def test_a_home_that_lost_its_credentials_or_was_reset_fails_at_up_naming_mlflow
         lost = run_cli(["stack", "up"], env)
         assert lost.returncode == 1, lost.stdout + lost.stderr
         error = lost.stderr.strip().splitlines()[-1]
-        assert error.startswith(f"error: {MLFLOW} at http://127.0.0.1:{env['FLAVOR_MLFLOW_PORT']} refused the user "
-                                "'flavor-admin'"), lost.stderr
+        assert error.startswith(
+            f"error: {MLFLOW} at http://127.0.0.1:{env['FLAVOR_MLFLOW_PORT']} refused the user 'flavor-admin'"
+        ), lost.stderr
         assert "`flavor-ml stack drop-databases`" in error and load_settings(home=home).mlflow_db in error
         started = {int(pid) for pid in re.findall(r"started \(pid (\d+)", lost.stdout)}
         assert started and not any(processes.is_running(pid) for pid in started)

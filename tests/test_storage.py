@@ -97,7 +97,9 @@ def test_uris_name_their_location(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- s3
 
 
-def test_s3_client_uses_path_style_addressing_and_the_environment_credentials(s3_server: S3Endpoint, tmp_path: Path) -> None:
+def test_s3_client_uses_path_style_addressing_and_the_environment_credentials(
+    s3_server: S3Endpoint, tmp_path: Path
+) -> None:
     client = s3_client(s3_server.settings(tmp_path))
 
     assert client.meta.config.s3["addressing_style"] == "path"

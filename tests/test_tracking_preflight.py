@@ -37,8 +37,9 @@ def test_a_deleted_experiment_fails_the_check_naming_it_and_how_to_restore_it(tm
     MlflowClient(settings.resolved_tracking_uri(tmp_path)).delete_experiment(experiment_id)
     with pytest.raises(TrackingError) as failed:
         check_tracking_writable(settings, tmp_path)
-    assert str(failed.value).startswith(f"MLflow at {settings.resolved_tracking_uri(tmp_path)} has the experiment "
-                                        "'deleted-one' deleted")
+    assert str(failed.value).startswith(
+        f"MLflow at {settings.resolved_tracking_uri(tmp_path)} has the experiment 'deleted-one' deleted"
+    )
     assert f"mlflow experiments restore --experiment-id {experiment_id}" in str(failed.value)
 
 
@@ -53,14 +54,16 @@ def as_user(monkeypatch, user: str, password: str) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
 
 
-def test_credentials_the_server_refuses_fail_the_check_naming_the_server_and_what_to_set(auth_server, monkeypatch,
-                                                                                          tmp_path):
+def test_credentials_the_server_refuses_fail_the_check_naming_the_server_and_what_to_set(
+    auth_server, monkeypatch, tmp_path
+):
     as_user(monkeypatch, auth_server.admin, "not-the-admin-password")
     with pytest.raises(TrackingError) as failed:
         check_tracking_writable(TrackingSettings(tracking_uri=auth_server.tracking_uri), tmp_path)
     message = str(failed.value)
-    assert message.startswith(f"MLflow at {auth_server.tracking_uri} refuses the user 'preflight-admin' "
-                              "(401 not authenticated)")
+    assert message.startswith(
+        f"MLflow at {auth_server.tracking_uri} refuses the user 'preflight-admin' (401 not authenticated)"
+    )
     assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in message
     assert "not-the-admin-password" not in message
 
@@ -69,20 +72,26 @@ def test_a_user_who_may_only_read_fails_the_check_naming_the_experiment(auth_ser
     settings = TrackingSettings(tracking_uri=auth_server.tracking_uri, experiment="written-by-the-admin")
     as_user(monkeypatch, auth_server.admin, auth_server.password)
     check_tracking_writable(settings, tmp_path)
-    created = httpx.post(f"{auth_server.tracking_uri}/api/2.0/mlflow/users/create",
-                         json={"username": "reader", "password": "a-reader-password-1"},
-                         auth=(auth_server.admin, auth_server.password), timeout=30)
+    created = httpx.post(
+        f"{auth_server.tracking_uri}/api/2.0/mlflow/users/create",
+        json={"username": "reader", "password": "a-reader-password-1"},
+        auth=(auth_server.admin, auth_server.password),
+        timeout=30,
+    )
     assert created.status_code == 200, created.text
 
     as_user(monkeypatch, "reader", "a-reader-password-1")  # the server's default permission is READ
     with pytest.raises(TrackingError) as failed:
         check_tracking_writable(settings, tmp_path)
-    assert str(failed.value).startswith(f"MLflow at {auth_server.tracking_uri} does not let the user 'reader' write "
-                                        "to the experiment 'written-by-the-admin' (403 permission denied)")
+    assert str(failed.value).startswith(
+        f"MLflow at {auth_server.tracking_uri} does not let the user 'reader' write "
+        "to the experiment 'written-by-the-admin' (403 permission denied)"
+    )
 
 
-def test_a_run_that_mlflow_would_refuse_fails_in_its_first_task_before_any_fetch(auth_server, isolated_pipeline,
-                                                                                 monkeypatch):
+def test_a_run_that_mlflow_would_refuse_fails_in_its_first_task_before_any_fetch(
+    auth_server, isolated_pipeline, monkeypatch
+):
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -98,5 +107,6 @@ def test_a_run_that_mlflow_would_refuse_fails_in_its_first_task_before_any_fetch
         state.result()
     with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
     assert [(run.name, run.state.type.value) for run in task_runs] == [("check-tracking", "FAILED")]

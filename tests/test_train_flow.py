@@ -28,14 +28,26 @@ def test_a_first_run_computes_every_step_and_a_second_run_takes_all_from_cache(i
     from flows.train import train_embeddings
 
     announced = []
-    monkeypatch.setattr(flows.train, "emit_training_completed", lambda name, version, *a, **k: announced.append(version))
+    monkeypatch.setattr(
+        flows.train, "emit_training_completed", lambda name, version, *a, **k: announced.append(version)
+    )
     first = train_embeddings()
     second = train_embeddings()
 
-    assert task_states(first) == {"fetch": "Completed", "normalize": "Completed", "merge": "Completed", "train": "Completed",
-                                   "evaluate": "Completed"}
-    assert task_states(second) == {"fetch": "Cached", "normalize": "Cached", "merge": "Cached", "train": "Cached",
-                                    "evaluate": "Cached"}
+    assert task_states(first) == {
+        "fetch": "Completed",
+        "normalize": "Completed",
+        "merge": "Completed",
+        "train": "Completed",
+        "evaluate": "Completed",
+    }
+    assert task_states(second) == {
+        "fetch": "Cached",
+        "normalize": "Cached",
+        "merge": "Cached",
+        "train": "Cached",
+        "evaluate": "Cached",
+    }
     assert second.report.flat() == first.report.flat()
     assert second.mlflow.run_id != first.mlflow.run_id  # every training run is recorded
     # ... but the unchanged model is no new version: the second run links to the first's, announces nothing.
@@ -52,8 +64,13 @@ def test_changing_only_the_epochs_reruns_train_and_evaluate_only(isolated_pipeli
     train_embeddings(training=TrainingParams(epochs=3))
     changed = train_embeddings(training=TrainingParams(epochs=4))
 
-    assert task_states(changed) == {"fetch": "Cached", "normalize": "Cached", "merge": "Cached", "train": "Completed",
-                                     "evaluate": "Completed"}
+    assert task_states(changed) == {
+        "fetch": "Cached",
+        "normalize": "Cached",
+        "merge": "Cached",
+        "train": "Completed",
+        "evaluate": "Completed",
+    }
 
 
 def test_changing_the_synonym_table_reruns_normalize(isolated_pipeline, tmp_path):
@@ -93,8 +110,19 @@ def test_the_run_is_logged_to_mlflow_with_params_metrics_baselines_artifacts_and
     assert run.data.tags["git_sha"]
     for step in ("fetch/sample-recipes.jsonl", "normalize/sample-recipes.jsonl", "merge", "train", "evaluate"):
         assert run.data.tags[f"cache_key/{step}"].startswith(f"flavor-ml-{step.split('/')[0]}-")
-    assert {"train_epochs", "train_vector_size", "train_ns_exponent", "vocabulary_size", "corpus_recipes"} <= run.data.params.keys()
-    assert {"completion_hr10", "completion_mrr", "ppmi_svd/completion_hr10", "popularity/completion_hr10"} <= run.data.metrics.keys()
+    assert {
+        "train_epochs",
+        "train_vector_size",
+        "train_ns_exponent",
+        "vocabulary_size",
+        "corpus_recipes",
+    } <= run.data.params.keys()
+    assert {
+        "completion_hr10",
+        "completion_mrr",
+        "ppmi_svd/completion_hr10",
+        "popularity/completion_hr10",
+    } <= run.data.metrics.keys()
     assert run.data.metrics["completion_hr10"] > run.data.metrics["popularity/completion_hr10"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert EMBEDDINGS_FILE in artifacts
@@ -137,16 +165,17 @@ def test_rejected_recipes_are_counted_and_kept_beside_the_baskets(isolated_pipel
 
 
 def test_the_flow_imports_and_runs_in_a_notebook_process(isolated_pipeline, tmp_path):
-    code = (
-        "from flows.train import train_embeddings\n"
-        "summary = train_embeddings()\n"
-        "print(summary.model_dump_json())\n"
-    )
+    code = "from flows.train import train_embeddings\nsummary = train_embeddings()\nprint(summary.model_dump_json())\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(summary["tasks"]) == {"fetch[sample-recipes.jsonl]", "normalize[sample-recipes.jsonl]", "merge", "train",
-                                    "evaluate"}
+    assert set(summary["tasks"]) == {
+        "fetch[sample-recipes.jsonl]",
+        "normalize[sample-recipes.jsonl]",
+        "merge",
+        "train",
+        "evaluate",
+    }
 
 
 def test_every_step_runs_as_a_plain_function_without_prefect(isolated_pipeline):
@@ -168,7 +197,9 @@ def test_a_corpus_with_too_many_unusable_recipes_fails_normalize_and_says_why(is
     from flows.train import train_embeddings
 
     corpus = tmp_path / "junk.jsonl"
-    corpus.write_text("\n".join(json.dumps({"id": str(i), "ingredients": ["For the sauce:"]}) for i in range(50)) + "\n")
+    corpus.write_text(
+        "\n".join(json.dumps({"id": str(i), "ingredients": ["For the sauce:"]}) for i in range(50)) + "\n"
+    )
 
     with pytest.raises(NormalizationError) as failure:
         train_embeddings(corpus=str(corpus))

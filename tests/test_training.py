@@ -18,14 +18,62 @@ from flavor_ml.training.train_embeddings import ShuffledBaskets, train_embedding
 ROOT = Path(__file__).resolve().parents[1]
 
 CUISINES: dict[str, list[str]] = {
-    "italian": ["basil", "oregano", "tomato", "parmesan", "mozzarella", "pasta", "olive oil", "pine nut",
-                "ricotta", "balsamic vinegar", "prosciutto", "rosemary"],
-    "mexican": ["lime", "cilantro", "jalapeno", "tortilla", "cumin", "avocado", "black bean", "chili powder",
-                "queso fresco", "corn", "chipotle", "tomatillo"],
-    "japanese": ["soy sauce", "mirin", "sake", "nori", "wasabi", "dashi", "miso", "rice vinegar",
-                 "ginger", "sesame oil", "bonito flake", "shiitake"],
-    "indian": ["garam masala", "turmeric", "cardamom", "ghee", "paneer", "fenugreek", "mustard seed",
-               "curry leaf", "tamarind", "lentil", "coriander seed", "asafoetida"],
+    "italian": [
+        "basil",
+        "oregano",
+        "tomato",
+        "parmesan",
+        "mozzarella",
+        "pasta",
+        "olive oil",
+        "pine nut",
+        "ricotta",
+        "balsamic vinegar",
+        "prosciutto",
+        "rosemary",
+    ],
+    "mexican": [
+        "lime",
+        "cilantro",
+        "jalapeno",
+        "tortilla",
+        "cumin",
+        "avocado",
+        "black bean",
+        "chili powder",
+        "queso fresco",
+        "corn",
+        "chipotle",
+        "tomatillo",
+    ],
+    "japanese": [
+        "soy sauce",
+        "mirin",
+        "sake",
+        "nori",
+        "wasabi",
+        "dashi",
+        "miso",
+        "rice vinegar",
+        "ginger",
+        "sesame oil",
+        "bonito flake",
+        "shiitake",
+    ],
+    "indian": [
+        "garam masala",
+        "turmeric",
+        "cardamom",
+        "ghee",
+        "paneer",
+        "fenugreek",
+        "mustard seed",
+        "curry leaf",
+        "tamarind",
+        "lentil",
+        "coriander seed",
+        "asafoetida",
+    ],
 }
 STAPLES = ["salt", "onion", "garlic"]
 CUISINE_OF = {name: cuisine for cuisine, names in CUISINES.items() for name in names}
@@ -76,8 +124,11 @@ def test_nearest_neighbours_stay_within_the_planted_cuisine(embeddings):
 
 
 def test_completion_with_input_times_output_vectors_stays_within_the_cuisine(embeddings):
-    for query, cuisine in ((["basil", "tomato"], "italian"), (["lime", "cilantro"], "mexican"),
-                           (["miso", "dashi"], "japanese")):
+    for query, cuisine in (
+        (["basil", "tomato"], "italian"),
+        (["lime", "cilantro"], "mexican"),
+        (["miso", "dashi"], "japanese"),
+    ):
         completed = [name for name, _ in embeddings.complete(query, k=6)]
         assert all(name in STAPLES or CUISINE_OF[name] == cuisine for name in completed), (query, completed)
         assert sum(name not in STAPLES for name in completed) >= 3, (query, completed)
@@ -155,8 +206,12 @@ print(digest.hexdigest())
 def test_deterministic_mode_repeats_bit_for_bit_in_fresh_processes_whatever_the_hash_seed():
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", _FINGERPRINT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            [sys.executable, "-c", _FINGERPRINT],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
         )
         for hash_seed in ("0", "98765")
     ]

@@ -30,8 +30,13 @@ def result(sides):
 def test_trial_zero_is_the_defaults_with_the_adaptive_budget(result, sides):
     first = result.trials[0]
     assert first.number == 0
-    assert first.values == {"epochs": adaptive_epochs(len(sides[0])), "negative": 5, "ns_exponent": 0.6,
-                            "vector_size": 16 if 16 in SEARCH_SPACE["vector_size"][1] else 64, "alpha": 0.025}
+    assert first.values == {
+        "epochs": adaptive_epochs(len(sides[0])),
+        "negative": 5,
+        "ns_exponent": 0.6,
+        "vector_size": 16 if 16 in SEARCH_SPACE["vector_size"][1] else 64,
+        "alpha": 0.025,
+    }
 
 
 def test_the_best_trial_feeds_the_train_step(result):
@@ -85,7 +90,9 @@ def test_a_trial_scores_the_validation_side_only(sides):
     from flavor_ml.training.tuning import TrialJob
 
     outcome = run_trial(TrialJob(number=7, params=BASE.model_copy(update={"epochs": 3})), *sides, SPLIT)
-    assert outcome.number == 7 and outcome.error is None and set(outcome.metrics) == {"completion_hr10", "completion_mrr"}
+    assert (
+        outcome.number == 7 and outcome.error is None and set(outcome.metrics) == {"completion_hr10", "completion_mrr"}
+    )
 
 
 @pytest.mark.slow
@@ -93,8 +100,9 @@ def test_without_prefect_the_pipeline_tunes_then_trains_with_the_best(tmp_path):
     from flavor_ml.pipeline import run_pipeline
     from flavor_ml.settings import StorageSettings
 
-    result = run_pipeline(storage=StorageSettings(home=tmp_path), training=TrainingParams(vector_size=16),
-                          tuning=TuningParams(trials=2))
+    result = run_pipeline(
+        storage=StorageSettings(home=tmp_path), training=TrainingParams(vector_size=16), tuning=TuningParams(trials=2)
+    )
     assert result.tuning is not None and len(result.tuning.trials) == 2
     assert result.model.derived == {"epochs_source": "explicit"}  # the best trial's epochs, not the budget's
 
@@ -111,8 +119,9 @@ def test_the_flow_tunes_as_a_cached_step_with_trial_tasks_child_runs_and_an_arti
     assert first.tuning is not None and second.tuning == first.tuning  # the second run takes it from the cache
     client = MlflowClient(isolated_pipeline.tracking_uri)
     run = client.get_run(first.mlflow.run_id)
-    children = client.search_runs([run.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{first.mlflow.run_id}'")
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{first.mlflow.run_id}'"
+    )
     assert sorted(c.data.tags["tuning_trial"] for c in children) == ["0", "1", "2"]
     assert all("completion_hr10" in c.data.metrics for c in children)
     best = first.tuning.best_values

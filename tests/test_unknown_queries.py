@@ -34,6 +34,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 # --- the counter ------------------------------------------------------------------------------------------
 
+
 def test_the_counter_counts_names_and_lists_the_most_asked_first():
     counter = UnknownCounter(capacity=10)
     for name in ["yuzu", "sumac", "yuzu", "nori", "yuzu", "sumac"]:
@@ -87,6 +88,7 @@ def test_the_counter_is_safe_under_concurrent_adds():
 
 # --- the API ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> RegistryStore:
     root = tmp_path_factory.mktemp("unknown-registry")
@@ -102,8 +104,13 @@ def promoted(store) -> str:
 
 
 def client_for(store: RegistryStore, name: str, token: str | None = TOKEN, **settings: object) -> TestClient:
-    return TestClient(create_app(ServingSettings(model_name=name, model_stage="Production", model_poll_seconds=0.3,
-                                                 api_admin_token=token, **settings)))
+    return TestClient(
+        create_app(
+            ServingSettings(
+                model_name=name, model_stage="Production", model_poll_seconds=0.3, api_admin_token=token, **settings
+            )
+        )
+    )
 
 
 @pytest.fixture
@@ -150,18 +157,29 @@ def test_the_unknown_list_needs_the_admin_token(store, promoted, api):
 
 # --- proposals -------------------------------------------------------------------------------------------------
 
+
 def snapshot(*unknown: UnknownName) -> UnknownSnapshot:
-    return UnknownSnapshot(api_url="http://api", model_name="m", model_version="3", since="2026-01-01T00:00:00Z",
-                           capacity=100, tracked=len(unknown), total_unknown_queries=sum(u.count for u in unknown),
-                           unnamed_queries=0, unknown=list(unknown))
+    return UnknownSnapshot(
+        api_url="http://api",
+        model_name="m",
+        model_version="3",
+        since="2026-01-01T00:00:00Z",
+        capacity=100,
+        tracked=len(unknown),
+        total_unknown_queries=sum(u.count for u in unknown),
+        unnamed_queries=0,
+        unknown=list(unknown),
+    )
 
 
 def test_a_synonym_row_is_proposed_only_where_a_close_known_name_exists():
-    report = suggest_synonyms(snapshot(
-        UnknownName(name="oregeno", count=9, did_you_mean=["oregano", "orange"]),
-        UnknownName(name="yuzu kosho", count=5, did_you_mean=[]),
-        UnknownName(name="bazil pesto", count=2, did_you_mean=["basil"]),  # too far from any known name
-    ))
+    report = suggest_synonyms(
+        snapshot(
+            UnknownName(name="oregeno", count=9, did_you_mean=["oregano", "orange"]),
+            UnknownName(name="yuzu kosho", count=5, did_you_mean=[]),
+            UnknownName(name="bazil pesto", count=2, did_you_mean=["basil"]),  # too far from any known name
+        )
+    )
     assert [(s.variant, s.canonical, s.count) for s in report.suggestions] == [("oregeno", "oregano", 9)]
     learnt = suggest_synonyms(snapshot(UnknownName(name="oregeno", count=9, did_you_mean=["oregano"], known_now=True)))
     assert learnt.suggestions == []  # the version served now knows it: nothing to propose
@@ -170,9 +188,14 @@ def test_a_synonym_row_is_proposed_only_where_a_close_known_name_exists():
 
 
 def test_the_report_escapes_names_and_shows_every_unknown_with_its_proposal():
-    text = report_markdown(suggest_synonyms(snapshot(
-        UnknownName(name="oregeno", count=9, did_you_mean=["oregano"]),
-        UnknownName(name="script alert | x <b>", count=1))))
+    text = report_markdown(
+        suggest_synonyms(
+            snapshot(
+                UnknownName(name="oregeno", count=9, did_you_mean=["oregano"]),
+                UnknownName(name="script alert | x <b>", count=1),
+            )
+        )
+    )
     assert "| oregeno | 9 | 0 | → oregano (0.86) | - |" in text
     assert "<b>" not in text and "&lt;b&gt;" in text and "alert \\| x" in text
 
@@ -185,7 +208,9 @@ def test_fetching_needs_a_token_and_names_the_api_on_failure():
         return httpx.Response(403, json={"error": "admin token refused", "detail": "not this server's"})
 
     settings = ApiClientSettings(api_url="http://api.example:8000", api_admin_token="t")
-    with pytest.raises(ServiceError, match=r"GET http://api.example:8000/admin/unknown answered 403: admin token refused"):
+    with pytest.raises(
+        ServiceError, match=r"GET http://api.example:8000/admin/unknown answered 403: admin token refused"
+    ):
         fetch_unknown(settings, transport=httpx.MockTransport(refuse))
 
     def unreachable(request: httpx.Request) -> httpx.Response:
@@ -197,9 +222,11 @@ def test_fetching_needs_a_token_and_names_the_api_on_failure():
 
 # --- the loop, end to end ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_report_unknown_pulls_counts_from_a_running_api_and_its_synonym_rows_teach_the_normalizer(
-        store, promoted, tmp_path, monkeypatch):
+    store, promoted, tmp_path, monkeypatch
+):
     from prefect.artifacts import Artifact
 
     from flows.report_unknown import report_unknown
@@ -214,14 +241,17 @@ def test_report_unknown_pulls_counts_from_a_running_api_and_its_synonym_rows_tea
         out = tmp_path / "proposed-synonyms.csv"
         report = report_unknown(synonyms_out=str(out))
 
-    assert [(u.name, u.count) for u in report.snapshot.unknown] == [("oregeno", 3), ("soy sause", 1),
-                                                                    ("yuzu kosho", 1)]
-    assert {(s.variant, s.canonical) for s in report.suggestions} == {("oregeno", "oregano"),
-                                                                      ("soy sause", "soy sauce")}
+    assert [(u.name, u.count) for u in report.snapshot.unknown] == [("oregeno", 3), ("soy sause", 1), ("yuzu kosho", 1)]
+    assert {(s.variant, s.canonical) for s in report.suggestions} == {
+        ("oregeno", "oregano"),
+        ("soy sause", "soy sauce"),
+    }
     artifact = Artifact.get("unknown-ingredients")
     assert artifact is not None and "→ oregano" in str(artifact.data) and "yuzu kosho" in str(artifact.data)
 
     # the loop: the reviewed rows make the normalizer map what users typed to the known ingredient
     assert Normalizer(extra_synonyms=None).normalize_lines(["2 tsp oregeno"]) == ["oregeno"]
     assert Normalizer(extra_synonyms=out).normalize_lines(["2 tsp Oregeno, dried", "soy sause"]) == [
-        "oregano", "soy sauce"]
+        "oregano",
+        "soy sauce",
+    ]

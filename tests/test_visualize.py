@@ -63,16 +63,27 @@ def report(with_intervals: bool) -> EvaluationReport:
     metrics = {"completion_hr10": 0.6, "completion_mrr": 0.3, "eval_precision": 0.8}
     if with_intervals:
         metrics |= {"completion_hr10_ci_low": 0.55, "completion_hr10_ci_high": 0.65}
-    baselines = {"popularity": {"completion_hr10": 0.4, "completion_mrr": 0.2, "eval_precision": 0.4},
-                 "ppmi_svd": {"completion_hr10": 0.5, "completion_mrr": 0.25, "eval_precision": 0.7}}
-    return EvaluationReport(k=10, metrics=metrics, baselines=baselines, vocabulary_size=24, train_baskets=100,
-                            test_baskets=10, completion_queries=50, pair_queries=20)
+    baselines = {
+        "popularity": {"completion_hr10": 0.4, "completion_mrr": 0.2, "eval_precision": 0.4},
+        "ppmi_svd": {"completion_hr10": 0.5, "completion_mrr": 0.25, "eval_precision": 0.7},
+    }
+    return EvaluationReport(
+        k=10,
+        metrics=metrics,
+        baselines=baselines,
+        vocabulary_size=24,
+        train_baskets=100,
+        test_baskets=10,
+        completion_queries=50,
+        pair_queries=20,
+    )
 
 
 def test_the_map_writes_a_png_and_a_self_contained_html_page_with_categories_and_labels(tmp_path):
     embeddings = clustered_embeddings(GROUPS)
-    insights = render_pictures(embeddings, report(False), tmp_path, categories=CATEGORIES, method="pca",
-                               rare_threshold=50, title="test model")
+    insights = render_pictures(
+        embeddings, report(False), tmp_path, categories=CATEGORIES, method="pca", rare_threshold=50, title="test model"
+    )
 
     assert set(insights.files) == {MAP_PNG, MAP_HTML, PROBES_PNG, NEIGHBOURS_MD}
     for png in (MAP_PNG, PROBES_PNG):
@@ -88,8 +99,9 @@ def test_the_map_writes_a_png_and_a_self_contained_html_page_with_categories_and
 
 def test_the_html_map_escapes_every_name_and_category():
     names = ["basil", HOSTILE, "oregano"]
-    embeddings = IngredientEmbeddings(tuple(names), np.eye(3, 4, dtype=np.float32), np.eye(3, 4, dtype=np.float32),
-                                      np.array([3, 2, 1]))
+    embeddings = IngredientEmbeddings(
+        tuple(names), np.eye(3, 4, dtype=np.float32), np.eye(3, 4, dtype=np.float32), np.array([3, 2, 1])
+    )
     page = map_html(project_vocabulary(embeddings, {HOSTILE: "<b>bold</b>"}, method="pca"), "<i>title</i>")
 
     assert "<script>alert" not in page and "<b>bold</b>" not in page and "<i>title</i>" not in page
@@ -143,8 +155,9 @@ def test_intervals_are_read_from_ci_bounds_or_an_intervals_field_and_absent_othe
     assert metric_interval(with_bounds, "model", "completion_hr10") == (0.55, 0.65)
 
     # The evaluation's own intervals: "<metric>" for the model, "<scorer>/<metric>" for a baseline.
-    evaluated = plain.model_copy(update={"intervals": {"eval_precision": (0.7, 0.9),
-                                                       "ppmi_svd/eval_precision": (0.6, 0.75)}})
+    evaluated = plain.model_copy(
+        update={"intervals": {"eval_precision": (0.7, 0.9), "ppmi_svd/eval_precision": (0.6, 0.75)}}
+    )
     assert metric_interval(evaluated, "model", "eval_precision") == (0.7, 0.9)
     assert metric_interval(evaluated, "ppmi_svd", "eval_precision") == (0.6, 0.75)
     assert metric_interval(evaluated, "popularity", "eval_precision") is None
@@ -159,7 +172,10 @@ def test_the_probe_chart_draws_error_bars_only_where_the_report_has_intervals():
     assert error_bars(report(True)) == [True, False, False]
     # the bounds are not drawn as probes of their own
     assert [t.get_text() for t in probe_chart(report(True), "t").axes[0].get_xticklabels()] == [
-        "completion_hr10", "completion_mrr", "eval_precision"]
+        "completion_hr10",
+        "completion_mrr",
+        "eval_precision",
+    ]
 
 
 def test_the_probe_table_shows_the_model_beside_each_baseline_with_its_interval():
@@ -184,8 +200,9 @@ def test_the_neighbour_table_lists_well_known_ingredients_first_then_the_most_fr
 
 def test_markdown_tables_escape_names():
     assert markdown_cell("a|b <i>x</i>\nc") == "a\\|b &lt;i&gt;x&lt;/i&gt; c"
-    embeddings = IngredientEmbeddings((HOSTILE, "basil", "mint"), np.eye(3, 4, dtype=np.float32),
-                                      np.eye(3, 4, dtype=np.float32), np.array([3, 2, 1]))
+    embeddings = IngredientEmbeddings(
+        (HOSTILE, "basil", "mint"), np.eye(3, 4, dtype=np.float32), np.eye(3, 4, dtype=np.float32), np.array([3, 2, 1])
+    )
     table = neighbours_markdown(neighbour_rows(embeddings, names=(HOSTILE,), rows=1))
     assert "<script>" not in table and "&lt;script&gt;" in table and "\\| tart" in table
 
@@ -209,8 +226,15 @@ def test_category_mix_finds_the_categories_that_share_a_region():
 
 def test_rare_ingredients_and_coverage_are_reported(tmp_path):
     embeddings = clustered_embeddings(GROUPS)  # counts 240 .. 10
-    insights = render_pictures(embeddings, report(False), tmp_path, categories=CATEGORIES, method="pca",
-                               rare_threshold=35, heldout=[["basil", "unknown thing"], ["milk", "butter"]])
+    insights = render_pictures(
+        embeddings,
+        report(False),
+        tmp_path,
+        categories=CATEGORIES,
+        method="pca",
+        rare_threshold=35,
+        heldout=[["basil", "unknown thing"], ["milk", "butter"]],
+    )
     assert insights.rare_ingredients == 3  # counts 30, 20, 10
     assert insights.rare_examples[0] == "mozzarella"  # the rarest first
     assert insights.heldout_coverage == pytest.approx(0.75)

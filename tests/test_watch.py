@@ -58,8 +58,9 @@ def write_partition(folder: Path, name: str, seed: int) -> None:
 
 
 @pytest.mark.slow
-def test_the_sensor_announces_each_change_once_and_nothing_after_training_on_it(isolated_pipeline, tmp_path,
-                                                                                 monkeypatch):
+def test_the_sensor_announces_each_change_once_and_nothing_after_training_on_it(
+    isolated_pipeline, tmp_path, monkeypatch
+):
     from flows import watch
     from flows.train import train_embeddings
 
@@ -83,8 +84,9 @@ def test_the_sensor_announces_each_change_once_and_nothing_after_training_on_it(
     (corpus / "day-1.jsonl.gz").unlink()
     watch.watch_corpus(str(corpus))
     watch.watch_corpus(str(corpus))
-    assert [(c.added, c.changed, c.removed) for c in announced[1:]] == [(["day-2.jsonl.gz"], ["day-0.jsonl.gz"],
-                                                                         ["day-1.jsonl.gz"])]
+    assert [(c.added, c.changed, c.removed) for c in announced[1:]] == [
+        (["day-2.jsonl.gz"], ["day-0.jsonl.gz"], ["day-1.jsonl.gz"])
+    ]
     assert announced[1].corpus == str(corpus) and announced[1].last_training_run
 
 
@@ -94,15 +96,22 @@ def test_the_announcement_is_a_prefect_event_with_the_corpus_and_partitions(monk
 
     emitted = []
     monkeypatch.setattr(events, "emit_event", lambda **kwargs: emitted.append(kwargs))
-    changes = CorpusChanges(corpus="s3://b/corpora/", added=["x.jsonl"], changed=[], removed=["y.jsonl"],
-                            last_training_run="r1", digest="d")
+    changes = CorpusChanges(
+        corpus="s3://b/corpora/", added=["x.jsonl"], changed=[], removed=["y.jsonl"], last_training_run="r1", digest="d"
+    )
 
     events.emit_corpus_changed(changes)
 
     [event] = emitted
     assert event["event"] == events.CORPUS_CHANGED == "flavor-ml.corpus.changed"
     assert event["resource"]["prefect.resource.id"] == "flavor-ml.corpus.s3://b/corpora/"
-    assert event["payload"] == {"corpus": "s3://b/corpora/", "added": ["x.jsonl"], "changed": [],
-                                "removed": ["y.jsonl"], "last_training_run": "r1", "digest": "d"}
+    assert event["payload"] == {
+        "corpus": "s3://b/corpora/",
+        "added": ["x.jsonl"],
+        "changed": [],
+        "removed": ["y.jsonl"],
+        "last_training_run": "r1",
+        "digest": "d",
+    }
     # The trigger's parameter template reads the corpus from this payload.
     assert events.corpus_changed_trigger()["parameters"] == {"corpus": "{{ event.payload.corpus }}"}

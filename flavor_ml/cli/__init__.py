@@ -32,10 +32,15 @@ app = typer.Typer(
 
 @app.callback()
 def root(
-    home: Annotated[Path | None, typer.Option(
-        help="where the embedded default keeps everything, and the stack its state (FLAVOR_HOME, ./.flavor)")] = None,
-    model_name: Annotated[str | None, typer.Option(
-        help="the registered model to train, promote, list and serve (FLAVOR_MODEL_NAME)")] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="where the embedded default keeps everything, and the stack its state (FLAVOR_HOME, ./.flavor)"
+        ),
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="the registered model to train, promote, list and serve (FLAVOR_MODEL_NAME)")
+    ] = None,
 ) -> None:
     """Learn ingredient embeddings from recipes, track them in MLflow, promote and serve them."""
     activate(home=home, model_name=model_name)

@@ -6,8 +6,9 @@ import typer
 
 from flavor_ml.cli import app, print_json, settings
 
-local_app = typer.Typer(help="The embedded default's background Prefect server (one per FLAVOR_HOME).",
-                        no_args_is_help=True)
+local_app = typer.Typer(
+    help="The embedded default's background Prefect server (one per FLAVOR_HOME).", no_args_is_help=True
+)
 app.add_typer(local_app, name="local")
 
 
@@ -22,8 +23,10 @@ def status(json_output: bool = typer.Option(False, "--json", help="print one JSO
     if json_output:
         print_json({"home": str(home), "running": running, **state})
     elif running:
-        typer.echo(f"Prefect server of {home}: up at {state['url']} (pid {state['pid']}, UI at "
-                   f"{state['url'].removesuffix('/api')}), log {state['log']}")
+        typer.echo(
+            f"Prefect server of {home}: up at {state['url']} (pid {state['pid']}, UI at "
+            f"{state['url'].removesuffix('/api')}), log {state['log']}"
+        )
     else:
         typer.echo(f"Prefect server of {home}: not running (the next command that runs a flow starts it)")
     if not running:

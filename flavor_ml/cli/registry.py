@@ -19,8 +19,9 @@ from flavor_ml.errors import FlavorError
 
 EXIT_REJECTED = 3
 
-_MODEL_NAME = typer.Option(None, "--model-name", help="registered model name [default: FLAVOR_MODEL_NAME, "
-                                                          "else flavor-ml-embeddings]")
+_MODEL_NAME = typer.Option(
+    None, "--model-name", help="registered model name [default: FLAVOR_MODEL_NAME, else flavor-ml-embeddings]"
+)
 _JSON = typer.Option(False, "--json", help="print one JSON object on stdout")
 
 
@@ -28,8 +29,9 @@ _JSON = typer.Option(False, "--json", help="print one JSON object on stdout")
 def promote(
     to: str = typer.Option(..., "--to", help="target stage: staging or production (Staging/Production work too)"),
     version: int | None = typer.Option(None, "--version", min=1, help="candidate version [default: the newest]"),
-    policy: Path | None = typer.Option(None, "--policy", help="promotion policy file (YAML or TOML) "
-                                                               "[default: the bundled policy]"),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="promotion policy file (YAML or TOML) [default: the bundled policy]"
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="evaluate and report; move and record nothing"),
     json_output: bool = _JSON,
     model_name: str | None = _MODEL_NAME,
@@ -40,8 +42,13 @@ def promote(
 
     model_name = settings(model_name=model_name).model_name
     try:
-        decision = promote_model(stage=to, version=version, policy_path=str(policy) if policy else None,
-                                 dry_run=dry_run, model_name=model_name)
+        decision = promote_model(
+            stage=to,
+            version=version,
+            policy_path=str(policy) if policy else None,
+            dry_run=dry_run,
+            model_name=model_name,
+        )
     except GatesFailed as rejected:
         decision = rejected.decision
     except FlavorError as exc:
@@ -78,9 +85,13 @@ def rollback(
 
 
 @app.command()
-def models(json_output: bool = _JSON, model_name: str | None = _MODEL_NAME,
-           card: int | None = typer.Option(None, "--card", min=1, metavar="VERSION",
-                                           help="print the model card of this version instead")) -> None:
+def models(
+    json_output: bool = _JSON,
+    model_name: str | None = _MODEL_NAME,
+    card: int | None = typer.Option(
+        None, "--card", min=1, metavar="VERSION", help="print the model card of this version instead"
+    ),
+) -> None:
     """List a model's versions with their aliases, key metrics and last promotion decision."""
     from flavor_ml.registry.listing import KEY_METRICS, list_models
     from flavor_ml.registry.store import Registry
@@ -108,8 +119,9 @@ def models(json_output: bool = _JSON, model_name: str | None = _MODEL_NAME,
     except FlavorError as exc:
         fail(str(exc))
     if json_output:
-        print_json({"model_name": model_name, "tracking_uri": registry.uri,
-                    "versions": [v.as_json() for v in versions]})
+        print_json(
+            {"model_name": model_name, "tracking_uri": registry.uri, "versions": [v.as_json() for v in versions]}
+        )
         return
     if not versions:
         typer.echo(f"no versions of {model_name} in {registry.uri} yet")
@@ -117,16 +129,29 @@ def models(json_output: bool = _JSON, model_name: str | None = _MODEL_NAME,
     rows = []
     for v in versions:
         last = v.last_decision
-        rows.append([str(v.version), ",".join(v.aliases) or "-",
-                     *(f"{v.metrics[m]:.4f}" if m in v.metrics else "-" for m in KEY_METRICS),
-                     f"{last['status']} ({last['stage']}, {last['decided_at'][:19]})" if last else "-",
-                     (v.git_sha or "-")[:10]])
+        rows.append(
+            [
+                str(v.version),
+                ",".join(v.aliases) or "-",
+                *(f"{v.metrics[m]:.4f}" if m in v.metrics else "-" for m in KEY_METRICS),
+                f"{last['status']} ({last['stage']}, {last['decided_at'][:19]})" if last else "-",
+                (v.git_sha or "-")[:10],
+            ]
+        )
     typer.echo(render_table(["version", "aliases", *KEY_METRICS, "last decision", "git sha"], rows))
 
 
 def _gate_table(gates: list[Any]) -> str:
-    rows = [[gate.name, _number(gate.value), f"{gate.op} {_number(gate.threshold)}".strip(),
-             "pass" if gate.passed else "FAIL", gate.reason] for gate in gates]
+    rows = [
+        [
+            gate.name,
+            _number(gate.value),
+            f"{gate.op} {_number(gate.threshold)}".strip(),
+            "pass" if gate.passed else "FAIL",
+            gate.reason,
+        ]
+        for gate in gates
+    ]
     return render_table(["gate", "value", "rule", "result", "reason"], rows)
 
 
@@ -134,4 +159,3 @@ def _number(value: Any) -> str:
     if value is None:
         return "-"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-

@@ -15,16 +15,30 @@ if TYPE_CHECKING:
     from flows.train import TrainingSummary
 
 
-def run_training_flow(*, corpus: str | None, fetch: FetchParams, normalization: NormalizationParams,
-                      training: TrainingParams, evaluation: EvaluationParams, quiet: bool,
-                      tuning: TuningParams | None = None) -> TrainingSummary:
+def run_training_flow(
+    *,
+    corpus: str | None,
+    fetch: FetchParams,
+    normalization: NormalizationParams,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    quiet: bool,
+    tuning: TuningParams | None = None,
+) -> TrainingSummary:
     """Run ``train-embeddings`` in this process; a failure of ours comes back as its own message."""
     if quiet:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.train import train_embeddings
 
-    state = train_embeddings(corpus=corpus, fetch=fetch, normalization=normalization, training=training,
-                             evaluation=evaluation, tuning=tuning, return_state=True)
+    state = train_embeddings(
+        corpus=corpus,
+        fetch=fetch,
+        normalization=normalization,
+        training=training,
+        evaluation=evaluation,
+        tuning=tuning,
+        return_state=True,
+    )
     result = state.result(raise_on_failure=False)
     if isinstance(result, FlavorError):
         raise result
@@ -55,14 +69,27 @@ def summary_as_json(summary: TrainingSummary) -> dict[str, Any]:
         "registered_model": summary.registered.name if summary.registered else None,
         "registered_version": summary.registered.version if summary.registered else None,
         "reproduced": summary.reproduced,
-        "corpus": {"source": summary.corpus.source, "sha256": summary.corpus.sha256, "bytes": summary.corpus.bytes,
-                   "format": summary.corpus.format},
+        "corpus": {
+            "source": summary.corpus.source,
+            "sha256": summary.corpus.sha256,
+            "bytes": summary.corpus.bytes,
+            "format": summary.corpus.format,
+        },
         "normalization": summary.normalized.counts.model_dump(),
         "rejects_uri": summary.normalized.rejects_uri,
         "pictures": summary.pictures.artifact_uris if summary.pictures else {},
-        "partitions": [{"name": p.name, "sha256": p.sha256, "rows": p.rows, "source": p.source,
-                        "recipes_in": p.recipes_in, "rejected": p.rejected, "duplicates": p.duplicates}
-                       for p in summary.normalized.partitions],
+        "partitions": [
+            {
+                "name": p.name,
+                "sha256": p.sha256,
+                "rows": p.rows,
+                "source": p.source,
+                "recipes_in": p.recipes_in,
+                "rejected": p.rejected,
+                "duplicates": p.duplicates,
+            }
+            for p in summary.normalized.partitions
+        ],
     }
 
 
@@ -76,8 +103,10 @@ def _task_states_line(tasks: Mapping[str, TaskSummary]) -> str:
             states[task.state] = states.get(task.state, 0) + 1
         else:
             singles[name] = task.state
-    parts = [f"{step}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-             for step, states in per_step.items()]
+    parts = [
+        f"{step}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+        for step, states in per_step.items()
+    ]
     return "  ".join(parts + [f"{name}: {state}" for name, state in singles.items()])
 
 
@@ -85,9 +114,14 @@ def _metrics_table(report: EvaluationReport) -> list[str]:
     from flavor_ml.cli.tables import render_table
 
     scorers = sorted(report.baselines)
-    rows = [[name, f"{value:.3f}", *(f"{b:.3f}" if (b := report.baselines[s].get(name)) is not None else "-"
-                                      for s in scorers)]
-            for name, value in report.metrics.items()]
+    rows = [
+        [
+            name,
+            f"{value:.3f}",
+            *(f"{b:.3f}" if (b := report.baselines[s].get(name)) is not None else "-" for s in scorers),
+        ]
+        for name, value in report.metrics.items()
+    ]
     return render_table(["probe", "model", *scorers], rows, right=range(1, len(scorers) + 2), indent=2).splitlines()
 
 
@@ -117,14 +151,14 @@ def summary_as_text(summary: TrainingSummary) -> str:
         *_quality_lines(summary),
         f"mlflow     run {summary.mlflow.run_id} in {summary.mlflow.tracking_uri}",
         f"artifacts  {summary.mlflow.artifact_uri}",
-        f"model      {summary.mlflow.model_uri}"
-        + _registration_text(summary),
+        f"model      {summary.mlflow.model_uri}" + _registration_text(summary),
     ]
     if summary.pictures:
-        lines.append(f"pictures   {', '.join(summary.pictures.artifact_paths)} "
-                     f"({summary.pictures.insights.projection_method.upper()} map; model card in model_card.md)")
+        lines.append(
+            f"pictures   {', '.join(summary.pictures.artifact_paths)} "
+            f"({summary.pictures.insights.projection_method.upper()} map; model card in model_card.md)"
+        )
     return "\n".join(lines)
-
 
 
 def _quality_lines(summary: TrainingSummary) -> list[str]:
@@ -134,21 +168,28 @@ def _quality_lines(summary: TrainingSummary) -> list[str]:
     if report.served_scorer:
         hr = f"completion_hr{report.k}"
         low, high = report.intervals.get(f"served/{hr}", (float("nan"), float("nan")))
-        lines.append(f"served     /complete uses {report.served_scorer}: {hr} {report.served.get(hr, float('nan')):.3f} "
-                     f"[{low:.3f}, {high:.3f}] (chosen on the validation split)")
+        lines.append(
+            f"served     /complete uses {report.served_scorer}: {hr} {report.served.get(hr, float('nan')):.3f} "
+            f"[{low:.3f}, {high:.3f}] (chosen on the validation split)"
+        )
     shown = [name for name in ("completion_hr10", "completion_mrr", "category_knn_acc") if name in report.intervals]
     if shown:
-        lines.append("intervals  95% bootstrap: " + ", ".join(
-            f"{name} [{report.intervals[name][0]:.3f}, {report.intervals[name][1]:.3f}]" for name in shown))
+        lines.append(
+            "intervals  95% bootstrap: "
+            + ", ".join(f"{name} [{report.intervals[name][0]:.3f}, {report.intervals[name][1]:.3f}]" for name in shown)
+        )
     if report.slices:
         scorers = ("model", "served", "ease", "ppmi_svd", "popularity")
         lines.append(f"  {'slice':<24}{'queries':>8}" + "".join(f"{s:>11}" for s in scorers))
         for name, by_scorer in report.slices.items():
-            cells = "".join(f"{next(iter(by_scorer[s].values())):>11.3f}" if s in by_scorer else f"{'-':>11}"
-                            for s in scorers)
+            cells = "".join(
+                f"{next(iter(by_scorer[s].values())):>11.3f}" if s in by_scorer else f"{'-':>11}" for s in scorers
+            )
             lines.append(f"  {name:<24}{report.slice_queries.get(name, 0):>8}{cells}")
     tuning = summary.tuning
     if tuning is not None:
-        lines.append(f"tuning     {len(tuning.trials)} trials in {tuning.seconds:.0f} s; best trial {tuning.best_number} "
-                     f"(validation {tuning.metric} {tuning.best_score:.3f}): {tuning.best_values}")
+        lines.append(
+            f"tuning     {len(tuning.trials)} trials in {tuning.seconds:.0f} s; best trial {tuning.best_number} "
+            f"(validation {tuning.metric} {tuning.best_score:.3f}): {tuning.best_values}"
+        )
     return lines

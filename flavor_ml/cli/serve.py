@@ -29,8 +29,18 @@ def serve(
 
     settings = load_settings()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger(__name__).info("serving %s@%s from the registry at %s", settings.model_name,
-                                     settings.model_alias, display_uri(settings.tracking_uri or ""))
+    logging.getLogger(__name__).info(
+        "serving %s@%s from the registry at %s",
+        settings.model_name,
+        settings.model_alias,
+        display_uri(settings.tracking_uri or ""),
+    )
     logging.getLogger("gensim").setLevel(logging.WARNING)  # one lifecycle line per file per load otherwise
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )

@@ -40,9 +40,13 @@ def _settings(home: Path | None) -> StackSettings:
 def _table(report: Sequence[ServiceStatus]) -> str:
     from flavor_ml.cli.tables import render_table
 
-    return render_table(("SERVICE", "STATE", "PID", "PORT", "URL", "RUNS"),
-                        [(item.name, item.state, str(item.pid or "-"), str(item.port), item.url, item.implementation)
-                         for item in report])
+    return render_table(
+        ("SERVICE", "STATE", "PID", "PORT", "URL", "RUNS"),
+        [
+            (item.name, item.state, str(item.pid or "-"), str(item.port), item.url, item.implementation)
+            for item in report
+        ],
+    )
 
 
 def _bootstrap_script() -> BootstrapScript:
@@ -52,8 +56,10 @@ def _bootstrap_script() -> BootstrapScript:
     try:
         import deployments.bootstrap as script
     except ImportError:
-        fail("deployments/bootstrap.py is not importable: run from the project folder or reinstall the project "
-             "(pip install -e .)")
+        fail(
+            "deployments/bootstrap.py is not importable: run from the project folder or reinstall the project "
+            "(pip install -e .)"
+        )
     return BootstrapScript(script.__name__, Path(script.__file__).resolve().parents[1])
 
 
@@ -64,7 +70,9 @@ def _echo(quiet: bool) -> Echo:
 @stack_app.command()
 def up(
     home: HomeOption = None,
-    api: Annotated[bool | None, typer.Option("--api/--no-api", help="run the inference API (default: FLAVOR_STACK_API, auto)")] = None,
+    api: Annotated[
+        bool | None, typer.Option("--api/--no-api", help="run the inference API (default: FLAVOR_STACK_API, auto)")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Start what is not running yet, health-checked, in dependency order (safe to repeat)."""
@@ -76,7 +84,7 @@ def up(
         print_json({"services": native.as_dicts(report), "logs": str(settings.log_dir)})
     else:
         typer.echo(_table(report))
-        typer.echo(f"logs: {settings.log_dir}\nclient environment: eval \"$(flavor-ml stack env)\"")
+        typer.echo(f'logs: {settings.log_dir}\nclient environment: eval "$(flavor-ml stack env)"')
 
 
 @stack_app.command()
@@ -123,8 +131,10 @@ def drop_databases(
 
     settings = _settings(home)
     names = ", ".join(databases(settings))
-    if not yes and not typer.confirm(f"Drop {names} on {settings.postgres_host}:{settings.postgres_port}, with "
-                                     "every run, model version and MLflow user in them?"):
+    if not yes and not typer.confirm(
+        f"Drop {names} on {settings.postgres_host}:{settings.postgres_port}, with "
+        "every run, model version and MLflow user in them?"
+    ):
         raise typer.Exit(1)
     native.drop_stack_databases(settings, echo=typer.echo)
 
@@ -146,9 +156,13 @@ def env(home: HomeOption = None, json_output: JsonOption = False) -> None:
 @stack_app.command()
 def bootstrap(
     home: HomeOption = None,
-    from_environment: Annotated[bool, typer.Option(
-        "--from-environment", help="use PREFECT_API_URL, FLAVOR_S3_* and AWS_* as set (e.g. for compose) "
-                                   "instead of the native stack's")] = False,
+    from_environment: Annotated[
+        bool,
+        typer.Option(
+            "--from-environment",
+            help="use PREFECT_API_URL, FLAVOR_S3_* and AWS_* as set (e.g. for compose) instead of the native stack's",
+        ),
+    ] = False,
 ) -> None:
     """Create the process work pool, the AwsCredentials block and the S3Bucket result-storage block."""
     if from_environment:

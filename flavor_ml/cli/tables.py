@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 
-def render_table(header: Sequence[str], rows: Iterable[Sequence[str]], *, right: Iterable[int] = (),
-                 indent: int = 0) -> str:
+def render_table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], *, right: Iterable[int] = (), indent: int = 0
+) -> str:
     """``header`` and ``rows`` in aligned columns two spaces apart; columns in ``right`` right-aligned."""
     right = set(right)
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1), header_style="")

@@ -33,8 +33,15 @@ class BasketChunks:
     baskets left with fewer than ``min_size`` names.
     """
 
-    def __init__(self, chunks: list[Path], rows: int, seed: int | None = None, window_chunks: int = WINDOW_CHUNKS,
-                 keep: frozenset[str] | None = None, min_size: int = 0) -> None:
+    def __init__(
+        self,
+        chunks: list[Path],
+        rows: int,
+        seed: int | None = None,
+        window_chunks: int = WINDOW_CHUNKS,
+        keep: frozenset[str] | None = None,
+        min_size: int = 0,
+    ) -> None:
         self.chunks, self.rows, self.seed = list(chunks), rows, seed
         self.window_chunks, self.keep, self.min_size = window_chunks, keep, min_size
         self.passes = 0
@@ -51,7 +58,7 @@ class BasketChunks:
         self.passes += 1
         order = [self.chunks[i] for i in rng.permutation(len(self.chunks))]
         for start in range(0, len(order), self.window_chunks):
-            window = [basket for chunk in order[start:start + self.window_chunks] for basket in _read_chunk(chunk)]
+            window = [basket for chunk in order[start : start + self.window_chunks] for basket in _read_chunk(chunk)]
             for i in rng.permutation(len(window)):
                 basket = window[i]
                 if self.keep is not None:
@@ -66,8 +73,9 @@ class BasketChunks:
             if len(basket) >= self.min_size:
                 yield basket
 
-    def with_order(self, seed: int, keep: frozenset[str] | None = None, min_size: int = 0,
-                   rows: int | None = None) -> BasketChunks:
+    def with_order(
+        self, seed: int, keep: frozenset[str] | None = None, min_size: int = 0, rows: int | None = None
+    ) -> BasketChunks:
         """The same chunks, reshuffled on every pass, filtered as given."""
         return BasketChunks(self.chunks, self.rows if rows is None else rows, seed, self.window_chunks, keep, min_size)
 
@@ -99,8 +107,9 @@ def split_baskets(merged: Path, params: EvaluationParams, work: Path, chunk_rows
                 part.write_parquet(path, statistics=False)
                 sides[side].append(path)
                 rows[side] += part.height
-    return SplitBaskets(train=BasketChunks(sides["train"], rows["train"]),
-                        held_out=BasketChunks(sides["held_out"], rows["held_out"]))
+    return SplitBaskets(
+        train=BasketChunks(sides["train"], rows["train"]), held_out=BasketChunks(sides["held_out"], rows["held_out"])
+    )
 
 
 @dataclass(frozen=True)
@@ -121,15 +130,25 @@ def training_corpus(train: BasketChunks, min_count: int, seed: int) -> TrainingC
     if not train.chunks:
         return TrainingCorpus(train.with_order(seed, rows=0), Counter(), 0, 0, 0, 0)
     scan = pl.scan_parquet(train.chunks).select(pl.col("ingredients").list.unique(maintain_order=True))
-    given_counts = scan.select(pl.col("ingredients").explode().drop_nulls().value_counts(sort=True)).collect(
-        engine="streaming").unnest("ingredients")
-    kept = given_counts.filter(pl.col("count") >= min_count)["ingredients"]
-    usable = scan.select(pl.col("ingredients").list.filter(pl.element().is_in(kept.implode()))) \
-        .filter(pl.col("ingredients").list.len() >= 2)
-    stats = usable.select(rows=pl.len(), words=pl.col("ingredients").list.len().sum(),
-                          longest=pl.col("ingredients").list.len().max()).collect(engine="streaming").row(0)
-    counts = usable.select(pl.col("ingredients").explode().value_counts()).collect(engine="streaming") \
+    given_counts = (
+        scan.select(pl.col("ingredients").explode().drop_nulls().value_counts(sort=True))
+        .collect(engine="streaming")
         .unnest("ingredients")
+    )
+    kept = given_counts.filter(pl.col("count") >= min_count)["ingredients"]
+    usable = scan.select(pl.col("ingredients").list.filter(pl.element().is_in(kept.implode()))).filter(
+        pl.col("ingredients").list.len() >= 2
+    )
+    stats = (
+        usable.select(
+            rows=pl.len(), words=pl.col("ingredients").list.len().sum(), longest=pl.col("ingredients").list.len().max()
+        )
+        .collect(engine="streaming")
+        .row(0)
+    )
+    counts = (
+        usable.select(pl.col("ingredients").explode().value_counts()).collect(engine="streaming").unnest("ingredients")
+    )
     keep = None if given_counts.height == kept.len() else frozenset(kept.to_list())
     return TrainingCorpus(
         baskets=train.with_order(seed, keep=keep, min_size=2, rows=int(stats[0] or 0)),

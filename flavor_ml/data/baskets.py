@@ -40,22 +40,32 @@ def _reason_for_rows(recipes: pl.DataFrame, params: NormalizationParams) -> pl.E
     n_lines = pl.col("lines").list.len()
     longest = pl.col("lines").list.eval(pl.element().str.len_chars()).list.max()
     return (
-        pl.when(pl.col("error").is_not_null()).then(pl.lit("unreadable"))
-        .when(pl.col("lines").is_null() | (n_lines == 0)).then(pl.lit("no_ingredients"))
-        .when(n_lines > params.max_lines_per_recipe).then(pl.lit("too_many_lines"))
-        .when(longest > params.max_line_chars).then(pl.lit("line_too_long"))
+        pl.when(pl.col("error").is_not_null())
+        .then(pl.lit("unreadable"))
+        .when(pl.col("lines").is_null() | (n_lines == 0))
+        .then(pl.lit("no_ingredients"))
+        .when(n_lines > params.max_lines_per_recipe)
+        .then(pl.lit("too_many_lines"))
+        .when(longest > params.max_line_chars)
+        .then(pl.lit("line_too_long"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
 
 
 def _detail_for_rows(params: NormalizationParams) -> pl.Expr:
     return (
-        pl.when(pl.col("reason") == "unreadable").then(pl.col("error"))
+        pl.when(pl.col("reason") == "unreadable")
+        .then(pl.col("error"))
         .when(pl.col("reason") == "too_many_lines")
-        .then(pl.format("{} lines, more than the limit of {}", pl.col("lines").list.len(), pl.lit(params.max_lines_per_recipe)))
+        .then(
+            pl.format(
+                "{} lines, more than the limit of {}", pl.col("lines").list.len(), pl.lit(params.max_lines_per_recipe)
+            )
+        )
         .when(pl.col("reason") == "line_too_long")
         .then(pl.lit(f"a line is longer than {params.max_line_chars} characters"))
-        .when(pl.col("reason") == "no_ingredients").then(pl.lit("the recipe lists no ingredient lines"))
+        .when(pl.col("reason") == "no_ingredients")
+        .then(pl.lit("the recipe lists no ingredient lines"))
         .otherwise(pl.col("error"))
     )
 
@@ -85,20 +95,35 @@ def build_baskets(
     checked = recipes.with_columns(reason=_reason_for_rows(recipes, params))
     usable = checked.filter(pl.col("reason").is_null())
 
-    baskets = usable.select("row", "recipe_id", "title", "cuisine").join(_baskets_from_lines(usable, normalizer), on="row", how="left")
+    baskets = usable.select("row", "recipe_id", "title", "cuisine").join(
+        _baskets_from_lines(usable, normalizer), on="row", how="left"
+    )
     baskets = baskets.with_columns(pl.col("ingredients").fill_null(pl.lit([], dtype=pl.List(pl.String))))
     too_small = pl.col("ingredients").list.len() < params.min_ingredients
 
-    small = baskets.filter(too_small).join(checked.select("row", "lines", "error"), on="row").with_columns(
-        reason=pl.lit("too_few_ingredients"),
-        error=pl.format("{} usable ingredient(s), fewer than {}", pl.col("ingredients").list.len(), pl.lit(params.min_ingredients)),
+    small = (
+        baskets.filter(too_small)
+        .join(checked.select("row", "lines", "error"), on="row")
+        .with_columns(
+            reason=pl.lit("too_few_ingredients"),
+            error=pl.format(
+                "{} usable ingredient(s), fewer than {}",
+                pl.col("ingredients").list.len(),
+                pl.lit(params.min_ingredients),
+            ),
+        )
     )
-    rejects = pl.concat(
-        [
-            checked.filter(pl.col("reason").is_not_null()).select("row", "recipe_id", "reason", "error", "lines"),
-            small.select("row", "recipe_id", "reason", "error", "lines"),
-        ]
-    ).sort("row").with_columns(detail=_detail_for_rows(params)).select("row", "recipe_id", "reason", "detail", "lines")
+    rejects = (
+        pl.concat(
+            [
+                checked.filter(pl.col("reason").is_not_null()).select("row", "recipe_id", "reason", "error", "lines"),
+                small.select("row", "recipe_id", "reason", "error", "lines"),
+            ]
+        )
+        .sort("row")
+        .with_columns(detail=_detail_for_rows(params))
+        .select("row", "recipe_id", "reason", "detail", "lines")
+    )
     kept = baskets.filter(~too_small).sort("row").select(list(BASKET_SCHEMA)).cast(BASKET_SCHEMA)
 
     _write_parquet(rejects, rejects_output)

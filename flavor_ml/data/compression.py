@@ -25,7 +25,10 @@ Compression = Literal["gz", "bz2", "xz", "zip"]
 
 _BY_SUFFIX: dict[str, Compression] = {".gz": "gz", ".gzip": "gz", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 _MAGIC: tuple[tuple[bytes, Compression], ...] = (
-    (b"\x1f\x8b", "gz"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"PK\x03\x04", "zip"),
+    (b"\x1f\x8b", "gz"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"PK\x03\x04", "zip"),
 )
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _CHUNK = 1 << 20
@@ -41,8 +44,9 @@ class ByteStream(Protocol):
 
     def __enter__(self) -> Self: ...
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None, /) -> None: ...
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None, /
+    ) -> None: ...
 
 
 def file_name(source: str) -> str:
@@ -111,8 +115,9 @@ def open_decompressed(path: Path, compression: Compression | None, member: str |
         raise
 
 
-def decompress_to(path: Path, compression: Compression | None, member: str | None, target: Path, label: str,
-                  limit: int | None = None) -> int:
+def decompress_to(
+    path: Path, compression: Compression | None, member: str | None, target: Path, label: str, limit: int | None = None
+) -> int:
     """Write the decompressed content (at most ``limit`` bytes) to ``target``; the bytes written."""
     written = 0
     try:

@@ -44,13 +44,15 @@ class CorpusChanges(BaseModel):
         return bool(self.added or self.changed or self.removed)
 
 
-def current_fingerprints(partitions: list[PartitionSource], params: FetchParams,
-                         s3: S3Client | None = None) -> Fingerprints:
+def current_fingerprints(
+    partitions: list[PartitionSource], params: FetchParams, s3: S3Client | None = None
+) -> Fingerprints:
     return {part.name: partition_fingerprint(part, params, s3) for part in partitions}
 
 
-def last_trained_fingerprints(corpus: str, tracking: TrackingSettings,
-                              storage: StorageSettings) -> tuple[str | None, Fingerprints]:
+def last_trained_fingerprints(
+    corpus: str, tracking: TrackingSettings, storage: StorageSettings
+) -> tuple[str | None, Fingerprints]:
     """(MLflow run id, fingerprints) of the newest finished training run on ``corpus``; (None, {}) if none."""
     client = MlflowClient(tracking.resolved_tracking_uri(storage.home))
     try:
@@ -58,8 +60,12 @@ def last_trained_fingerprints(corpus: str, tracking: TrackingSettings,
         if experiment is None:
             return None, {}
         quoted = corpus.replace("'", "\\'")
-        runs = client.search_runs([experiment.experiment_id], max_results=20, order_by=["attributes.start_time DESC"],
-                                  filter_string=f"tags.corpus_source = '{quoted}' and attributes.status = 'FINISHED'")
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            max_results=20,
+            order_by=["attributes.start_time DESC"],
+            filter_string=f"tags.corpus_source = '{quoted}' and attributes.status = 'FINISHED'",
+        )
         for run in runs:
             with tempfile.TemporaryDirectory(prefix="flavor-watch-") as work:
                 try:

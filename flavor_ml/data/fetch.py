@@ -77,8 +77,9 @@ class _Retryable(Exception):
     """An attempt failed in a way that another attempt may fix."""
 
 
-def fetch_corpus(source: str, params: FetchParams, store: ArtifactStore, *, partition: str | None = None,
-                 member: str | None = None) -> CorpusRef:
+def fetch_corpus(
+    source: str, params: FetchParams, store: ArtifactStore, *, partition: str | None = None, member: str | None = None
+) -> CorpusRef:
     """Fetch ``source`` into ``store`` as ``snapshots/<sha256><ext>`` and describe the snapshot.
 
     The format is ``params.format``, or detected from the source's name and then its content
@@ -106,12 +107,21 @@ def fetch_corpus(source: str, params: FetchParams, store: ArtifactStore, *, part
     finally:
         staging.unlink(missing_ok=True)
     logger.info("fetched %s: %d bytes, sha256 %s, format %s -> %s", label, size, digest, fmt, uri)
-    return CorpusRef(source=source, snapshot=uri, sha256=digest, bytes=size, format=fmt, compression=compression,
-                     partition=partition, member=member)
+    return CorpusRef(
+        source=source,
+        snapshot=uri,
+        sha256=digest,
+        bytes=size,
+        format=fmt,
+        compression=compression,
+        partition=partition,
+        member=member,
+    )
 
 
-def _content_format(staging: Path, compression: Compression | None, member: str | None, source: str,
-                    label: str) -> Format:
+def _content_format(
+    staging: Path, compression: Compression | None, member: str | None, source: str, label: str
+) -> Format:
     """The format of what is inside: from the inner name (``x.jsonl.gz``, a zip member), else its first bytes."""
     if compression is None:
         return detect_format(staging, name_hint=source, label=label)
@@ -374,8 +384,14 @@ def _with_retries(what: str, params: FetchParams, attempt: Callable[[], T]) -> T
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
-        logger.warning("%s failed (attempt %d of %d): %s; retrying in %.2g s",
-                       what, state.attempt_number, params.max_attempts, error, wait)
+        logger.warning(
+            "%s failed (attempt %d of %d): %s; retrying in %.2g s",
+            what,
+            state.attempt_number,
+            params.max_attempts,
+            error,
+            wait,
+        )
 
     def give_up(state: RetryCallState) -> T:
         error = state.outcome.exception() if state.outcome else None
@@ -383,18 +399,18 @@ def _with_retries(what: str, params: FetchParams, attempt: Callable[[], T]) -> T
         raise FetchError(f"{what} failed after {tries}: {error}; nothing was kept") from error
 
     retrying = Retrying(
-        retry=retry_if_exception_type(_Retryable), stop=stop_after_attempt(params.max_attempts),
+        retry=retry_if_exception_type(_Retryable),
+        stop=stop_after_attempt(params.max_attempts),
         wait=wait_exponential(multiplier=params.backoff_seconds, exp_base=2, max=_MAX_BACKOFF_SECONDS),
-        before_sleep=log_retry, retry_error_callback=give_up,
+        before_sleep=log_retry,
+        retry_error_callback=give_up,
     )
     return retrying(attempt)
 
 
 def _verify(source: str, digest: str, size: int, params: FetchParams) -> None:
     if params.expected_bytes is not None and size != params.expected_bytes:
-        raise FetchError(
-            f"{source}: got {size} bytes, expected {params.expected_bytes}; nothing was kept"
-        )
+        raise FetchError(f"{source}: got {size} bytes, expected {params.expected_bytes}; nothing was kept")
     if params.expected_sha256 is not None and digest != params.expected_sha256.lower():
         raise FetchError(
             f"{source}: sha256 is {digest}, expected {params.expected_sha256.lower()} "

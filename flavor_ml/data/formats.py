@@ -62,11 +62,15 @@ FORMAT_NAMES: dict[str, str] = {
 EXTENSIONS: dict[str, str] = {"tsv": ".tsv", "jsonl": ".jsonl", "json": ".json", "csv": ".csv", "parquet": ".parquet"}
 
 _BY_SUFFIX: dict[str, Format] = {
-    ".tsv": "tsv", ".tab": "tsv",
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonlines": "jsonl",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonlines": "jsonl",
     ".json": "json",
     ".csv": "csv",
-    ".parquet": "parquet", ".pq": "parquet",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 
 RECIPE_SCHEMA: dict[str, pl.DataType] = {
@@ -318,8 +322,10 @@ def _read_tsv(path: Path) -> pl.DataFrame:
         numbers.append(number)
         texts.append(line)
         errors.append(error)
-    table = pl.DataFrame({"row": numbers, "text": texts, "error": errors},
-                         schema={"row": pl.Int64, "text": pl.String, "error": pl.String})
+    table = pl.DataFrame(
+        {"row": numbers, "text": texts, "error": errors},
+        schema={"row": pl.Int64, "text": pl.String, "error": pl.String},
+    )
     readable = table.filter(pl.col("text").is_not_null())
     if table.height and readable.height == 0:
         raise CorpusFormatError(f"{path} is not UTF-8 text: no line can be read (line {numbers[0]}: {errors[0]})")
@@ -371,7 +377,7 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
     if objects and not with_ingredients:
         raise CorpusFormatError(
             f"{path}: no recipe has an 'ingredients' field (looked at {objects} JSON objects); "
-            "each line must be an object such as {\"ingredients\": [\"2 eggs\", \"1 cup flour\"]}"
+            'each line must be an object such as {"ingredients": ["2 eggs", "1 cup flour"]}'
         )
     return _frame(records)
 
@@ -420,7 +426,7 @@ def _read_json(path: Path) -> pl.DataFrame:
     if objects and not with_ingredients:
         raise CorpusFormatError(
             f"{path}: no recipe has an 'ingredients' field (looked at {objects} JSON objects); "
-            "expected recipes such as {\"ingredients\": [\"2 eggs\", \"1 cup flour\"]}"
+            'expected recipes such as {"ingredients": ["2 eggs", "1 cup flour"]}'
         )
     if items and not objects:
         raise CorpusFormatError(f"{path}: expected recipe objects, found {_kind(items[0][2])} (item 1)")
@@ -471,15 +477,24 @@ def _read_csv(path: Path) -> pl.DataFrame:
             continue
         default_id = f"row-{start}"
         if len(cells) != len(header):
-            records.append((start, default_id, None, None, None,
-                            f"has {len(cells)} fields where the header has {len(header)}"))
+            records.append(
+                (start, default_id, None, None, None, f"has {len(cells)} fields where the header has {len(header)}")
+            )
             continue
         if not clean:
             bad = next(((name, cell) for name, cell in zip(header, cells) if not _encodable(cell)), None)
             if bad is not None:
                 byte = next(ord(c) - 0xDC00 for c in bad[1] if 0xDC80 <= ord(c) <= 0xDCFF)
-                records.append((start, default_id, None, None, None,
-                                f"not UTF-8: field {bad[0].strip()!r} holds the byte 0x{byte:02x}"))
+                records.append(
+                    (
+                        start,
+                        default_id,
+                        None,
+                        None,
+                        None,
+                        f"not UTF-8: field {bad[0].strip()!r} holds the byte 0x{byte:02x}",
+                    )
+                )
                 continue
         recipe_id = cells[column["id"]].strip() if "id" in column else ""
         title = cells[column["title"]].strip() if "title" in column else ""
@@ -497,8 +512,7 @@ def _split_cell(cell: str) -> tuple[list[str] | None, str | None]:
             value = json.loads(text)
         except json.JSONDecodeError as error:
             return None, (
-                f"field 'ingredients' looks like a JSON list but is not valid JSON: "
-                f"{error.msg} at column {error.colno}"
+                f"field 'ingredients' looks like a JSON list but is not valid JSON: {error.msg} at column {error.colno}"
             )
         return _ingredient_lines(value)
     separator = "\n" if "\n" in text else "|"
@@ -531,8 +545,10 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         source = pl.col(names["ingredients"]).cast(pl.List(pl.String))
         has_null_item = source.list.eval(pl.element().is_null()).list.any()
         error_text = (
-            pl.when(source.is_null()).then(pl.lit("field 'ingredients' is missing"))
-            .when(has_null_item).then(pl.lit("field 'ingredients' is not a list of strings (it holds a null)"))
+            pl.when(source.is_null())
+            .then(pl.lit("field 'ingredients' is missing"))
+            .when(has_null_item)
+            .then(pl.lit("field 'ingredients' is not a list of strings (it holds a null)"))
             .otherwise(pl.lit(None, dtype=pl.String))
         )
         frame = table.select(
@@ -559,9 +575,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
             lines, problem = _split_cell(cell) if cell is not None else (None, "field 'ingredients' is missing")
             records.append((row, recipe_id, title, cuisine, lines, problem))
         return _frame(records)
-    raise CorpusFormatError(
-        f"{path}: column {names['ingredients']!r} is {ingredients}, expected a list of strings"
-    )
+    raise CorpusFormatError(f"{path}: column {names['ingredients']!r} is {ingredients}, expected a list of strings")
 
 
 _READERS = {"tsv": _read_tsv, "jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}

@@ -54,20 +54,26 @@ def merge_baskets(parts: list[PartitionBaskets], output: Path, rejects_output: P
     Returns, per partition name, (rows kept, duplicates dropped).
     """
     ordered = sorted(parts, key=lambda part: part.name)
-    keys = pl.concat([
-        pl.scan_parquet(part.path).select(_h=_dedupe_key().hash(seed=0)).with_row_index("_row")
-        .with_columns(_part=pl.lit(index, dtype=pl.UInt32))
-        for index, part in enumerate(ordered)
-    ]).collect(engine="streaming")
+    keys = pl.concat(
+        [
+            pl.scan_parquet(part.path)
+            .select(_h=_dedupe_key().hash(seed=0))
+            .with_row_index("_row")
+            .with_columns(_part=pl.lit(index, dtype=pl.UInt32))
+            for index, part in enumerate(ordered)
+        ]
+    ).collect(engine="streaming")
     firsts = keys.group_by("_h").agg(_first=pl.col("_part").min())
     # Copies inside one partition are the partition's own business (normalization keeps them).
     copies = keys.join(firsts, on="_h").filter(pl.col("_part") > pl.col("_first"))
     kept_rows = keys.height - copies.height
     del keys
     frames = [
-        pl.scan_parquet(part.path).with_row_index("_row")
+        pl.scan_parquet(part.path)
+        .with_row_index("_row")
         .filter(~pl.col("_row").is_in(copies.filter(pl.col("_part") == index)["_row"].implode()))
-        .drop("_row").with_columns(partition=pl.lit(part.name))
+        .drop("_row")
+        .with_columns(partition=pl.lit(part.name))
         for index, part in enumerate(ordered)
     ]
     with atomic_path(output) as tmp:
@@ -75,7 +81,8 @@ def merge_baskets(parts: list[PartitionBaskets], output: Path, rejects_output: P
     rejects = [pl.read_parquet(part.rejects_path).with_columns(partition=pl.lit(part.name)) for part in ordered]
     with atomic_path(rejects_output) as tmp:
         pl.concat([*rejects, _duplicate_rejects(ordered, copies)], how="diagonal_relaxed").write_parquet(
-            tmp, statistics=False)
+            tmp, statistics=False
+        )
     dropped = dict(copies.group_by("_part").len().iter_rows())
     rows = pl.scan_parquet(output).group_by("partition").len().collect()
     kept = dict(rows.iter_rows())
@@ -85,8 +92,16 @@ def merge_baskets(parts: list[PartitionBaskets], output: Path, rejects_output: P
 
 def _duplicate_rejects(ordered: list[PartitionBaskets], copies: pl.DataFrame) -> pl.DataFrame:
     """The dropped copies as rejects, each saying which recipe in which partition was kept."""
-    schema = pl.Schema({"partition": pl.String(), "row": pl.Int64(), "recipe_id": pl.String(), "reason": pl.String(),
-                        "detail": pl.String(), "lines": pl.List(pl.String())})
+    schema = pl.Schema(
+        {
+            "partition": pl.String(),
+            "row": pl.Int64(),
+            "recipe_id": pl.String(),
+            "reason": pl.String(),
+            "detail": pl.String(),
+            "lines": pl.List(pl.String()),
+        }
+    )
     if copies.height == 0:
         return pl.DataFrame(schema=schema)
     wanted = copies.select("_h", "_first").unique()
@@ -94,24 +109,36 @@ def _duplicate_rejects(ordered: list[PartitionBaskets], copies: pl.DataFrame) ->
     for index, part in enumerate(ordered):
         hashes = wanted.filter(pl.col("_first") == index)["_h"]
         if hashes.len():
-            originals.append(pl.scan_parquet(part.path).with_columns(_h=_dedupe_key().hash(seed=0))
-                             .filter(pl.col("_h").is_in(hashes.implode())).unique("_h", keep="first")
-                             .select("_h", kept_id=pl.col("recipe_id"), kept_in=pl.lit(part.name)).collect())
+            originals.append(
+                pl.scan_parquet(part.path)
+                .with_columns(_h=_dedupe_key().hash(seed=0))
+                .filter(pl.col("_h").is_in(hashes.implode()))
+                .unique("_h", keep="first")
+                .select("_h", kept_id=pl.col("recipe_id"), kept_in=pl.lit(part.name))
+                .collect()
+            )
     where = pl.concat(originals)
     dropped = []
     for index, part in enumerate(ordered):
         rows = copies.filter(pl.col("_part") == index).select("_row", "_h")
         if rows.height:
-            table = pl.scan_parquet(part.path).with_row_index("_row").join(rows.lazy(), on="_row").sort("_row").collect()
+            table = (
+                pl.scan_parquet(part.path).with_row_index("_row").join(rows.lazy(), on="_row").sort("_row").collect()
+            )
             dropped.append(table.with_columns(partition=pl.lit(part.name)))
-    return pl.concat(dropped, how="diagonal_relaxed").join(where, on="_h", how="left", maintain_order="left").select(
-        "partition",
-        pl.lit(None, dtype=pl.Int64).alias("row"),
-        "recipe_id",
-        reason=pl.lit("duplicate"),
-        detail=pl.format("the same recipe as {} in partition {}", "kept_id", "kept_in"),
-        lines=pl.col("ingredients"),
-    ).cast(schema)
+    return (
+        pl.concat(dropped, how="diagonal_relaxed")
+        .join(where, on="_h", how="left", maintain_order="left")
+        .select(
+            "partition",
+            pl.lit(None, dtype=pl.Int64).alias("row"),
+            "recipe_id",
+            reason=pl.lit("duplicate"),
+            detail=pl.format("the same recipe as {} in partition {}", "kept_id", "kept_in"),
+            lines=pl.col("ingredients"),
+        )
+        .cast(schema)
+    )
 
 
 def vocabulary_size(path: Path) -> int:

@@ -91,13 +91,46 @@ def _char_map() -> dict[str, str]:
     # cannot come in from the input.
     mapping.update(
         {
-            "\u2019s ": " ", "'s ": " ", "\u2019": "", "\u2018": "", "'": "", "`": "", "\u00b4": "",
-            "\u201c": " ", "\u201d": " ", '"': " ",
-            " - ": " \u2013 ", " -- ": " \u2013 ", " \u2013 ": " \u2013 ", "\u2014": " \u2013 ",
-            "\u2013": " ", "\u2212": " ", "\u2010": " ", "\u2011": " ", "-": " ",
-            ".": " ", ",": " , ", ";": " , ", "/": " / ", "_": " ", "&": " and ", "+": " and ",
-            "\t": " ", "\n": " ", "\r": " ", "\u00a0": " ", "\u00d7": " x ", "*": " ", "#": " ",
-            "[": "(", "]": ")", "{": "(", "}": ")", _KEEP: " ", "\ue001": " ", "\ue002": " ",
+            "\u2019s ": " ",
+            "'s ": " ",
+            "\u2019": "",
+            "\u2018": "",
+            "'": "",
+            "`": "",
+            "\u00b4": "",
+            "\u201c": " ",
+            "\u201d": " ",
+            '"': " ",
+            " - ": " \u2013 ",
+            " -- ": " \u2013 ",
+            " \u2013 ": " \u2013 ",
+            "\u2014": " \u2013 ",
+            "\u2013": " ",
+            "\u2212": " ",
+            "\u2010": " ",
+            "\u2011": " ",
+            "-": " ",
+            ".": " ",
+            ",": " , ",
+            ";": " , ",
+            "/": " / ",
+            "_": " ",
+            "&": " and ",
+            "+": " and ",
+            "\t": " ",
+            "\n": " ",
+            "\r": " ",
+            "\u00a0": " ",
+            "\u00d7": " x ",
+            "*": " ",
+            "#": " ",
+            "[": "(",
+            "]": ")",
+            "{": "(",
+            "}": ")",
+            _KEEP: " ",
+            "\ue001": " ",
+            "\ue002": " ",
         }
     )
     return mapping
@@ -178,8 +211,9 @@ FIRST_LINE = Rewrite(r"(?s)^\n*(?P<first>[^\n]*).*$", "${first}")
 THIRD_ALTERNATIVE = Rewrite(r"^(?P<first_two>.*? or [^\n]*?) or .*$", "${first_two}")
 # Hand labels that name alternatives or a pair: the first alone, or sharing the rest.
 LABEL_FIRST_ALONE = Rewrite(r"^(?P<first>.*?) (?:or|and) .*$", "${first}")
-LABEL_FIRST_SHARED = Rewrite(r"^(?P<first>[^ ]+) (?:or|and) [^ _]+[ _](?P<rest>.*?)(?: (?:or|and) .*)?$",
-                             "${first} ${rest}")
+LABEL_FIRST_SHARED = Rewrite(
+    r"^(?P<first>[^ ]+) (?:or|and) [^ _]+[ _](?P<rest>.*?)(?: (?:or|and) .*)?$", "${first} ${rest}"
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -336,9 +370,16 @@ class Normalizer:
     @property
     def rewrites(self) -> dict[str, Rewrite]:
         """The rewrites built from this normalizer's word tables, by name (each has its own tests)."""
-        return {"comment_cut": self._cut, "lone_modifier": self._modifier, "same_head": self._same_head,
-                "alternatives": self._or, "and_whole": self._and_alone, "and_shared_head": self._and_shared,
-                "participle": self._participle, "part_word": self._part}
+        return {
+            "comment_cut": self._cut,
+            "lone_modifier": self._modifier,
+            "same_head": self._same_head,
+            "alternatives": self._or,
+            "and_whole": self._and_alone,
+            "and_shared_head": self._and_shared,
+            "participle": self._participle,
+            "part_word": self._part,
+        }
 
     @cached_property
     def _key_names_expr(self) -> pl.Expr:
@@ -408,9 +449,14 @@ class Normalizer:
         modifier = rf"(?:{_alternation(modifiers)}|[a-z]+[^e\s]ed)"
         self._modifier = Rewrite(rf"^\n*(?P<modifier>{modifier})\n+", "${modifier} ")
         # "onion or spring onion", "tomato or cherry tomato": the first is whole already.
-        self._same_head = Rewrite.keeping_any("^(?:" + "|".join(
-            rf"(?P<head{i}>{_rx(h)}) or (?:[^ ]*[ _])?{_rx(h)}(?: (?:or|and) .*)?" for i, h in enumerate(shared_heads)
-        ) + ")$")
+        self._same_head = Rewrite.keeping_any(
+            "^(?:"
+            + "|".join(
+                rf"(?P<head{i}>{_rx(h)}) or (?:[^ ]*[ _])?{_rx(h)}(?: (?:or|and) .*)?"
+                for i, h in enumerate(shared_heads)
+            )
+            + ")$"
+        )
         # The head is shared when the first alternative is one word and the second ends in
         # a head noun; the second's first word is a whole token ("long_grain rice") or the
         # first word of a protected phrase ("vegetable_stock"). The result is plain words.

@@ -61,10 +61,14 @@ def list_partitions(corpus: str, s3: S3Client | None = None) -> list[PartitionSo
     return sorted(parts, key=lambda part: part.name)
 
 
-def partition_fingerprint(partition: PartitionSource, params: FetchParams, s3: S3Client | None = None) -> dict[str, str]:
+def partition_fingerprint(
+    partition: PartitionSource, params: FetchParams, s3: S3Client | None = None
+) -> dict[str, str]:
     """What identifies a partition's content without downloading it: the fetch step's fingerprint
     of its file (:func:`~flavor_ml.data.fetch.source_fingerprint`) and the archive member."""
-    return source_fingerprint(partition.source, params, s3=s3) | ({"member": partition.member} if partition.member else {})
+    return source_fingerprint(partition.source, params, s3=s3) | (
+        {"member": partition.member} if partition.member else {}
+    )
 
 
 def _single(source: str, name: str | None = None) -> PartitionSource:
@@ -75,8 +79,10 @@ def _check_unique(corpus: str, parts: list[PartitionSource]) -> None:
     seen: dict[str, str] = {}
     for part in parts:
         if part.name in seen and seen[part.name] != part.source:
-            raise FetchError(f"{corpus}: two partitions are both named {part.name!r} ({seen[part.name]} and "
-                             f"{part.source}); give them different file names")
+            raise FetchError(
+                f"{corpus}: two partitions are both named {part.name!r} ({seen[part.name]} and "
+                f"{part.source}); give them different file names"
+            )
         seen[part.name] = part.source
 
 
@@ -132,8 +138,10 @@ def _file_partitions(path: Path, name: str, source: str | None = None) -> list[P
     """One partition for a file, one per member for a zip archive."""
     source = source or str(path)
     if compression_of(path.name, path) == "zip":
-        return [PartitionSource(name=f"{name}/{member}", source=source, member=member)
-                for member in zip_members(path, source)]
+        return [
+            PartitionSource(name=f"{name}/{member}", source=source, member=member)
+            for member in zip_members(path, source)
+        ]
     return [PartitionSource(name=name, source=source)]
 
 
@@ -184,8 +192,9 @@ def _manifest_partitions(corpus: str, text: str, base: Path | None = None) -> li
         elif base is not None:
             source = str((base / entry).resolve())
         else:
-            raise FetchError(f"{corpus}: line {number} ({entry!r}) is not a URL; a manifest fetched over http "
-                             "must list full URLs")
+            raise FetchError(
+                f"{corpus}: line {number} ({entry!r}) is not a URL; a manifest fetched over http must list full URLs"
+            )
         if "://" not in source or source.startswith("file://"):
             local = local_path_of(source)
             if not local.is_file():
@@ -201,7 +210,7 @@ def _manifest_partitions(corpus: str, text: str, base: Path | None = None) -> li
 
 def _s3_partitions(corpus: str, s3: S3Client) -> list[PartitionSource]:
     """An object is a single partition; a prefix (``…/`` or no object of that name) lists everything under it."""
-    without = corpus[len("s3://"):]
+    without = corpus[len("s3://") :]
     bucket, _, key = without.partition("/")
     if not bucket:
         raise FetchError(f"{corpus}: not an s3://bucket/prefix URI")
@@ -212,13 +221,14 @@ def _s3_partitions(corpus: str, s3: S3Client) -> list[PartitionSource]:
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                relative = obj["Key"][len(prefix):]
+                relative = obj["Key"][len(prefix) :]
                 if relative and not obj["Key"].endswith("/") and not _hidden(Path(relative)):
                     parts.append(_single(f"s3://{bucket}/{obj['Key']}", name=relative))
     except ClientError as error:
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        raise FetchError(f"{corpus}: listing the prefix answered {status} "
-                         f"{error.response.get('Error', {}).get('Code', '')}".rstrip()) from error
+        raise FetchError(
+            f"{corpus}: listing the prefix answered {status} {error.response.get('Error', {}).get('Code', '')}".rstrip()
+        ) from error
     except BotoCoreError as error:
         raise FetchError(f"{corpus}: listing the prefix failed: {error}") from error
     if not parts:
@@ -232,7 +242,9 @@ def _s3_object_exists(corpus: str, s3: S3Client, bucket: str, key: str) -> bool:
     except ClientError as error:
         if str(error.response.get("Error", {}).get("Code", "")) in ("404", "NoSuchKey", "NotFound"):
             return False
-        raise FetchError(f"HEAD {corpus} answered {error.response.get('ResponseMetadata', {}).get('HTTPStatusCode')}") from error
+        raise FetchError(
+            f"HEAD {corpus} answered {error.response.get('ResponseMetadata', {}).get('HTTPStatusCode')}"
+        ) from error
     except BotoCoreError as error:
         raise FetchError(f"HEAD {corpus} failed: {error}") from error
     return True

@@ -41,8 +41,9 @@ def ingredient_names(count: int, seed: int) -> list[str]:
     names: dict[str, None] = {}
     while len(names) < count:
         words = [
-            "".join(_CONSONANTS[rng.integers(len(_CONSONANTS))] + _VOWELS[rng.integers(len(_VOWELS))]
-                    for _ in range(3))  # three syllables: no real word such as "fine" or "kilo"
+            "".join(
+                _CONSONANTS[rng.integers(len(_CONSONANTS))] + _VOWELS[rng.integers(len(_VOWELS))] for _ in range(3)
+            )  # three syllables: no real word such as "fine" or "kilo"
             for _ in range(int(rng.integers(1, 3)))
         ]
         names.setdefault(" ".join(words), None)
@@ -88,14 +89,19 @@ def write_partition(out: Path, index: int, recipes: int, names: list[str], seed:
                 quantity, unit = _QUANTITIES[quantities[slot]], _UNITS[units[slot]]
                 lines.append(f"{quantity} {unit} {names[name]}" if unit else f"{quantity} {names[name]}")
                 lines[-1] += _PREPARATIONS[preparations[slot]]
-            recipe = {"id": f"p{index:03d}-{number}", "title": f"{CUISINES[cuisine]} dish {index}-{number}",
-                      "cuisine": CUISINES[cuisine], "ingredients": lines}
+            recipe = {
+                "id": f"p{index:03d}-{number}",
+                "title": f"{CUISINES[cuisine]} dish {index}-{number}",
+                "cuisine": CUISINES[cuisine],
+                "ingredients": lines,
+            }
             handle.write(json.dumps(recipe, ensure_ascii=False) + "\n")
     return path
 
 
-def write_partitioned_sample(out: Path, recipes: int, partitions: int, ingredients: int = 10_000, seed: int = 7,
-                             first: int = 0) -> list[Path]:
+def write_partitioned_sample(
+    out: Path, recipes: int, partitions: int, ingredients: int = 10_000, seed: int = 7, first: int = 0
+) -> list[Path]:
     """Write ``recipes`` recipes split evenly over ``partitions`` files named from index ``first`` on."""
     if partitions < 1 or recipes < partitions:
         raise ValueError(f"cannot split {recipes} recipes into {partitions} partitions")

@@ -186,19 +186,16 @@ def build_baselines(
     rank = min(PPMI_SVD_DIMENSIONS, n - 1)
     positive = ppmi_matrix(cooccurrence)
     if rank < 2:
-        skipped["ppmi_svd"] = (
-            f"the vocabulary has {n} ingredient(s); a reduced-rank SVD needs at least 3"
-        )
+        skipped["ppmi_svd"] = f"the vocabulary has {n} ingredient(s); a reduced-rank SVD needs at least 3"
     elif positive.nnz == 0:
         skipped["ppmi_svd"] = "no two ingredients co-occur more often than chance in the training baskets"
     else:
         u, s, vt = truncated_svd(positive, rank, seed)
-        scorers["ppmi_svd"] = PairScorer(
-            "ppmi_svd", left=u * s, right=vt.T, vectors=u * np.sqrt(s)
-        )
+        scorers["ppmi_svd"] = PairScorer("ppmi_svd", left=u * s, right=vt.T, vectors=u * np.sqrt(s))
     if ease_weights is None and n >= 2:
-        ease_weights = fit_ease(incidence, l2_candidates(incidence)[len(L2_GRID) // 2],
-                                top_k=EASE_TOP_K, max_items=EASE_MAX_ITEMS)
+        ease_weights = fit_ease(
+            incidence, l2_candidates(incidence)[len(L2_GRID) // 2], top_k=EASE_TOP_K, max_items=EASE_MAX_ITEMS
+        )
     if ease_weights is not None:
         # scipy-stubs lack csr_array(sparse, dtype=...), which scipy accepts (it converts the data).
         scorers["ease"] = PairScorer("ease", left=sp.csr_array(ease_weights, dtype=np.float64))  # type: ignore[call-overload]

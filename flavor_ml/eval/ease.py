@@ -51,8 +51,9 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
         # numpy's LU inverse: on this machine's OpenBLAS twice as fast as scipy's Cholesky potrf/potri pair.
         precision = np.linalg.inv(regularised)
     except np.linalg.LinAlgError as exc:
-        raise TrainingError(f"EASE: the co-occurrence matrix with l2={l2:g} cannot be inverted ({exc}); "
-                            "use a larger l2") from exc
+        raise TrainingError(
+            f"EASE: the co-occurrence matrix with l2={l2:g} cannot be inverted ({exc}); use a larger l2"
+        ) from exc
     weights: np.ndarray = -precision / np.diag(precision)[np.newaxis, :]
     np.fill_diagonal(weights, 0.0)
     return weights

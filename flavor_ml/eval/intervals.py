@@ -38,14 +38,15 @@ class ClusterBootstrap:
         sums = np.bincount(self._cluster, weights=values, minlength=self._n_clusters)
         resampled = np.empty(len(self._draws))
         for start in range(0, len(self._draws), _CHUNK):
-            draws = self._draws[start:start + _CHUNK].astype(np.float64)
-            resampled[start:start + len(draws)] = (draws @ sums) / np.maximum(draws @ self._counts, 1.0)
+            draws = self._draws[start : start + _CHUNK].astype(np.float64)
+            resampled[start : start + len(draws)] = (draws @ sums) / np.maximum(draws @ self._counts, 1.0)
         tail = (1.0 - CONFIDENCE) / 2 * 100
         low, high = np.percentile(resampled, [tail, 100 - tail])
         return float(low), float(high)
 
 
-def bootstrap_interval(values: np.ndarray, groups: np.ndarray, seed: int,
-                       samples: int = BOOTSTRAP_SAMPLES) -> tuple[float, float]:
+def bootstrap_interval(
+    values: np.ndarray, groups: np.ndarray, seed: int, samples: int = BOOTSTRAP_SAMPLES
+) -> tuple[float, float]:
     """(low, high) of the 95% cluster-bootstrap interval of ``values.mean()``, clusters = ``groups``."""
     return ClusterBootstrap(groups, seed, samples).interval(values)

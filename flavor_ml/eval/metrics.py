@@ -103,10 +103,12 @@ class EvaluationReport(BaseModel):
     served_scorer: str | None = Field(None, description="the completion scorer the model version serves")
     served: dict[str, float] = Field(default_factory=dict, description="the served scorer's completion metrics")
     slices: dict[str, dict[str, dict[str, float]]] = Field(
-        default_factory=dict, description="slice -> scorer (model, served, baselines) -> metric -> value")
+        default_factory=dict, description="slice -> scorer (model, served, baselines) -> metric -> value"
+    )
     slice_queries: dict[str, int] = Field(default_factory=dict, description="slice -> number of queries")
     intervals: dict[str, tuple[float, float]] = Field(
-        default_factory=dict, description="flat metric name -> 95% bootstrap interval (low, high)")
+        default_factory=dict, description="flat metric name -> 95% bootstrap interval (low, high)"
+    )
 
     def digest(self) -> str:
         """sha256 of everything the report says: two runs with equal digests were judged identically."""
@@ -141,8 +143,9 @@ def _harmonic(n: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
 
 
-def rank_hits(scores: np.ndarray, targets: np.ndarray, excluded: sp.csr_array, k: int,
-              harmonic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rank_hits(
+    scores: np.ndarray, targets: np.ndarray, excluded: sp.csr_array, k: int, harmonic: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Expected hit@k and reciprocal rank of ``targets`` in each row of ``scores``.
 
     Cells set in ``excluded`` are not candidates (``scores`` is left as it is). With ``g``
@@ -173,8 +176,8 @@ def completion_ranks(scorer: PairScorer, queries: CompletionQueries, k: int) -> 
     reciprocal = np.empty(len(queries))
     step = _chunk_rows(n_items)
     for start in range(0, len(queries), step):
-        weights = queries.weights[start:start + step]
-        targets = queries.targets[start:start + step]
+        weights = queries.weights[start : start + step]
+        targets = queries.targets[start : start + step]
         stop = start + len(targets)
         hits[start:stop], reciprocal[start:stop] = rank_hits(scorer.scores(weights), targets, weights, k, harmonic)
     return hits, reciprocal
@@ -183,8 +186,10 @@ def completion_ranks(scorer: PairScorer, queries: CompletionQueries, k: int) -> 
 def completion_metrics(scorer: PairScorer, queries: CompletionQueries, k: int) -> dict[str, float]:
     """HR@k and MRR of ``scorer`` on the leave-one-out queries."""
     hits, reciprocal = completion_ranks(scorer, queries, k)
-    return {f"completion_hr{k}": float(hits.sum() / len(queries)),
-            "completion_mrr": float(reciprocal.sum() / len(queries))}
+    return {
+        f"completion_hr{k}": float(hits.sum() / len(queries)),
+        "completion_mrr": float(reciprocal.sum() / len(queries)),
+    }
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -212,10 +217,8 @@ def pair_precision(scorer: PairScorer, queries: np.ndarray, partners: sp.csr_arr
     total = 0.0
     step = _chunk_rows(n_items)
     for start in range(0, len(queries), step):
-        batch = queries[start:start + step]
-        onehot = sp.csr_array(
-            (np.ones(len(batch)), (np.arange(len(batch)), batch)), shape=(len(batch), n_items)
-        )
+        batch = queries[start : start + step]
+        onehot = sp.csr_array((np.ones(len(batch)), (np.arange(len(batch)), batch)), shape=(len(batch), n_items))
         scores = scorer.scores(onehot)
         scores[np.arange(len(batch)), batch] = -np.inf
         top = _top_k(scores, k)
@@ -274,16 +277,19 @@ def evaluate_embeddings(
     Raises :class:`EvaluationError` when the split leaves nothing to probe.
     """
     if len(test_baskets) == 0:
-        raise EvaluationError("the held-out split is empty: no test baskets to evaluate on "
-                              "(raise holdout_fraction or use a larger corpus)")
+        raise EvaluationError(
+            "the held-out split is empty: no test baskets to evaluate on "
+            "(raise holdout_fraction or use a larger corpus)"
+        )
     if not embeddings.is_finite():
         raise EvaluationError("the embeddings hold non-finite values (NaN or infinity); retrain the model")
     vocabulary = embeddings.vocabulary
     index = {name: i for i, name in enumerate(vocabulary)}
     k = params.k
     ease = completion.ease_weights if completion is not None else None
-    baselines, skipped = build_baselines(train_baskets, vocabulary, embeddings.dimensions, params.split_seed,
-                                         ease_weights=ease)
+    baselines, skipped = build_baselines(
+        train_baskets, vocabulary, embeddings.dimensions, params.split_seed, ease_weights=ease
+    )
     train_counts = np.asarray(incidence_matrix(train_baskets, index).sum(axis=0)).ravel()
     eligible = train_counts >= params.min_count
     known = KnownBaskets(test_baskets, index)
@@ -309,8 +315,11 @@ def evaluate_embeddings(
     intervals: dict[str, tuple[float, float]] = {}
     for name, scorer in scorers.items():
         hits, reciprocal = completion_ranks(scorer, queries, k)
-        results[name] = {f"completion_hr{k}": float(hits.mean()), "completion_mrr": float(reciprocal.mean()),
-                         "eval_precision": pair_precision(scorer, pair_queries, partners, k)}
+        results[name] = {
+            f"completion_hr{k}": float(hits.mean()),
+            "completion_mrr": float(reciprocal.mean()),
+            "eval_precision": pair_precision(scorer, pair_queries, partners, k),
+        }
         prefix = "" if name == "model" else f"{name}/"
         intervals[f"{prefix}completion_hr{k}"] = bootstrap.interval(hits)
         if name in ("model", served_as):
@@ -344,16 +353,23 @@ def evaluate_embeddings(
         served_scorer=served_name,
         served=served,
         slices=slices,
-        slice_queries={name: int(subset.sum()) if isinstance(subset, np.ndarray) else len(subset)
-                       for name, (_, subset) in slice_sets.items()},
+        slice_queries={
+            name: int(subset.sum()) if isinstance(subset, np.ndarray) else len(subset)
+            for name, (_, subset) in slice_sets.items()
+        },
         intervals=intervals,
     )
 
 
-def _slice_queries(test_baskets: KnownBaskets, index: Mapping[str, int], eligible: np.ndarray,
-                   train_counts: np.ndarray, queries: CompletionQueries, params: EvaluationParams,
-                   test_cuisines: Sequence[str | None] | None
-                   ) -> dict[str, tuple[str, CompletionQueries | np.ndarray]]:
+def _slice_queries(
+    test_baskets: KnownBaskets,
+    index: Mapping[str, int],
+    eligible: np.ndarray,
+    train_counts: np.ndarray,
+    queries: CompletionQueries,
+    params: EvaluationParams,
+    test_cuisines: Sequence[str | None] | None,
+) -> dict[str, tuple[str, CompletionQueries | np.ndarray]]:
     """slice name -> (metric name, its own queries or a mask over the leave-one-out queries)."""
     k, seed = params.k, params.split_seed
     sets: dict[str, tuple[str, CompletionQueries | np.ndarray]] = {}
@@ -373,8 +389,9 @@ def _slice_queries(test_baskets: KnownBaskets, index: Mapping[str, int], eligibl
     if test_cuisines is not None:
         labels = np.array([_slice_label(c) for c in test_cuisines], dtype=object)[queries.baskets]
         names, sizes = np.unique(labels[labels != ""], return_counts=True)
-        for label in [n for n, size in sorted(zip(names, sizes), key=lambda x: (-x[1], x[0]))
-                      if size >= MIN_SLICE_QUERIES][:MAX_CUISINE_SLICES]:
+        for label in [
+            n for n, size in sorted(zip(names, sizes), key=lambda x: (-x[1], x[0])) if size >= MIN_SLICE_QUERIES
+        ][:MAX_CUISINE_SLICES]:
             sets[f"cuisine_{label}"] = (f"completion_hr{k}", labels == label)
     return sets
 
@@ -384,10 +401,16 @@ def _slice_label(cuisine: str | None) -> str:
     return re.sub(r"[^a-z0-9]+", "_", (cuisine or "").lower()).strip("_")
 
 
-def _category_probe(categories: Mapping[str, str] | None, vocabulary: Sequence[str], eligible: np.ndarray,
-                    scorers: Mapping[str, PairScorer], results: dict[str, dict[str, float]],
-                    intervals: dict[str, tuple[float, float]], skipped: dict[str, str],
-                    params: EvaluationParams) -> int:
+def _category_probe(
+    categories: Mapping[str, str] | None,
+    vocabulary: Sequence[str],
+    eligible: np.ndarray,
+    scorers: Mapping[str, PairScorer],
+    results: dict[str, dict[str, float]],
+    intervals: dict[str, tuple[float, float]],
+    skipped: dict[str, str],
+    params: EvaluationParams,
+) -> int:
     """Category kNN accuracy (and its interval) for every scorer with vectors; the number of items probed."""
     if categories is None:
         return 0

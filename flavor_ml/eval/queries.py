@@ -63,8 +63,9 @@ class KnownBaskets:
         self.lists = known_ingredients(test_baskets, index)
 
 
-def leave_one_out(test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapping[str, int],
-                  eligible: np.ndarray) -> CompletionQueries:
+def leave_one_out(
+    test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapping[str, int], eligible: np.ndarray
+) -> CompletionQueries:
     """Every eligible ingredient of every basket hidden in turn, the rest of the basket as context."""
     contexts: list[list[int]] = []
     targets: list[int] = []
@@ -80,8 +81,13 @@ def leave_one_out(test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: M
     return CompletionQueries(contexts, targets, baskets, len(index))
 
 
-def with_known(test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapping[str, int], eligible: np.ndarray,
-               m: int, seed: int) -> CompletionQueries:
+def with_known(
+    test_baskets: Sequence[Sequence[str]] | KnownBaskets,
+    index: Mapping[str, int],
+    eligible: np.ndarray,
+    m: int,
+    seed: int,
+) -> CompletionQueries:
     """One query per basket with more than ``m`` known ingredients: a random eligible target, ``m`` random others."""
     rng = random.Random(f"known-{seed}-{m}")  # string seeds are hashed with sha512: the same in every process
     contexts: list[list[int]] = []
@@ -101,8 +107,14 @@ def with_known(test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapp
     return CompletionQueries(contexts, targets, baskets, len(index))
 
 
-def with_hidden(test_baskets: Sequence[Sequence[str]] | KnownBaskets, index: Mapping[str, int], eligible: np.ndarray,
-                h: int, seed: int, min_context: int = 2) -> CompletionQueries:
+def with_hidden(
+    test_baskets: Sequence[Sequence[str]] | KnownBaskets,
+    index: Mapping[str, int],
+    eligible: np.ndarray,
+    h: int,
+    seed: int,
+    min_context: int = 2,
+) -> CompletionQueries:
     """``h`` random eligible ingredients hidden at once per basket, at least ``min_context`` others known."""
     rng = random.Random(f"hidden-{seed}-{h}")
     contexts: list[list[int]] = []

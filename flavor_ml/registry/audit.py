@@ -68,48 +68,109 @@ class AuditLog:
         """Tags on the candidate and a log entry for a promotion or a rejection."""
         status = "promoted" if decision.decision == "promoted" else "rejected"
         reasons = "; ".join(f"{g.name}: {g.reason}" for g in decision.failed_gates) or "all gates passed"
-        self._tag(decision.model_name, decision.version, decision.stage, {
-            "status": status, "reasons": reasons, "policy_version": decision.policy_version,
-            "flow_run_id": decision.flow_run_id or "", "decided_at": decision.decided_at.isoformat(),
-        })
-        self._append(decision=status, model_name=decision.model_name, stage=decision.stage,
-                     candidate=decision.version, from_version=decision.from_version,
-                     to_version=decision.to_version, who=decision.who, flow_run_id=decision.flow_run_id,
-                     policy_version=decision.policy_version, policy_sha256=decision.policy_sha256,
-                     decided_at=decision.decided_at, failed_gates=[g.name for g in decision.failed_gates],
-                     gates_json=json.dumps({g.name: g.as_json() for g in decision.gates}))
+        self._tag(
+            decision.model_name,
+            decision.version,
+            decision.stage,
+            {
+                "status": status,
+                "reasons": reasons,
+                "policy_version": decision.policy_version,
+                "flow_run_id": decision.flow_run_id or "",
+                "decided_at": decision.decided_at.isoformat(),
+            },
+        )
+        self._append(
+            decision=status,
+            model_name=decision.model_name,
+            stage=decision.stage,
+            candidate=decision.version,
+            from_version=decision.from_version,
+            to_version=decision.to_version,
+            who=decision.who,
+            flow_run_id=decision.flow_run_id,
+            policy_version=decision.policy_version,
+            policy_sha256=decision.policy_sha256,
+            decided_at=decision.decided_at,
+            failed_gates=[g.name for g in decision.failed_gates],
+            gates_json=json.dumps({g.name: g.as_json() for g in decision.gates}),
+        )
 
     def record_rollback(self, result: RollbackResult) -> None:
-        self._tag(result.model_name, result.from_version, result.stage, {
-            "status": "rolled-back", "reasons": f"rolled back to v{result.to_version} by {result.who}",
-            "flow_run_id": result.flow_run_id or "", "decided_at": result.decided_at.isoformat(),
-        })
-        self._append(decision="rolled-back", model_name=result.model_name, stage=result.stage,
-                     candidate=result.to_version, from_version=result.from_version, to_version=result.to_version,
-                     who=result.who, flow_run_id=result.flow_run_id, policy_version="", policy_sha256="",
-                     decided_at=result.decided_at, failed_gates=[], gates_json="{}")
+        self._tag(
+            result.model_name,
+            result.from_version,
+            result.stage,
+            {
+                "status": "rolled-back",
+                "reasons": f"rolled back to v{result.to_version} by {result.who}",
+                "flow_run_id": result.flow_run_id or "",
+                "decided_at": result.decided_at.isoformat(),
+            },
+        )
+        self._append(
+            decision="rolled-back",
+            model_name=result.model_name,
+            stage=result.stage,
+            candidate=result.to_version,
+            from_version=result.from_version,
+            to_version=result.to_version,
+            who=result.who,
+            flow_run_id=result.flow_run_id,
+            policy_version="",
+            policy_sha256="",
+            decided_at=result.decided_at,
+            failed_gates=[],
+            gates_json="{}",
+        )
 
     def _tag(self, model_name: str, version: int, alias: str, values: dict[str, str]) -> None:
         self.registry.tag_version(model_name, version, {decision_tag(alias, k): v for k, v in values.items()})
 
-    def _append(self, *, decision: str, model_name: str, stage: str, candidate: int, from_version: int | None,
-                to_version: int | None, who: str, flow_run_id: str | None, policy_version: str,
-                policy_sha256: str, decided_at: datetime, failed_gates: list[str], gates_json: str) -> str:
+    def _append(
+        self,
+        *,
+        decision: str,
+        model_name: str,
+        stage: str,
+        candidate: int,
+        from_version: int | None,
+        to_version: int | None,
+        who: str,
+        flow_run_id: str | None,
+        policy_version: str,
+        policy_sha256: str,
+        decided_at: datetime,
+        failed_gates: list[str],
+        gates_json: str,
+    ) -> str:
         experiment_id = self._experiment_id()
         last = self._runs(experiment_id, _model_filter(model_name), order="DESC", limit=1)
         sequence = int(last[0].data.metrics.get("sequence", 0)) + 1 if last else 1
         params = {
-            "schema_version": str(SCHEMA_VERSION), "decision": decision, "model_name": model_name, "stage": stage,
-            "candidate_version": str(candidate), "from_version": _param_version(from_version),
-            "to_version": _param_version(to_version), "who": who, "flow_run_id": flow_run_id or "",
-            "policy_version": policy_version, "policy_sha256": policy_sha256, "decided_at": decided_at.isoformat(),
+            "schema_version": str(SCHEMA_VERSION),
+            "decision": decision,
+            "model_name": model_name,
+            "stage": stage,
+            "candidate_version": str(candidate),
+            "from_version": _param_version(from_version),
+            "to_version": _param_version(to_version),
+            "who": who,
+            "flow_run_id": flow_run_id or "",
+            "policy_version": policy_version,
+            "policy_sha256": policy_sha256,
+            "decided_at": decided_at.isoformat(),
             "failed_gates": ",".join(failed_gates)[:6000],
         }
-        run = self.client.create_run(experiment_id, run_name=f"{decision} {model_name}@{stage} v{candidate}",
-                                     tags={"gates": gates_json[:8000]})
-        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()],
-                              metrics=[Metric("sequence", float(sequence), int(time.time() * 1000), 0)],
-                              tags=[RunTag("decision", decision)])
+        run = self.client.create_run(
+            experiment_id, run_name=f"{decision} {model_name}@{stage} v{candidate}", tags={"gates": gates_json[:8000]}
+        )
+        self.client.log_batch(
+            run.info.run_id,
+            params=[Param(k, v) for k, v in params.items()],
+            metrics=[Metric("sequence", float(sequence), int(time.time() * 1000), 0)],
+            tags=[RunTag("decision", decision)],
+        )
         self.client.set_terminated(run.info.run_id)
         return str(run.info.run_id)
 
@@ -118,8 +179,9 @@ class AuditLog:
         if experiment is not None:
             return experiment.experiment_id
         try:
-            return self.client.create_experiment(PROMOTION_LOG_EXPERIMENT,
-                                                 tags={"flavor.purpose": "append-only log of promotion decisions"})
+            return self.client.create_experiment(
+                PROMOTION_LOG_EXPERIMENT, tags={"flavor.purpose": "append-only log of promotion decisions"}
+            )
         except MlflowException as exc:  # created by a concurrent decision in between
             experiment = self.client.get_experiment_by_name(PROMOTION_LOG_EXPERIMENT)
             if experiment is None:
@@ -148,9 +210,13 @@ class AuditLog:
         runs: list[Any] = []
         page_token = None
         while True:
-            page = self.client.search_runs([experiment_id], filter_string=query, page_token=page_token,
-                                           max_results=min(limit or 1000, 1000),
-                                           order_by=[f"metrics.sequence {order}", f"attributes.start_time {order}"])
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string=query,
+                page_token=page_token,
+                max_results=min(limit or 1000, 1000),
+                order_by=[f"metrics.sequence {order}", f"attributes.start_time {order}"],
+            )
             runs.extend(page)
             page_token = page.token
             if not page_token or (limit is not None and len(runs) >= limit):
@@ -170,14 +236,21 @@ def _entry(run: Any) -> LogEntry:
     p = run.data.params
     sequence = run.data.metrics.get("sequence")
     return LogEntry(
-        run_id=run.info.run_id, schema_version=int(p.get("schema_version", 1)),
-        sequence=int(sequence) if sequence is not None else None, decision=p.get("decision", ""),
-        model_name=p.get("model_name", ""), stage=p.get("stage", ""),
+        run_id=run.info.run_id,
+        schema_version=int(p.get("schema_version", 1)),
+        sequence=int(sequence) if sequence is not None else None,
+        decision=p.get("decision", ""),
+        model_name=p.get("model_name", ""),
+        stage=p.get("stage", ""),
         candidate_version=_version_param(p.get("candidate_version")),
-        from_version=_version_param(p.get("from_version")), to_version=_version_param(p.get("to_version")),
-        who=p.get("who", ""), flow_run_id=p.get("flow_run_id") or None, policy_version=p.get("policy_version", ""),
-        decided_at=datetime.fromisoformat(p["decided_at"]) if p.get("decided_at") else
-        datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC),
+        from_version=_version_param(p.get("from_version")),
+        to_version=_version_param(p.get("to_version")),
+        who=p.get("who", ""),
+        flow_run_id=p.get("flow_run_id") or None,
+        policy_version=p.get("policy_version", ""),
+        decided_at=datetime.fromisoformat(p["decided_at"])
+        if p.get("decided_at")
+        else datetime.fromtimestamp(run.info.start_time / 1000, tz=UTC),
         failed_gates=[name for name in p.get("failed_gates", "").split(",") if name],
     )
 

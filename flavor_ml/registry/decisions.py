@@ -42,12 +42,22 @@ class PromotionDecision(BaseModel):
     who: str = ""
 
     @classmethod
-    def from_verdict(cls, verdict: GateVerdict, decision: Decision, to_version: int | None, *,
-                     flow_run_id: str | None, who: str) -> PromotionDecision:
-        return cls(decision=decision, model_name=verdict.model_name, stage=verdict.stage, version=verdict.version,
-                   from_version=verdict.holder, to_version=to_version, gates=verdict.gates,
-                   policy_version=verdict.policy_version, policy_sha256=verdict.policy_sha256,
-                   flow_run_id=flow_run_id, who=who)
+    def from_verdict(
+        cls, verdict: GateVerdict, decision: Decision, to_version: int | None, *, flow_run_id: str | None, who: str
+    ) -> PromotionDecision:
+        return cls(
+            decision=decision,
+            model_name=verdict.model_name,
+            stage=verdict.stage,
+            version=verdict.version,
+            from_version=verdict.holder,
+            to_version=to_version,
+            gates=verdict.gates,
+            policy_version=verdict.policy_version,
+            policy_sha256=verdict.policy_sha256,
+            flow_run_id=flow_run_id,
+            who=who,
+        )
 
     @property
     def passed(self) -> bool:
@@ -79,12 +89,20 @@ class PromotionDecision(BaseModel):
     def as_json(self) -> dict[str, Any]:
         """The object ``flavor-ml promote --json`` prints."""
         return {
-            "decision": self.decision, "passed": self.passed, "model_name": self.model_name, "stage": self.stage,
-            "version": self.version, "from_version": self.from_version, "to_version": self.to_version,
+            "decision": self.decision,
+            "passed": self.passed,
+            "model_name": self.model_name,
+            "stage": self.stage,
+            "version": self.version,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
             "gates": {gate.name: gate.as_json() for gate in self.gates},
             "failed_gates": [gate.name for gate in self.failed_gates],
-            "policy_version": self.policy_version, "policy_sha256": self.policy_sha256,
-            "decided_at": self.decided_at.isoformat(), "flow_run_id": self.flow_run_id, "who": self.who,
+            "policy_version": self.policy_version,
+            "policy_sha256": self.policy_sha256,
+            "decided_at": self.decided_at.isoformat(),
+            "flow_run_id": self.flow_run_id,
+            "who": self.who,
             "summary": self.summary(),
         }
 
@@ -98,15 +116,18 @@ class PromotionDecision(BaseModel):
             f"Policy {self.policy_version} (sha256 {self.policy_sha256[:12] or 'n/a'}); holder before: "
             f"{version_label(self.from_version)}, after: {version_label(self.to_version)}; decided "
             f"{self.decided_at:%Y-%m-%d %H:%M:%S} UTC by {self.who or 'unknown'}"
-            + (f" in flow run {self.flow_run_id}" if self.flow_run_id else "") + ".",
+            + (f" in flow run {self.flow_run_id}" if self.flow_run_id else "")
+            + ".",
             "",
             "| gate | value | rule | result | reason |",
             "|---|---|---|---|---|",
         ]
         for gate in self.gates:
             rule = f"{gate.op} {fmt(gate.threshold)}".strip()
-            lines.append(f"| `{gate.name}` | {fmt(gate.value)} | {rule} | {'pass' if gate.passed else '**FAIL**'} "
-                         f"| {gate.reason.replace('|', '/')} |")
+            lines.append(
+                f"| `{gate.name}` | {fmt(gate.value)} | {rule} | {'pass' if gate.passed else '**FAIL**'} "
+                f"| {gate.reason.replace('|', '/')} |"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -141,12 +162,24 @@ class RollbackResult(BaseModel):
         return f"{self.stage} of {self.model_name} rolled back from v{self.from_version} to v{self.to_version}"
 
     def as_json(self) -> dict[str, Any]:
-        return {"decision": self.decision, "model_name": self.model_name, "stage": self.stage,
-                "version": self.to_version, "from_version": self.from_version, "to_version": self.to_version,
-                "gates": {}, "decided_at": self.decided_at.isoformat(), "flow_run_id": self.flow_run_id,
-                "who": self.who, "summary": self.summary()}
+        return {
+            "decision": self.decision,
+            "model_name": self.model_name,
+            "stage": self.stage,
+            "version": self.to_version,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "gates": {},
+            "decided_at": self.decided_at.isoformat(),
+            "flow_run_id": self.flow_run_id,
+            "who": self.who,
+            "summary": self.summary(),
+        }
 
     def to_markdown(self) -> str:
-        return (f"### {self.model_name} {self.stage}: **rolled back**\n\n{self.summary()}, "
-                f"{self.decided_at:%Y-%m-%d %H:%M:%S} UTC by {self.who or 'unknown'}"
-                + (f" in flow run {self.flow_run_id}" if self.flow_run_id else "") + ".\n")
+        return (
+            f"### {self.model_name} {self.stage}: **rolled back**\n\n{self.summary()}, "
+            f"{self.decided_at:%Y-%m-%d %H:%M:%S} UTC by {self.who or 'unknown'}"
+            + (f" in flow run {self.flow_run_id}" if self.flow_run_id else "")
+            + ".\n"
+        )

@@ -42,8 +42,13 @@ class Gate(BaseModel):
     reason: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"value": self.value, "threshold": self.threshold, "op": self.op, "passed": self.passed,
-                "reason": self.reason}
+        return {
+            "value": self.value,
+            "threshold": self.threshold,
+            "op": self.op,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
 
 
 class GateVerdict(BaseModel):
@@ -74,19 +79,34 @@ class GateVerdict(BaseModel):
         return f"; {len(failed)} gate(s) failed: " + "; ".join(f"{g.name} ({g.reason})" for g in failed)
 
     def summary(self) -> str:
-        return (f"v{self.version} of {self.model_name} {self.verdict} the gates for {self.stage} "
-                f"(policy {self.policy_version})" + self.failures())
+        return (
+            f"v{self.version} of {self.model_name} {self.verdict} the gates for {self.stage} "
+            f"(policy {self.policy_version})" + self.failures()
+        )
 
     def as_json(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "passed": self.passed, "model_name": self.model_name, "stage": self.stage,
-                "version": self.version, "holder": self.holder,
-                "gates": {gate.name: gate.as_json() for gate in self.gates},
-                "failed_gates": [gate.name for gate in self.failed_gates], "policy_version": self.policy_version,
-                "policy_sha256": self.policy_sha256, "summary": self.summary()}
+        return {
+            "verdict": self.verdict,
+            "passed": self.passed,
+            "model_name": self.model_name,
+            "stage": self.stage,
+            "version": self.version,
+            "holder": self.holder,
+            "gates": {gate.name: gate.as_json() for gate in self.gates},
+            "failed_gates": [gate.name for gate in self.failed_gates],
+            "policy_version": self.policy_version,
+            "policy_sha256": self.policy_sha256,
+            "summary": self.summary(),
+        }
 
 
-def evaluate_gates(candidate: VersionSnapshot, current_holder: VersionSnapshot | None, policy: PromotionPolicy,
-                   stage: str, model_name: str = DEFAULT_MODEL_NAME) -> GateVerdict:
+def evaluate_gates(
+    candidate: VersionSnapshot,
+    current_holder: VersionSnapshot | None,
+    policy: PromotionPolicy,
+    stage: str,
+    model_name: str = DEFAULT_MODEL_NAME,
+) -> GateVerdict:
     """Evaluate every gate of ``stage`` for ``candidate``.
 
     ``current_holder`` is the version holding the stage now (``None`` if none): the
@@ -103,9 +123,14 @@ def evaluate_gates(candidate: VersionSnapshot, current_holder: VersionSnapshot |
     if rules.non_regression:
         gates.extend(_non_regression_gates(candidate, current_holder, rules.non_regression, alias))
     return GateVerdict(
-        verdict="passed" if all(gate.passed for gate in gates) else "failed", model_name=model_name, stage=alias,
-        version=candidate.version, holder=current_holder.version if current_holder else None, gates=gates,
-        policy_version=policy.version, policy_sha256=policy.sha256,
+        verdict="passed" if all(gate.passed for gate in gates) else "failed",
+        model_name=model_name,
+        stage=alias,
+        version=candidate.version,
+        holder=current_holder.version if current_holder else None,
+        gates=gates,
+        policy_version=policy.version,
+        policy_sha256=policy.sha256,
     )
 
 
@@ -119,10 +144,12 @@ def _require_stage_gate(candidate: VersionSnapshot, required: str) -> Gate:
         value, passed = f"{status} for {required}", False
     else:
         value, passed = f"never promoted to {required}", False
-    reason = (f"v{candidate.version} {value}" if passed
-              else f"v{candidate.version} {value}; promote it to {required} first")
-    return Gate(name=f"require_stage:{required}", value=value, op="in", threshold=required, passed=passed,
-                reason=reason)
+    reason = (
+        f"v{candidate.version} {value}" if passed else f"v{candidate.version} {value}; promote it to {required} first"
+    )
+    return Gate(
+        name=f"require_stage:{required}", value=value, op="in", threshold=required, passed=passed, reason=reason
+    )
 
 
 def _threshold_gates(candidate: VersionSnapshot, metric: str, bound: Threshold) -> list[Gate]:
@@ -134,13 +161,24 @@ def _threshold_gates(candidate: VersionSnapshot, metric: str, bound: Threshold) 
             continue
         name = f"threshold:{metric}{suffix if both else ''}"
         if value is None:
-            gates.append(Gate(name=name, value=None, op=op, threshold=limit, passed=False,
-                              reason=f"the run did not log {metric}"))
+            gates.append(
+                Gate(
+                    name=name, value=None, op=op, threshold=limit, passed=False, reason=f"the run did not log {metric}"
+                )
+            )
             continue
         passed = value >= limit - _EPSILON if op == ">=" else value <= limit + _EPSILON
         shown = op if passed else {">=": "<", "<=": ">"}[op]
-        gates.append(Gate(name=name, value=value, op=op, threshold=limit, passed=passed,
-                          reason=f"{metric} {fmt(value)} {shown} {fmt(limit)}"))
+        gates.append(
+            Gate(
+                name=name,
+                value=value,
+                op=op,
+                threshold=limit,
+                passed=passed,
+                reason=f"{metric} {fmt(value)} {shown} {fmt(limit)}",
+            )
+        )
     return gates
 
 
@@ -149,48 +187,113 @@ def _margin_gate(candidate: VersionSnapshot, margin: Margin) -> Gate:
     value = _metric(candidate, margin.metric)
     baseline = _metric(candidate, margin.baseline_metric)
     if value is None:
-        return Gate(name=name, value=None, op=">=", threshold=margin.by, passed=False,
-                    reason=f"the run did not log {margin.metric}")
+        return Gate(
+            name=name,
+            value=None,
+            op=">=",
+            threshold=margin.by,
+            passed=False,
+            reason=f"the run did not log {margin.metric}",
+        )
     if baseline is None:
         if margin.optional:
-            return Gate(name=name, value=None, op=">=", threshold=margin.by, passed=True,
-                        reason=f"the run has no {margin.baseline_metric}; optional, skipped")
-        return Gate(name=name, value=None, op=">=", threshold=margin.by, passed=False,
-                    reason=f"the run did not log the baseline {margin.baseline_metric}")
+            return Gate(
+                name=name,
+                value=None,
+                op=">=",
+                threshold=margin.by,
+                passed=True,
+                reason=f"the run has no {margin.baseline_metric}; optional, skipped",
+            )
+        return Gate(
+            name=name,
+            value=None,
+            op=">=",
+            threshold=margin.by,
+            passed=False,
+            reason=f"the run did not log the baseline {margin.baseline_metric}",
+        )
     difference = value - baseline
     passed = difference >= margin.by - _EPSILON
-    return Gate(name=name, value=difference, op=">=", threshold=margin.by, passed=passed,
-                reason=f"{margin.metric} {fmt(value)} - {margin.over} {fmt(baseline)} = {fmt(difference)} "
-                       f"{'>=' if passed else '<'} {fmt(margin.by)}")
+    return Gate(
+        name=name,
+        value=difference,
+        op=">=",
+        threshold=margin.by,
+        passed=passed,
+        reason=f"{margin.metric} {fmt(value)} - {margin.over} {fmt(baseline)} = {fmt(difference)} "
+        f"{'>=' if passed else '<'} {fmt(margin.by)}",
+    )
 
 
-def _non_regression_gates(candidate: VersionSnapshot, holder: VersionSnapshot | None, rule: NonRegression,
-                          alias: str) -> list[Gate]:
+def _non_regression_gates(
+    candidate: VersionSnapshot, holder: VersionSnapshot | None, rule: NonRegression, alias: str
+) -> list[Gate]:
     if holder is None:
-        return [Gate(name="non_regression", value=None, op="", threshold=None, passed=True,
-                     reason=f"{alias} has no holder yet; nothing to regress against")]
+        return [
+            Gate(
+                name="non_regression",
+                value=None,
+                op="",
+                threshold=None,
+                passed=True,
+                reason=f"{alias} has no holder yet; nothing to regress against",
+            )
+        ]
     if holder.version == candidate.version:
-        return [Gate(name="non_regression", value=None, op="", threshold=None, passed=True,
-                     reason=f"v{candidate.version} already holds {alias}")]
+        return [
+            Gate(
+                name="non_regression",
+                value=None,
+                op="",
+                threshold=None,
+                passed=True,
+                reason=f"v{candidate.version} already holds {alias}",
+            )
+        ]
     gates = []
     for metric in rule.metrics:
         name = f"non_regression:{metric}"
         mine, theirs = _metric(candidate, metric), _metric(holder, metric)
         if theirs is None:
-            gates.append(Gate(name=name, value=None, op=">=", threshold=-rule.tolerance, passed=True,
-                              reason=f"the holder v{holder.version} did not log {metric}; nothing to compare"))
+            gates.append(
+                Gate(
+                    name=name,
+                    value=None,
+                    op=">=",
+                    threshold=-rule.tolerance,
+                    passed=True,
+                    reason=f"the holder v{holder.version} did not log {metric}; nothing to compare",
+                )
+            )
         elif mine is None:
-            gates.append(Gate(name=name, value=None, op=">=", threshold=-rule.tolerance, passed=False,
-                              reason=f"the run did not log {metric}; v{holder.version} has {fmt(theirs)}"))
+            gates.append(
+                Gate(
+                    name=name,
+                    value=None,
+                    op=">=",
+                    threshold=-rule.tolerance,
+                    passed=False,
+                    reason=f"the run did not log {metric}; v{holder.version} has {fmt(theirs)}",
+                )
+            )
         elif rule.use_interval and _metric(candidate, f"{metric}/ci95_high") is not None:
             gates.append(_interval_gate(name, metric, candidate, holder, theirs))
         else:
             change = mine - theirs
             passed = change >= -rule.tolerance - _EPSILON
-            gates.append(Gate(name=name, value=change, op=">=", threshold=-rule.tolerance, passed=passed,
-                              reason=f"{metric} {fmt(mine)} vs {fmt(theirs)} of v{holder.version}: change "
-                                     f"{change:+.4f}, {'within' if passed else 'beyond'} tolerance "
-                                     f"{fmt(rule.tolerance)}"))
+            gates.append(
+                Gate(
+                    name=name,
+                    value=change,
+                    op=">=",
+                    threshold=-rule.tolerance,
+                    passed=passed,
+                    reason=f"{metric} {fmt(mine)} vs {fmt(theirs)} of v{holder.version}: change "
+                    f"{change:+.4f}, {'within' if passed else 'beyond'} tolerance "
+                    f"{fmt(rule.tolerance)}",
+                )
+            )
     return gates
 
 
@@ -201,9 +304,15 @@ def _interval_gate(name: str, metric: str, candidate: VersionSnapshot, holder: V
     assert high is not None
     passed = high >= theirs - _EPSILON
     interval = f"[{fmt(low) if low is not None else '?'}, {fmt(high)}]"
-    return Gate(name=name, value=high - theirs, op=">=", threshold=0.0, passed=passed,
-                reason=f"{metric} 95% interval {interval} vs {fmt(theirs)} of v{holder.version}: "
-                       f"{'the holder is within or below the interval' if passed else 'the whole interval is below'}")
+    return Gate(
+        name=name,
+        value=high - theirs,
+        op=">=",
+        threshold=0.0,
+        passed=passed,
+        reason=f"{metric} 95% interval {interval} vs {fmt(theirs)} of v{holder.version}: "
+        f"{'the holder is within or below the interval' if passed else 'the whole interval is below'}",
+    )
 
 
 def _metric(snapshot: VersionSnapshot, name: str) -> float | None:

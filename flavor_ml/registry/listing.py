@@ -48,9 +48,16 @@ def _summary(version: RegisteredVersion) -> VersionSummary:
     for key, value in version.tags.items():
         if key.startswith("promotion.") and key.endswith(".status"):
             alias = key.removeprefix("promotion.").removesuffix(".status")
-            decisions.append({"stage": alias, "status": value,
-                              "decided_at": version.tags.get(decision_tag(alias, "decided_at"), "")})
+            decisions.append(
+                {"stage": alias, "status": value, "decided_at": version.tags.get(decision_tag(alias, "decided_at"), "")}
+            )
     last = max(decisions, key=lambda d: d["decided_at"]) if decisions else None
-    return VersionSummary(version=version.version, aliases=sorted(version.aliases), metrics=metrics,
-                          last_decision=last, run_id=version.run_id, git_sha=version.tags.get("git_sha"),
-                          created_at=version.created_at)
+    return VersionSummary(
+        version=version.version,
+        aliases=sorted(version.aliases),
+        metrics=metrics,
+        last_decision=last,
+        run_id=version.run_id,
+        git_sha=version.tags.get("git_sha"),
+        created_at=version.created_at,
+    )

@@ -140,16 +140,19 @@ class PromotionPolicy(_Strict):
         try:
             return self.stages[alias]
         except KeyError:
-            raise ConfigError(f"promotion policy {self.version!r} ({self.source or 'in code'}) has no rules for "
-                              f"stage {alias!r}; it defines {', '.join(sorted(self.stages)) or 'no stages'}") from None
+            raise ConfigError(
+                f"promotion policy {self.version!r} ({self.source or 'in code'}) has no rules for "
+                f"stage {alias!r}; it defines {', '.join(sorted(self.stages)) or 'no stages'}"
+            ) from None
 
 
 def load_policy(path: str | Path | None = None) -> PromotionPolicy:
     """Read and validate a policy file (``.yaml``/``.yml`` or ``.toml``); ``None`` → the bundled default."""
     if path is None:
         resource = resources.files("flavor_ml.registry").joinpath(DEFAULT_POLICY_RESOURCE)
-        return parse_policy(resource.read_bytes(), source=f"flavor_ml/registry/{DEFAULT_POLICY_RESOURCE} (bundled)",
-                            suffix=".yaml")
+        return parse_policy(
+            resource.read_bytes(), source=f"flavor_ml/registry/{DEFAULT_POLICY_RESOURCE} (bundled)", suffix=".yaml"
+        )
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -175,8 +178,9 @@ def parse_policy(raw: bytes, source: str = "<text>", suffix: str = ".yaml") -> P
     try:
         policy = PromotionPolicy.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}"
-                             for error in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(top)'}: {error['msg']}" for error in exc.errors()
+        )
         raise ConfigError(f"promotion policy {source} is invalid: {problems}") from exc
     policy._sha256 = hashlib.sha256(raw).hexdigest()
     policy._source = source

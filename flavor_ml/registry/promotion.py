@@ -59,8 +59,9 @@ def promote(
     who = who or whoami()
     with lock if lock is not None else nullcontext():
         holder_version = registry.holder(alias, model_name)
-        candidate = registry.snapshot(version if version is not None else registry.newest_version(model_name),
-                                      model_name)
+        candidate = registry.snapshot(
+            version if version is not None else registry.newest_version(model_name), model_name
+        )
         holder = registry.snapshot(holder_version, model_name) if holder_version is not None else None
         verdict = evaluate_gates(candidate, holder, policy, alias, model_name)
 
@@ -77,8 +78,14 @@ def promote(
         else:
             registry.move_alias(model_name, alias, expected=holder_version, to=candidate.version)
             decision = decided("promoted", candidate.version)
-            _record_or_undo(registry, lambda: AuditLog(registry).record_decision(decision), model_name, alias,
-                            back_to=holder_version, moved_to=candidate.version)
+            _record_or_undo(
+                registry,
+                lambda: AuditLog(registry).record_decision(decision),
+                model_name,
+                alias,
+                back_to=holder_version,
+                moved_to=candidate.version,
+            )
     if decision.decision == "rejected" and raise_on_reject:
         raise GatesFailed(decision)
     return decision
@@ -105,10 +112,22 @@ def rollback(
             raise RegistryError(f"{alias} of {model_name!r} has no holder; there is nothing to roll back")
         previous = _replay(AuditLog(registry).entries(model_name, alias), holder, alias)
         registry.move_alias(model_name, alias, expected=holder, to=previous)
-        result = RollbackResult(model_name=model_name, stage=alias, from_version=holder, to_version=previous,
-                                flow_run_id=flow_run_id, who=who or whoami())
-        _record_or_undo(registry, lambda: AuditLog(registry).record_rollback(result), model_name, alias,
-                        back_to=holder, moved_to=previous)
+        result = RollbackResult(
+            model_name=model_name,
+            stage=alias,
+            from_version=holder,
+            to_version=previous,
+            flow_run_id=flow_run_id,
+            who=who or whoami(),
+        )
+        _record_or_undo(
+            registry,
+            lambda: AuditLog(registry).record_rollback(result),
+            model_name,
+            alias,
+            back_to=holder,
+            moved_to=previous,
+        )
     return result
 
 
@@ -124,8 +143,9 @@ def previous_holder(registry: Registry, stage: str, model_name: str = DEFAULT_MO
         return None
 
 
-def _record_or_undo(registry: Registry, record: Callable[[], None], model_name: str, alias: str, back_to: int | None,
-                    moved_to: int) -> None:
+def _record_or_undo(
+    registry: Registry, record: Callable[[], None], model_name: str, alias: str, back_to: int | None, moved_to: int
+) -> None:
     """Write the record of a move; if that fails, move the alias back (reporting an undo that fails)."""
     try:
         record()
@@ -148,11 +168,14 @@ def _replay(entries: Iterable[LogEntry], holder: int, alias: str) -> int:
         last_to = entry.to_version
     if last_to != holder:
         recorded = f"the log's last move put v{last_to} there" if last_to is not None else "the log has no move"
-        raise RegistryError(f"{alias} points at v{holder} but {recorded}: it was moved outside flavor-ml, so its "
-                            f"previous holder is unknown; promote the version you want instead")
+        raise RegistryError(
+            f"{alias} points at v{holder} but {recorded}: it was moved outside flavor-ml, so its "
+            f"previous holder is unknown; promote the version you want instead"
+        )
     if not displaced or displaced[-1] is None:
-        raise RegistryError(f"v{holder} was the first version promoted to {alias}; there is no previous holder "
-                            f"to roll back to")
+        raise RegistryError(
+            f"v{holder} was the first version promoted to {alias}; there is no previous holder to roll back to"
+        )
     return displaced[-1]
 
 

@@ -59,11 +59,17 @@ def register_model_version(
     try:
         run = client.get_run(run_id)
     except MlflowException as exc:
-        raise RegistryError(f"cannot register a model for run {run_id}: the run was not found at "
-                            f"{registry.uri} ({exc.message})") from exc
+        raise RegistryError(
+            f"cannot register a model for run {run_id}: the run was not found at {registry.uri} ({exc.message})"
+        ) from exc
     version_tags = {key: run.data.tags[key] for key in PROVENANCE_TAGS if key in run.data.tags}
-    version_tags.update({f"{METRIC_TAG_PREFIX}{metric}": _format_number(value)
-                         for metric, value in run.data.metrics.items() if "/" not in metric})
+    version_tags.update(
+        {
+            f"{METRIC_TAG_PREFIX}{metric}": _format_number(value)
+            for metric, value in run.data.metrics.items()
+            if "/" not in metric
+        }
+    )
     version_tags.update({key: str(value) for key, value in (tags or {}).items()})
 
     _ensure_registered_model(client, name)
@@ -73,12 +79,14 @@ def register_model_version(
         # not this client's; resolving it here keeps registration independent of global state.
         source = client.get_logged_model(model_id).artifact_location if model_id else model_uri
         # No built-in waiting: it logs a line even when the version is ready at once (local stores are).
-        created = client.create_model_version(name=name, source=source, run_id=run_id, tags=version_tags,
-                                              model_id=model_id, await_creation_for=0)
+        created = client.create_model_version(
+            name=name, source=source, run_id=run_id, tags=version_tags, model_id=model_id, await_creation_for=0
+        )
         created = _wait_until_ready(client, created, timeout_seconds)
     except MlflowException as exc:
-        raise RegistryError(f"cannot register {model_uri} of run {run_id} as a version of {name!r}: "
-                            f"{exc.message}") from exc
+        raise RegistryError(
+            f"cannot register {model_uri} of run {run_id} as a version of {name!r}: {exc.message}"
+        ) from exc
     return RegisteredVersion.from_mlflow(created)
 
 
@@ -86,13 +94,16 @@ def _wait_until_ready(client: MlflowClient, version: ModelVersion, timeout_secon
     deadline = time.monotonic() + timeout_seconds
     while version.status == "PENDING_REGISTRATION":
         if time.monotonic() > deadline:
-            raise RegistryError(f"version {version.version} of {version.name!r} was still pending after "
-                                f"{timeout_seconds:.0f} s")
+            raise RegistryError(
+                f"version {version.version} of {version.name!r} was still pending after {timeout_seconds:.0f} s"
+            )
         time.sleep(1.0)
         version = client.get_model_version(version.name, version.version)
     if version.status != "READY":
-        raise RegistryError(f"registering version {version.version} of {version.name!r} failed: "
-                            f"{version.status_message or version.status}")
+        raise RegistryError(
+            f"registering version {version.version} of {version.name!r} failed: "
+            f"{version.status_message or version.status}"
+        )
     return version
 
 
@@ -103,8 +114,9 @@ class Registration(BaseModel):
     reproduced: bool = False
 
 
-def ensure_model_version(registry: Registry, run_id: str, model_uri: str,
-                         name: str = DEFAULT_MODEL_NAME) -> Registration:
+def ensure_model_version(
+    registry: Registry, run_id: str, model_uri: str, name: str = DEFAULT_MODEL_NAME
+) -> Registration:
     """The version of ``name`` that run ``run_id`` ends in, registering one only if it is new.
 
     - Retry-safe: a retried task whose run already registered gets that version back.
@@ -121,8 +133,9 @@ def ensure_model_version(registry: Registry, run_id: str, model_uri: str,
         try:
             registry.client.set_tag(run_id, REPRODUCES_TAG, str(same[0].version))
         except MlflowException as exc:
-            raise RegistryError(f"cannot mark run {run_id} as reproducing version {same[0].version} of "
-                                f"{name!r}: {exc.message}") from exc
+            raise RegistryError(
+                f"cannot mark run {run_id} as reproducing version {same[0].version} of {name!r}: {exc.message}"
+            ) from exc
         return Registration(version=same[0], reproduced=True)
     return Registration(version=register_model_version(registry, run_id, model_uri, name=name))
 

@@ -19,9 +19,13 @@ def alias_for_stage(stage: str) -> str:
     """
     alias = stage.strip().lower()
     if alias in ("none", "archived", ""):
-        raise ConfigError(f"stage {stage!r} cannot be served or promoted to; use one of {', '.join(STAGES)} or an alias")
+        raise ConfigError(
+            f"stage {stage!r} cannot be served or promoted to; use one of {', '.join(STAGES)} or an alias"
+        )
     if not _ALIAS.match(alias) or re.fullmatch(r"v\d+", alias) or alias == "latest":
-        raise ConfigError(f"{stage!r} is not a valid stage or alias (letters, digits, '-' and '_'; not 'latest' or 'v<N>')")
+        raise ConfigError(
+            f"{stage!r} is not a valid stage or alias (letters, digits, '-' and '_'; not 'latest' or 'v<N>')"
+        )
     return alias
 
 

@@ -52,11 +52,18 @@ class RegisteredVersion(BaseModel):
 
     @classmethod
     def from_mlflow(cls, version: ModelVersion) -> RegisteredVersion:
-        created = (datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC)
-                   if version.creation_timestamp else None)
-        return cls(name=version.name, version=int(version.version), run_id=version.run_id or None,
-                   source=version.source, aliases=list(version.aliases or []), tags=dict(version.tags or {}),
-                   created_at=created)
+        created = (
+            datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC) if version.creation_timestamp else None
+        )
+        return cls(
+            name=version.name,
+            version=int(version.version),
+            run_id=version.run_id or None,
+            source=version.source,
+            aliases=list(version.aliases or []),
+            tags=dict(version.tags or {}),
+            created_at=created,
+        )
 
 
 class Registry:
@@ -89,8 +96,7 @@ class Registry:
         found: list[RegisteredVersion] = []
         page_token = None
         while True:
-            page = self.client.search_model_versions(f"name = '{name_literal}'", max_results=200,
-                                                     page_token=page_token)
+            page = self.client.search_model_versions(f"name = '{name_literal}'", max_results=200, page_token=page_token)
             found.extend(RegisteredVersion.from_mlflow(v) for v in page)
             page_token = page.token
             if not page_token:
@@ -129,10 +135,17 @@ class Registry:
             try:
                 metrics = dict(self.client.get_run(found.run_id).data.metrics)
             except MlflowException as exc:
-                raise RegistryError(f"the run {found.run_id} of version {version} of {name!r} cannot be read, "
-                                    f"so its metrics are unknown: {exc.message}") from exc
-        return VersionSnapshot(version=int(found.version), run_id=found.run_id or None, metrics=metrics,
-                               aliases=list(found.aliases or []), tags=dict(found.tags or {}))
+                raise RegistryError(
+                    f"the run {found.run_id} of version {version} of {name!r} cannot be read, "
+                    f"so its metrics are unknown: {exc.message}"
+                ) from exc
+        return VersionSnapshot(
+            version=int(found.version),
+            run_id=found.run_id or None,
+            metrics=metrics,
+            aliases=list(found.aliases or []),
+            tags=dict(found.tags or {}),
+        )
 
     def tag_version(self, name: str, version: int, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -156,8 +169,10 @@ class Registry:
         """Check-and-set: point ``alias`` at ``to`` only if it still points at ``expected``."""
         now = self.holder(alias, name)
         if now != expected:
-            raise RegistryError(f"{alias} of {name!r} moved from {_v(expected)} to {_v(now)} while this decision "
-                                f"was being made; nothing was moved. Run it again to decide against the new holder")
+            raise RegistryError(
+                f"{alias} of {name!r} moved from {_v(expected)} to {_v(now)} while this decision "
+                f"was being made; nothing was moved. Run it again to decide against the new holder"
+            )
         try:
             self.client.set_registered_model_alias(name, alias, str(to))
         except MlflowException as exc:
@@ -179,7 +194,8 @@ class Registry:
                 f"{alias} of {name!r} was moved to v{moved_to} but the move could not be recorded ({because}), and "
                 f"moving it back to {_v(back_to)} failed too ({undo_error}): {alias} now points at v{moved_to} "
                 f"with no record in the promotion log. Point it back yourself (MLflow alias {alias!r}) or promote "
-                f"again once the registry answers") from because
+                f"again once the registry answers"
+            ) from because
 
 
 def _v(version: int | None) -> str:

@@ -66,26 +66,37 @@ _RELOAD_STATUS = {
 def create_app(settings: ServingSettings | None = None) -> FastAPI:
     """The API serving ``settings.model_name`` at ``settings.model_stage`` (from ``FLAVOR_*`` by default)."""
     settings = settings or load_settings()
-    holder = ModelHolder(settings.model_name, settings.model_alias, settings.model_poll_seconds,
-                         settings.model_retry_seconds, settings.tracking_uri)
+    holder = ModelHolder(
+        settings.model_name,
+        settings.model_alias,
+        settings.model_poll_seconds,
+        settings.model_retry_seconds,
+        settings.tracking_uri,
+    )
     normalize = training_normalizer()
     names = NameResolver(normalize)
     unknown_names = UnknownCounter(settings.api_unknown_capacity)
     normalizing = anyio.CapacityLimiter(NORMALIZER_THREADS)
     querying = anyio.CapacityLimiter(os.cpu_count() or 1)
     default_k = min(DEFAULT_K, settings.api_max_k)
-    Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                            max_length=settings.api_max_name_chars)]
+    Name = Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=settings.api_max_name_chars)
+    ]
 
     class CompleteRequest(BaseModel):
         # The /complete body, with this server's limits in its schema (and so in the OpenAPI docs).
         # (No docstring: it would become the schema's description.)
         model_config = ConfigDict(extra="forbid")
 
-        ingredients: Annotated[list[Name], Field(min_length=1, max_length=settings.api_max_ingredients,
-                                                 description="ingredients as a cook writes them")]
-        k: Annotated[int, Field(ge=1, le=settings.api_max_k, strict=True,
-                                description="how many ingredients to return")] = default_k
+        ingredients: Annotated[
+            list[Name],
+            Field(
+                min_length=1, max_length=settings.api_max_ingredients, description="ingredients as a cook writes them"
+            ),
+        ]
+        k: Annotated[
+            int, Field(ge=1, le=settings.api_max_k, strict=True, description="how many ingredients to return")
+        ] = default_k
 
     retry_after = {"Retry-After": str(max(1, round(settings.model_poll_seconds)))}
 
@@ -123,12 +134,17 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
         token = settings.api_admin_token
         if token is None:
-            raise ApiError(404, "admin endpoints are disabled",
-                           "set FLAVOR_API_ADMIN_TOKEN on the server to enable /admin/*")
+            raise ApiError(
+                404, "admin endpoints are disabled", "set FLAVOR_API_ADMIN_TOKEN on the server to enable /admin/*"
+            )
         scheme, _, value = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise ApiError(401, "admin token required", "send the header 'Authorization: Bearer <admin token>'",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "admin token required",
+                "send the header 'Authorization: Bearer <admin token>'",
+                {"WWW-Authenticate": "Bearer"},
+            )
         if not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
             raise ApiError(403, "admin token refused", "the bearer token is not this server's admin token")
 
@@ -141,15 +157,22 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             unknown_names.add(names.normalized_form(raw))
         return resolved
 
-    async def query(model: ServedModel, method: Callable[..., list[tuple[str, float]]], *args: object
-                    ) -> list[tuple[str, float]]:
+    async def query(
+        model: ServedModel, method: Callable[..., list[tuple[str, float]]], *args: object
+    ) -> list[tuple[str, float]]:
         if model.embeddings.input_vectors.size < THREADED_QUERIES_FROM:
             return method(*args)
         return await anyio.to_thread.run_sync(method, *args, limiter=querying)
 
     Model = Annotated[ServedModel, Depends(served_model)]
-    IngredientInPath = Annotated[str, Path(min_length=1, max_length=settings.api_max_name_chars,
-                                           description="an ingredient as a cook writes it; normalized like the corpus")]
+    IngredientInPath = Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=settings.api_max_name_chars,
+            description="an ingredient as a cook writes it; normalized like the corpus",
+        ),
+    ]
     K = Annotated[int, Query(ge=1, le=settings.api_max_k, description="how many ingredients to return")]
 
     @app.get("/similar/{ingredient}", summary="Substitutes: nearest ingredients by cosine of input vectors")
@@ -158,8 +181,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         if name is None:
             raise await _unknown(model, names, [ingredient])
         hits = await query(model, model.embeddings.similar, name, k)
-        return JSONResponse({"query": ingredient, "ingredient": name, "k": k, "similar": _scored(hits),
-                             "model_version": model.version})
+        return JSONResponse(
+            {"query": ingredient, "ingredient": name, "k": k, "similar": _scored(hits), "model_version": model.version}
+        )
 
     @app.post("/complete", summary="Complements: what goes with these ingredients (the version's served scorer)")
     async def complete(body: CompleteRequest, model: Model) -> JSONResponse:
@@ -171,8 +195,16 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         completer = model.completer
         hits = await query(model, completer.complete, known, body.k)
         suggestions = await _suggestions(model, names, unknown) if unknown else []
-        return JSONResponse({"ingredients": known, "unknown": suggestions, "k": body.k,
-                             "complements": _scored(hits), "scorer": completer.scorer, "model_version": model.version})
+        return JSONResponse(
+            {
+                "ingredients": known,
+                "unknown": suggestions,
+                "k": body.k,
+                "complements": _scored(hits),
+                "scorer": completer.scorer,
+                "model_version": model.version,
+            }
+        )
 
     @app.get("/model", summary="The version being served, its provenance and the last reload error")
     async def model_info() -> JSONResponse:
@@ -189,32 +221,45 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             raise ApiError(503, "not ready", holder.unavailable_reason(), retry_after)
         return JSONResponse({"ready": True, "version": served.version})
 
-    @app.post("/admin/reload", summary="Check the alias now and swap in its version if it moved",
-              dependencies=[Depends(admin)])
+    @app.post(
+        "/admin/reload",
+        summary="Check the alias now and swap in its version if it moved",
+        dependencies=[Depends(admin)],
+    )
     async def reload() -> JSONResponse:
         result = await run_in_threadpool(holder.reload, True, settings.api_reload_wait_seconds)
         status = _RELOAD_STATUS[result.outcome]
         body = {"outcome": result.outcome.value, "version": result.version}
         if status >= 400:
-            raise ApiError(status, f"reload {result.outcome.value.replace('_', ' ')}", result.message,
-                           outcome=body["outcome"], version=body["version"])
+            raise ApiError(
+                status,
+                f"reload {result.outcome.value.replace('_', ' ')}",
+                result.message,
+                outcome=body["outcome"],
+                version=body["version"],
+            )
         served = holder.current
         return JSONResponse({**body, "message": result.message, "serving": served.version if served else None})
 
-    @app.get("/admin/unknown", summary="The unknown ingredient names asked for most, normalized, with close known names",
-             dependencies=[Depends(admin)])
+    @app.get(
+        "/admin/unknown",
+        summary="The unknown ingredient names asked for most, normalized, with close known names",
+        dependencies=[Depends(admin)],
+    )
     async def unknown(limit: Annotated[int, Query(ge=1, le=unknown_names.capacity)] = 100) -> JSONResponse:
         snapshot = unknown_names.snapshot(limit)
         served = holder.current
         if served is not None:
+
             def close_names() -> None:
                 for entry in snapshot["unknown"]:
                     entry["did_you_mean"] = served.spellings(entry["name"], SUGGESTIONS)
                     entry["known_now"] = entry["name"] in served.embeddings  # a newer version may have learnt it
 
             await anyio.to_thread.run_sync(close_names)
-        return JSONResponse({**snapshot, "model_name": settings.model_name,
-                             "model_version": served.version if served else None})
+        return JSONResponse(
+            {**snapshot, "model_name": settings.model_name, "model_version": served.version if served else None}
+        )
 
     mount_explorer(app)
     return app
@@ -226,15 +271,20 @@ def _scored(hits: list[tuple[str, float]]) -> list[dict[str, object]]:
 
 async def _suggestions(model: ServedModel, names: NameResolver, unknown: list[str]) -> list[dict[str, object]]:
     """Close spellings of each unknown name, looked up by its normalized form (in a thread: difflib is slow)."""
+
     def suggest() -> list[dict[str, object]]:
-        return [{"ingredient": raw, "did_you_mean": model.spellings(names.lookup_form(raw), SUGGESTIONS)}
-                for raw in unknown]
+        return [
+            {"ingredient": raw, "did_you_mean": model.spellings(names.lookup_form(raw), SUGGESTIONS)} for raw in unknown
+        ]
 
     return await anyio.to_thread.run_sync(suggest)
 
 
 async def _unknown(model: ServedModel, names: NameResolver, unknown: list[str]) -> ApiError:
     listed = ", ".join(repr(raw) for raw in unknown)
-    return ApiError(404, "unknown ingredient" if len(unknown) == 1 else "unknown ingredients",
-                    f"{listed} {'is' if len(unknown) == 1 else 'are'} not in version {model.version} of {model.name}",
-                    unknown=await _suggestions(model, names, unknown))
+    return ApiError(
+        404,
+        "unknown ingredient" if len(unknown) == 1 else "unknown ingredients",
+        f"{listed} {'is' if len(unknown) == 1 else 'are'} not in version {model.version} of {model.name}",
+        unknown=await _suggestions(model, names, unknown),
+    )

@@ -26,16 +26,18 @@ NO_VERSION = "none"
 class ApiError(Exception):
     """An answer other than success, rendered as ``{"error", "detail", **extra}``."""
 
-    def __init__(self, status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
         self.headers = dict(headers or {})
         self.extra = extra
 
 
-def error_response(status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None,
-                   **extra: Any) -> JSONResponse:
+def error_response(
+    status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status, headers=dict(headers or {}))
 
 
@@ -52,8 +54,10 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [{"where": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
-                for error in exc.errors()]
+    problems = [
+        {"where": ".".join(str(part) for part in error.get("loc", ())), "message": str(error.get("msg", ""))}
+        for error in exc.errors()
+    ]
     summary = "; ".join(f"{p['where']}: {p['message']}" for p in problems) or "the request could not be read"
     return error_response(422, "invalid request", summary, problems=problems)
 
@@ -101,8 +105,9 @@ class ModelVersionHeader:
 
         length = _content_length(scope)
         if length is not None and length > self.max_body_bytes:
-            response = error_response(413, "request too large",
-                                      f"the body is {length} bytes; at most {self.max_body_bytes} are accepted")
+            response = error_response(
+                413, "request too large", f"the body is {length} bytes; at most {self.max_body_bytes} are accepted"
+            )
             await response(scope, receive, send_with_version)
             return
         await self.app(scope, receive, send_with_version)

@@ -102,8 +102,9 @@ def load_version(client: MlflowClient, version: ModelVersion, alias: str) -> Ser
     embeddings = completion.embeddings
     smoke_check(embeddings)
     if not completion.complete([embeddings.vocabulary[int(np.argmax(embeddings.counts))]], 5):
-        raise ModelLoadError(f"the {completion.scorer} completion scorer finds no complements for the most "
-                             "frequent ingredient")
+        raise ModelLoadError(
+            f"the {completion.scorer} completion scorer finds no complements for the most frequent ingredient"
+        )
     tags = _tags(client, version)
     return ServedModel(
         name=version.name,
@@ -126,8 +127,9 @@ def _tags(client: MlflowClient, version: ModelVersion) -> dict[str, str]:
         try:
             tags.update(client.get_run(version.run_id).data.tags)
         except Exception as exc:  # provenance is informative; a missing run does not make the vectors wrong
-            logger.warning("cannot read the tags of run %s of %s v%s: %s", version.run_id, version.name,
-                           version.version, exc)
+            logger.warning(
+                "cannot read the tags of run %s of %s v%s: %s", version.run_id, version.name, version.version, exc
+            )
     tags.update(version.tags or {})
     return tags
 

@@ -56,8 +56,14 @@ class ReloadFailure:
 class ModelHolder:
     """Serves the version that ``alias`` of ``model_name`` points at, polling for promotions."""
 
-    def __init__(self, model_name: str, alias: str, poll_seconds: float, retry_seconds: float = 300.0,
-                 tracking_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        alias: str,
+        poll_seconds: float,
+        retry_seconds: float = 300.0,
+        tracking_uri: str | None = None,
+    ) -> None:
         self.model_name = model_name
         self.tracking_uri = tracking_uri
         self.alias = alias
@@ -92,10 +98,13 @@ class ModelHolder:
         if self._checked_at is None:
             return f"the service is starting: {self.model_name}@{self.alias} has not been loaded yet"
         if self._last_error is not None:
-            return (f"no version of {self.model_name} could be served from alias {self.alias!r}: "
-                    f"{self._last_error.message}")
-        return (f"no version of {self.model_name} holds alias {self.alias!r} yet; promote one and this "
-                f"service loads it within {self.poll_seconds:g} s")
+            return (
+                f"no version of {self.model_name} could be served from alias {self.alias!r}: {self._last_error.message}"
+            )
+        return (
+            f"no version of {self.model_name} holds alias {self.alias!r} yet; promote one and this "
+            f"service loads it within {self.poll_seconds:g} s"
+        )
 
     def status(self) -> dict[str, object]:
         served = self._current
@@ -130,8 +139,9 @@ class ModelHolder:
         if self.polling:
             return
         self._stop.clear()
-        self._poller = threading.Thread(target=self._poll, name=f"model-poller {self.model_name}@{self.alias}",
-                                        daemon=True)
+        self._poller = threading.Thread(
+            target=self._poll, name=f"model-poller {self.model_name}@{self.alias}", daemon=True
+        )
         self._poller.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -161,8 +171,11 @@ class ModelHolder:
             if served is None:
                 self._last_error = None
                 return ReloadResult(Outcome.NO_VERSION, None, self.unavailable_reason())
-            return self._failed(Outcome.NO_VERSION, None, f"no version holds alias {self.alias!r} any more; "
-                                                          f"still serving version {served.version}")
+            return self._failed(
+                Outcome.NO_VERSION,
+                None,
+                f"no version holds alias {self.alias!r} any more; still serving version {served.version}",
+            )
         number = str(version.version)
         self._alias_version = number
         if served is not None and served.version == number:
@@ -182,8 +195,14 @@ class ModelHolder:
         self._current = candidate  # the swap: one reference assignment, atomic for every reader
         self._last_error = None
         self._refused_at.pop(number, None)
-        logger.info("now serving %s version %s (alias %s), loaded and checked in %.2f s%s", self.model_name, number,
-                    self.alias, time.perf_counter() - started, f"; was version {served.version}" if served else "")
+        logger.info(
+            "now serving %s version %s (alias %s), loaded and checked in %.2f s%s",
+            self.model_name,
+            number,
+            self.alias,
+            time.perf_counter() - started,
+            f"; was version {served.version}" if served else "",
+        )
         return ReloadResult(Outcome.SWAPPED, number, f"now serving version {number}")
 
     def _failed(self, outcome: Outcome, version: str | None, message: str) -> ReloadResult:

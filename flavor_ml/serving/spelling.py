@@ -27,5 +27,5 @@ class CloseSpellings:
         candidates = self._sorted
         if len(candidates) > 2 * self._window:
             at = bisect.bisect_left(candidates, word)
-            candidates = candidates[max(0, at - self._window): at + self._window]
+            candidates = candidates[max(0, at - self._window) : at + self._window]
         return difflib.get_close_matches(word, candidates, n=n, cutoff=cutoff)

@@ -14,7 +14,9 @@ def ensure_bucket(endpoint_url: str, bucket: str, credentials: Mapping[str, str]
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url, region_name=region,
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
         aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
         config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 3}),
@@ -42,8 +44,11 @@ def main() -> None:
     import os
     import sys
 
-    missing = [name for name in ("FLAVOR_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-               if not os.environ.get(name)]
+    missing = [
+        name
+        for name in ("FLAVOR_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        if not os.environ.get(name)
+    ]
     if missing:
         sys.exit(f"create-bucket: set {', '.join(missing)}")
     endpoint, bucket = os.environ["FLAVOR_S3_ENDPOINT_URL"], os.environ.get("FLAVOR_S3_BUCKET", "flavor-ml")

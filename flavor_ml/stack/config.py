@@ -59,16 +59,26 @@ class StackSettings(BaseSettings):
     postgres_port: int = Field(5432, ge=1, le=65535)
     postgres_user: str = "postgres"
     postgres_password: SecretStr | None = Field(None, description="empty for trust/peer authentication")
-    prefect_db: str = Field(default_factory=lambda data: home_database("flavor_prefect", data.get("home")),
-                            pattern=DATABASE_NAME, description="default: flavor_prefect_<digest of the home>")
-    mlflow_db: str = Field(default_factory=lambda data: home_database("flavor_mlflow", data.get("home")),
-                           pattern=DATABASE_NAME, description="default: flavor_mlflow_<digest of the home>")
+    prefect_db: str = Field(
+        default_factory=lambda data: home_database("flavor_prefect", data.get("home")),
+        pattern=DATABASE_NAME,
+        description="default: flavor_prefect_<digest of the home>",
+    )
+    mlflow_db: str = Field(
+        default_factory=lambda data: home_database("flavor_mlflow", data.get("home")),
+        pattern=DATABASE_NAME,
+        description="default: flavor_mlflow_<digest of the home>",
+    )
 
     s3_backend: Literal["auto", "minio", "moto"] = Field(
         "auto", description="auto: MinIO when `minio` is on PATH, otherwise moto's server"
     )
-    s3_bucket: str = Field("flavor-ml", min_length=3, max_length=63,
-                           description="the bucket the stack creates and hands to its clients (FLAVOR_S3_BUCKET)")
+    s3_bucket: str = Field(
+        "flavor-ml",
+        min_length=3,
+        max_length=63,
+        description="the bucket the stack creates and hands to its clients (FLAVOR_S3_BUCKET)",
+    )
     s3_prefix: str = "flavor-ml"
     s3_region: str = "us-east-1"
     mlflow_artifacts_prefix: str = Field("mlflow-artifacts", description="folder of the bucket MLflow proxies to")
@@ -107,9 +117,7 @@ class StackSettings(BaseSettings):
         """``s3-bucket/flavor-results`` -> ``flavor-results``."""
         block_type, _, name = self.result_storage_block.partition("/")
         if block_type != "s3-bucket" or not name:
-            raise ConfigError(
-                f"FLAVOR_RESULT_STORAGE_BLOCK={self.result_storage_block!r}: expected 's3-bucket/<name>'"
-            )
+            raise ConfigError(f"FLAVOR_RESULT_STORAGE_BLOCK={self.result_storage_block!r}: expected 's3-bucket/<name>'")
         return name
 
     def database_url(self, database: str, driver: str) -> str:

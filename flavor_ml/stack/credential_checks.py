@@ -94,10 +94,18 @@ def check_s3(endpoint_url: str, bucket: str, access_key: str, secret_key: str, r
     from botocore.exceptions import BotoCoreError, ClientError
 
     client = boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=access_key,
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
-        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1},
-                      connect_timeout=TIMEOUT, read_timeout=TIMEOUT),
+        config=Config(
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+            retries={"max_attempts": 1},
+            connect_timeout=TIMEOUT,
+            read_timeout=TIMEOUT,
+        ),
     )
     try:
         client.head_bucket(Bucket=bucket)
@@ -122,8 +130,9 @@ def check_api(api_url: str, admin_token: str) -> Refusal | None:
     """The admin token opens ``/admin/unknown`` (a read); no token does not."""
     url = f"{api_url.rstrip('/')}/admin/unknown"
     try:
-        accepted = httpx.get(url, params={"limit": 1}, headers={"Authorization": f"Bearer {admin_token}"},
-                             timeout=TIMEOUT)
+        accepted = httpx.get(
+            url, params={"limit": 1}, headers={"Authorization": f"Bearer {admin_token}"}, timeout=TIMEOUT
+        )
         anonymous = httpx.get(url, params={"limit": 1}, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
         return _unreachable(url, exc)
@@ -150,11 +159,19 @@ def check_service(name: str, url: str, settings: StackSettings, credentials: Map
     if missing:
         return Refusal(f"cannot be checked: {', '.join(missing)} is set nowhere", refused=False)
     checks: dict[str, Callable[[], Refusal | None]] = {
-        S3: lambda: check_s3(url, settings.s3_bucket, credentials["AWS_ACCESS_KEY_ID"],
-                             credentials["AWS_SECRET_ACCESS_KEY"], settings.s3_region),
+        S3: lambda: check_s3(
+            url,
+            settings.s3_bucket,
+            credentials["AWS_ACCESS_KEY_ID"],
+            credentials["AWS_SECRET_ACCESS_KEY"],
+            settings.s3_region,
+        ),
         PREFECT_SERVER: lambda: check_prefect(f"{url}/api", credentials["PREFECT_API_AUTH_STRING"]),
-        MLFLOW: lambda: check_mlflow(url, {credentials["MLFLOW_TRACKING_USERNAME"]: credentials["MLFLOW_TRACKING_PASSWORD"]},
-                                     admin=credentials["MLFLOW_TRACKING_USERNAME"]),
+        MLFLOW: lambda: check_mlflow(
+            url,
+            {credentials["MLFLOW_TRACKING_USERNAME"]: credentials["MLFLOW_TRACKING_PASSWORD"]},
+            admin=credentials["MLFLOW_TRACKING_USERNAME"],
+        ),
         API: lambda: check_api(url, credentials["FLAVOR_API_ADMIN_TOKEN"]),
     }
     return checks[name]() if name in checks else None

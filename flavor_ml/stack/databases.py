@@ -37,6 +37,7 @@ DROP_COMMAND = "flavor-ml stack drop-databases"
 
 # -- the identity of a stack home --------------------------------------------------------------
 
+
 def read_stack_id(settings: StackSettings) -> str | None:
     """This home's stack id, or None before its first ``up``."""
     try:
@@ -90,24 +91,33 @@ class StackOwner:
                 return cls(str(fields["stack_id"]), str(fields["home"]), str(fields.get("created", "")))
             except (ValueError, KeyError, TypeError):
                 pass
-        raise StackError(f"PostgreSQL database {database!r} has a comment flavor-ml did not write ({comment[:200]!r}), "
-                         "so it is not a database of a flavor-ml stack; set FLAVOR_PREFECT_DB / FLAVOR_MLFLOW_DB "
-                         "to databases of this stack's own, or unset them")
+        raise StackError(
+            f"PostgreSQL database {database!r} has a comment flavor-ml did not write ({comment[:200]!r}), "
+            "so it is not a database of a flavor-ml stack; set FLAVOR_PREFECT_DB / FLAVOR_MLFLOW_DB "
+            "to databases of this stack's own, or unset them"
+        )
 
 
 # -- connections --------------------------------------------------------------------------------
+
 
 def _connect(settings: StackSettings, database: str = "postgres") -> Any:
     try:
         import psycopg2
     except ImportError:
-        raise ConfigError("the stack needs psycopg2 for PostgreSQL (MLflow's backend store uses it too): "
-                          "pip install psycopg2-binary") from None
+        raise ConfigError(
+            "the stack needs psycopg2 for PostgreSQL (MLflow's backend store uses it too): pip install psycopg2-binary"
+        ) from None
     password = settings.postgres_password.get_secret_value() if settings.postgres_password else None
     try:
-        connection = psycopg2.connect(host=settings.postgres_host, port=settings.postgres_port,
-                                      user=settings.postgres_user, password=password, dbname=database,
-                                      connect_timeout=5)
+        connection = psycopg2.connect(
+            host=settings.postgres_host,
+            port=settings.postgres_port,
+            user=settings.postgres_user,
+            password=password,
+            dbname=database,
+            connect_timeout=5,
+        )
     except psycopg2.OperationalError as exc:
         raise StackError(
             f"PostgreSQL is not reachable at {settings.postgres_host}:{settings.postgres_port} as "
@@ -135,8 +145,9 @@ def databases(settings: StackSettings) -> dict[str, str]:
 
 def _owners(cursor: Any, names: Iterable[str]) -> dict[str, StackOwner | None]:
     """The existing databases among ``names``, each with its recorded owner (None: none recorded)."""
-    cursor.execute("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = ANY(%s)",
-                   (list(names),))
+    cursor.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = ANY(%s)", (list(names),)
+    )
     return {name: StackOwner.parse(name, comment) for name, comment in cursor.fetchall()}
 
 
@@ -155,6 +166,7 @@ def database_owners(settings: StackSettings) -> dict[str, StackOwner | None]:
 
 
 # -- up: create, check, claim -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DatabaseCheck:
@@ -199,23 +211,33 @@ def ensure_databases(settings: StackSettings, stack_id: str) -> DatabaseCheck:
 def _conflict(settings: StackSettings, name: str, role: str, owner: StackOwner) -> str:
     """Why ``name`` is not this stack's, and what to do about it."""
     variables = {"Prefect": "FLAVOR_PREFECT_DB", "MLflow": "FLAVOR_MLFLOW_DB"}
-    why = (" (MLflow keeps its users and passwords there, so this stack's credentials would be refused)"
-           if "MLflow" in role else " (its run history is that stack's)")
+    why = (
+        " (MLflow keeps its users and passwords there, so this stack's credentials would be refused)"
+        if "MLflow" in role
+        else " (its run history is that stack's)"
+    )
     this_home = str(settings.home.resolve())
     if owner.home == this_home and not owner.still_exists():
         whose = f"an earlier stack of this home {this_home}, created {owner.created}, whose stack folder is gone"
-        fix = (f"to start afresh, run `{DROP_COMMAND}` (it drops this home's databases, with that stack's run "
-               f"history and registry) and `flavor-ml stack up` again; to keep them, restore "
-               f"{settings.stack_dir} from a backup")
+        fix = (
+            f"to start afresh, run `{DROP_COMMAND}` (it drops this home's databases, with that stack's run "
+            f"history and registry) and `flavor-ml stack up` again; to keep them, restore "
+            f"{settings.stack_dir} from a backup"
+        )
     else:
         copy = " (this home is a copy of it)" if owner.stack_id == read_stack_id(settings) else ""
         whose = f"the stack at {owner.home}{copy}, created {owner.created}"
         default = home_database("flavor_prefect" if role == "Prefect" else "flavor_mlflow", settings.home)
-        drop = ("that stack still uses it: do not drop it" if owner.still_exists() else
-                f"that stack's home is gone, so `{DROP_COMMAND}` may drop it")
-        fix = (f"set {' and '.join(variables[r] for r in role.split(' and '))} to a database of this home's own or "
-               f"unset it (this home's default is {default}; {settings.stack_dir / 'settings.env'} keeps the name "
-               f"`up` last used); {drop}")
+        drop = (
+            "that stack still uses it: do not drop it"
+            if owner.still_exists()
+            else f"that stack's home is gone, so `{DROP_COMMAND}` may drop it"
+        )
+        fix = (
+            f"set {' and '.join(variables[r] for r in role.split(' and '))} to a database of this home's own or "
+            f"unset it (this home's default is {default}; {settings.stack_dir / 'settings.env'} keeps the name "
+            f"`up` last used); {drop}"
+        )
     return f"{role}'s PostgreSQL database {name!r} belongs to {whose}{why}: {fix}"
 
 
@@ -236,6 +258,7 @@ def claim_databases(settings: StackSettings, names: Iterable[str], stack_id: str
 
 
 # -- removal ------------------------------------------------------------------------------------
+
 
 def drop_databases(settings: StackSettings) -> None:
     """Drop both databases (run history, registry, users): for throwaway stacks such as tests."""

@@ -27,8 +27,13 @@ MIN_PASSWORD_LENGTH = 12
 AUTH_CACHE_SECONDS = int(os.environ.get("FLAVOR_MLFLOW_AUTH_CACHE_SECONDS", "60"))
 
 
-def auth_config(database_uri: str, username: str, password: str, default_permission: str = "READ",
-                cache_seconds: int = AUTH_CACHE_SECONDS) -> str:
+def auth_config(
+    database_uri: str,
+    username: str,
+    password: str,
+    default_permission: str = "READ",
+    cache_seconds: int = AUTH_CACHE_SECONDS,
+) -> str:
     """The text of MLflow's basic_auth.ini for this admin and database."""
     parser = configparser.ConfigParser(interpolation=None)
     parser["mlflow"] = {
@@ -49,14 +54,20 @@ def auth_config(database_uri: str, username: str, password: str, default_permiss
 def problems(environ: dict[str, str]) -> list[str]:
     """What is missing from ``environ`` for a safe start; empty when nothing is."""
     found = []
-    for name in ("MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_TRACKING_USERNAME",
-                 "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+    for name in (
+        "MLFLOW_AUTH_CONFIG_PATH",
+        "MLFLOW_BACKEND_STORE_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    ):
         if not environ.get(name):
             found.append(f"{name} is not set")
     password = environ.get("MLFLOW_TRACKING_PASSWORD", "")
     if len(password) < MIN_PASSWORD_LENGTH:
-        found.append(f"MLFLOW_TRACKING_PASSWORD is not set or shorter than {MIN_PASSWORD_LENGTH} characters "
-                     "(there is no default admin password)")
+        found.append(
+            f"MLFLOW_TRACKING_PASSWORD is not set or shorter than {MIN_PASSWORD_LENGTH} characters "
+            "(there is no default admin password)"
+        )
     elif is_placeholder(password):
         found.append("MLFLOW_TRACKING_PASSWORD is still the .env.example placeholder")
     return found
@@ -75,8 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(auth_config(environ["MLFLOW_BACKEND_STORE_URI"], environ["MLFLOW_TRACKING_USERNAME"],
-                                 environ["MLFLOW_TRACKING_PASSWORD"]))
+        handle.write(
+            auth_config(
+                environ["MLFLOW_BACKEND_STORE_URI"],
+                environ["MLFLOW_TRACKING_USERNAME"],
+                environ["MLFLOW_TRACKING_PASSWORD"],
+            )
+        )
     os.chmod(path, 0o600)
     # MLflow reads these over the ini; keep them consistent with it.
     os.environ["MLFLOW_AUTH_ADMIN_USERNAME"] = environ["MLFLOW_TRACKING_USERNAME"]

@@ -83,14 +83,23 @@ def _sign(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
 
 
-def expected_signature(environ: Mapping[str, Any], secret: str, amz_date: str, scope: str,
-                       signed_headers: list[str], payload_hash: str, *, presigned: bool = False) -> str:
+def expected_signature(
+    environ: Mapping[str, Any],
+    secret: str,
+    amz_date: str,
+    scope: str,
+    signed_headers: list[str],
+    payload_hash: str,
+    *,
+    presigned: bool = False,
+) -> str:
     """The SigV4 signature of this request under ``secret`` (header-signed, or presigned: query-signed)."""
     path, query = _raw_target(environ)
     headers = "".join(f"{name}:{' '.join((_header(environ, name) or '').split())}\n" for name in signed_headers)
     canonical_query = _canonical_query(query, without="X-Amz-Signature" if presigned else None)
-    canonical = "\n".join([environ["REQUEST_METHOD"].upper(), path, canonical_query, headers,
-                           ";".join(signed_headers), payload_hash])
+    canonical = "\n".join(
+        [environ["REQUEST_METHOD"].upper(), path, canonical_query, headers, ";".join(signed_headers), payload_hash]
+    )
     string_to_sign = "\n".join([_ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     date, region, service, terminator = scope.split("/")
     key = _sign(_sign(_sign(_sign(f"AWS4{secret}".encode(), date), region), service), terminator)
@@ -102,7 +111,7 @@ def _signature_fields(environ: Mapping[str, Any]) -> tuple[dict[str, str], bool]
     authorization = _header(environ, "authorization") or ""
     if authorization.startswith(_ALGORITHM + " "):
         try:
-            fields = dict(part.strip().split("=", 1) for part in authorization[len(_ALGORITHM):].split(","))
+            fields = dict(part.strip().split("=", 1) for part in authorization[len(_ALGORITHM) :].split(","))
         except ValueError:
             raise Refused("AuthorizationHeaderMalformed", "The authorization header is malformed") from None
         fields["Date"] = _header(environ, "x-amz-date") or ""
@@ -111,8 +120,10 @@ def _signature_fields(environ: Mapping[str, Any]) -> tuple[dict[str, str], bool]
 
     query = dict(parse_qsl(_raw_target(environ)[1], keep_blank_values=True))
     if query.get("X-Amz-Algorithm") == _ALGORITHM:
-        fields = {name: query.get(f"X-Amz-{name}", "") for name in ("Credential", "SignedHeaders", "Signature", "Date",
-                                                                    "Expires")}
+        fields = {
+            name: query.get(f"X-Amz-{name}", "")
+            for name in ("Credential", "SignedHeaders", "Signature", "Date", "Expires")
+        }
         return fields, True
     return None
 
@@ -144,8 +155,9 @@ def verify(environ: Mapping[str, Any], access_key_id: str, secret: str, now: dat
         payload_hash = "UNSIGNED-PAYLOAD"
     else:
         if abs(age) > MAX_CLOCK_SKEW_SECONDS:
-            raise Refused("RequestTimeTooSkewed",
-                          "The difference between the request time and the current time is too large.")
+            raise Refused(
+                "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."
+            )
         payload_hash = _header(environ, "x-amz-content-sha256") or ""
         if not payload_hash:
             raise Refused("InvalidRequest", "x-amz-content-sha256 is required with Signature Version 4")
@@ -154,8 +166,11 @@ def verify(environ: Mapping[str, Any], access_key_id: str, secret: str, now: dat
         raise Refused("AccessDenied", "the host header must be signed")
     expected = expected_signature(environ, secret, fields["Date"], scope, names, payload_hash, presigned=presigned)
     if not hmac.compare_digest(expected, signature):
-        raise Refused("SignatureDoesNotMatch", "The request signature we calculated does not match the signature "
-                                               "you provided. Check your key and signing method.")
+        raise Refused(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature "
+            "you provided. Check your key and signing method.",
+        )
 
 
 def guarded(app: WSGIApp, access_key_id: str, secret: str) -> WSGIApp:
@@ -174,8 +189,10 @@ def guarded(app: WSGIApp, access_key_id: str, secret: str) -> WSGIApp:
                 raise Refused("AccessDenied", "moto's control API is closed in the flavor-ml stack")
             verify(environ, access_key_id, secret)
         except Refused as refused:
-            body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{refused.code}</Code>'
-                    f"<Message>{escape(str(refused))}</Message></Error>").encode()
+            body = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{refused.code}</Code>'
+                f"<Message>{escape(str(refused))}</Message></Error>"
+            ).encode()
             return respond(start_response, "403 Forbidden", body, "application/xml")
         return app(environ, start_response)
 

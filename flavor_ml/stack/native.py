@@ -90,6 +90,7 @@ class ServiceStatus:
 
 # -- state file ---------------------------------------------------------------------------------
 
+
 def _read_state(settings: StackSettings) -> dict[str, dict[str, Any]]:
     try:
         services: dict[str, dict[str, Any]] = json.loads(settings.state_file.read_text())["services"]
@@ -124,6 +125,7 @@ def _alive(entry: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
 
 # -- health -------------------------------------------------------------------------------------
 
+
 def _answers(url: str) -> bool:
     import httpx
 
@@ -147,13 +149,16 @@ def _wait_healthy(service: Service, entry: dict[str, Any], log: Path, timeout: f
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _alive(entry):
-            raise StackError(f"{service.name} exited before it was healthy ({_WHAT_NOW}); "
-                             f"the end of {log}:\n{_tail(log)}")
+            raise StackError(
+                f"{service.name} exited before it was healthy ({_WHAT_NOW}); the end of {log}:\n{_tail(log)}"
+            )
         if _answers(service.health_url):
             return
         time.sleep(0.5)
-    raise StackError(f"{service.name} was not healthy at {service.health_url} after {timeout:.0f} s "
-                     f"(FLAVOR_STACK_START_TIMEOUT; {_WHAT_NOW}); the end of {log}:\n{_tail(log)}")
+    raise StackError(
+        f"{service.name} was not healthy at {service.health_url} after {timeout:.0f} s "
+        f"(FLAVOR_STACK_START_TIMEOUT; {_WHAT_NOW}); the end of {log}:\n{_tail(log)}"
+    )
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -174,21 +179,28 @@ _RESTART = "`flavor-ml stack down` and `flavor-ml stack up` restart it with the 
 def _credential_advice(name: str, settings: StackSettings) -> str:
     """What to do when the service ``name`` refuses the credentials of ``credentials.env`` / the environment."""
     if name == MLFLOW:
-        advice = (f"MLflow keeps its users and their passwords in its database {settings.mlflow_db!r} from the "
-                  "first start on it, so that database was set up with other credentials (by another stack home, "
-                  "or by this home before its credentials changed). Set MLFLOW_TRACKING_USERNAME / "
-                  "MLFLOW_TRACKING_PASSWORD to the admin it was set up with, or start afresh: `flavor-ml stack down`, "
-                  f"`{DROP_COMMAND}` (drops {' and '.join(databases(settings))} with their run history and "
-                  "registry), `flavor-ml stack up`")
+        advice = (
+            f"MLflow keeps its users and their passwords in its database {settings.mlflow_db!r} from the "
+            "first start on it, so that database was set up with other credentials (by another stack home, "
+            "or by this home before its credentials changed). Set MLFLOW_TRACKING_USERNAME / "
+            "MLFLOW_TRACKING_PASSWORD to the admin it was set up with, or start afresh: `flavor-ml stack down`, "
+            f"`{DROP_COMMAND}` (drops {' and '.join(databases(settings))} with their run history and "
+            "registry), `flavor-ml stack up`"
+        )
         if _records_no_owner(settings, settings.mlflow_db):
-            advice += (f". Careful: {settings.mlflow_db!r} records no owning stack (an older flavor-ml made it), so "
-                       "another home may still use it; if one does, do not drop it, but unset FLAVOR_MLFLOW_DB / "
-                       f"FLAVOR_PREFECT_DB (and their lines in {settings.stack_dir / 'settings.env'}) to give this "
-                       "home databases of its own")
+            advice += (
+                f". Careful: {settings.mlflow_db!r} records no owning stack (an older flavor-ml made it), so "
+                "another home may still use it; if one does, do not drop it, but unset FLAVOR_MLFLOW_DB / "
+                f"FLAVOR_PREFECT_DB (and their lines in {settings.stack_dir / 'settings.env'}) to give this "
+                "home databases of its own"
+            )
         return advice
     if name == S3:
-        kept = (f"; MinIO also keeps its keys in {settings.stack_dir / 'minio-data'}, which then needs removing"
-                if s3_implementation(settings) == "minio" else "")
+        kept = (
+            f"; MinIO also keeps its keys in {settings.stack_dir / 'minio-data'}, which then needs removing"
+            if s3_implementation(settings) == "minio"
+            else ""
+        )
         return f"the S3 store was started with other AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY: {_RESTART}{kept}"
     if name == PREFECT_SERVER:
         return f"the Prefect server was started with another PREFECT_API_AUTH_STRING: {_RESTART}"
@@ -208,8 +220,10 @@ def _credential_problem(name: str, url: str, settings: StackSettings, credential
     """None when the service at ``url`` accepts ``credentials`` (and refuses none); else what is wrong and the fix."""
     missing = [variable for variable in CHECKED_CREDENTIALS.get(name, ()) if not credentials.get(variable)]
     if missing:
-        return (f"{name} at {url} cannot be checked: {', '.join(missing)} is set neither in the environment nor "
-                f"in {settings.credentials_file}, so no client can use it; set it, or restore that file")
+        return (
+            f"{name} at {url} cannot be checked: {', '.join(missing)} is set neither in the environment nor "
+            f"in {settings.credentials_file}, so no client can use it; set it, or restore that file"
+        )
     refusal = check_service(name, url, settings, credentials)
     if refusal is None:
         return None
@@ -218,6 +232,7 @@ def _credential_problem(name: str, url: str, settings: StackSettings, credential
 
 
 # -- bootstrap (Prefect work pool and blocks) ---------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BootstrapScript:
@@ -232,8 +247,9 @@ class _Bootstrap:
     """The bootstrap script against the running stack, output in logs/bootstrap.log."""
 
     def __init__(self, settings: StackSettings, credentials: Mapping[str, str], script: BootstrapScript) -> None:
-        env = _service_env({**bootstrap_environment(settings, credentials),
-                            "PREFECT_HOME": str(settings.stack_dir / "prefect-home")})
+        env = _service_env(
+            {**bootstrap_environment(settings, credentials), "PREFECT_HOME": str(settings.stack_dir / "prefect-home")}
+        )
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(script.project_root), env.get("PYTHONPATH")]))
         self.settings = settings
         self.log = settings.log_dir / "bootstrap.log"
@@ -241,9 +257,13 @@ class _Bootstrap:
         with self.log.open("ab") as handle:
             handle.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} bootstrap\n".encode())
             handle.flush()
-            self.process = subprocess.Popen([sys.executable, "-m", script.module],
-                                            stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-                                            env=env)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", script.module],
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
 
     def wait(self, echo: Echo, timeout: float = 300) -> None:
         try:
@@ -255,12 +275,15 @@ class _Bootstrap:
         if code != 0:
             raise StackError(f"bootstrap (work pool and blocks) failed; the end of {self.log}:\n{_tail(self.log)}")
         settings = self.settings
-        echo(f"bootstrap: work pool {settings.work_pool!r}, blocks {settings.result_storage_block!r} and "
-             f"'aws-credentials/{settings.aws_credentials_block}' are in place")
+        echo(
+            f"bootstrap: work pool {settings.work_pool!r}, blocks {settings.result_storage_block!r} and "
+            f"'aws-credentials/{settings.aws_credentials_block}' are in place"
+        )
 
 
-def run_bootstrap(settings: StackSettings, credentials: Mapping[str, str], script: BootstrapScript,
-                  echo: Echo = print) -> None:
+def run_bootstrap(
+    settings: StackSettings, credentials: Mapping[str, str], script: BootstrapScript, echo: Echo = print
+) -> None:
     """Create the work pool and blocks on the stack's Prefect server (idempotent); StackError if it fails."""
     _Bootstrap(settings, credentials, script).wait(echo)
 
@@ -296,8 +319,14 @@ def preflight(settings: StackSettings) -> None:
         raise ConfigError(f"the stack cannot start: {'; '.join(missing)}; {_STACK_EXTRA}")
 
 
-def up(settings: StackSettings | None = None, *, with_api: bool | None = None, echo: Echo = print,
-       cwd: Path | None = None, bootstrap: BootstrapScript | None = None) -> list[ServiceStatus]:
+def up(
+    settings: StackSettings | None = None,
+    *,
+    with_api: bool | None = None,
+    echo: Echo = print,
+    cwd: Path | None = None,
+    bootstrap: BootstrapScript | None = None,
+) -> list[ServiceStatus]:
     """Start whatever of the stack is not running, in dependency order; return the status of each.
 
     ``cwd`` is the working directory of the worker (and so of its flow runs); the current one
@@ -325,7 +354,9 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
     after_healthy: dict[str, Callable[[], None]] = {S3: create_bucket}
     if bootstrap is not None:
         after_healthy[PREFECT_SERVER] = lambda: bootstraps.append(
-            (state[PREFECT_SERVER], _Bootstrap(settings, credentials, bootstrap)))
+            (state[PREFECT_SERVER], _Bootstrap(settings, credentials, bootstrap))
+        )
+
     def prove(name: str, url: str) -> None:
         """The service ``name`` at ``url`` accepts the credentials handed out, or `up` fails saying what to do."""
         problem = _credential_problem(name, url, settings, credentials)
@@ -361,8 +392,10 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
                 entry["prepared"] = True
             if found.unclaimed and MLFLOW in ready:
                 claimed = claim_databases(settings, found.unclaimed, stack_id)
-                echo(f"{POSTGRES}: database(s) {', '.join(claimed)} recorded no owner; they accept this "
-                     f"stack's credentials and are now recorded as its own ({stack_id})")
+                echo(
+                    f"{POSTGRES}: database(s) {', '.join(claimed)} recorded no owner; they accept this "
+                    f"stack's credentials and are now recorded as its own ({stack_id})"
+                )
         except BaseException:
             for _, running in bootstraps:  # it would only wait for a server about to stop
                 running.process.kill()
@@ -373,8 +406,15 @@ def up(settings: StackSettings | None = None, *, with_api: bool | None = None, e
     return status(settings, with_api=with_api)
 
 
-def _start(services: list[Service], state: dict[str, Any], settings: StackSettings, make_ready: Callable[[str], None],
-           launched: set[str], echo: Echo, cwd: Path | None) -> None:
+def _start(
+    services: list[Service],
+    state: dict[str, Any],
+    settings: StackSettings,
+    make_ready: Callable[[str], None],
+    launched: set[str],
+    echo: Echo,
+    cwd: Path | None,
+) -> None:
     """Launch each service that is not running, its dependencies healthy first; wait until all are."""
     for service in services:
         for dependency in service.depends_on:
@@ -382,19 +422,28 @@ def _start(services: list[Service], state: dict[str, Any], settings: StackSettin
         entry = state.get(service.name)
         if _alive(entry):
             if entry["port"] != service.port:
-                raise StackError(f"{service.name} already runs on port {entry['port']}, not "
-                                 f"{service.port} ({PORT_VARIABLES[service.name]}); run `flavor-ml stack down` first")
+                raise StackError(
+                    f"{service.name} already runs on port {entry['port']}, not "
+                    f"{service.port} ({PORT_VARIABLES[service.name]}); run `flavor-ml stack down` first"
+                )
             echo(f"{service.name}: already running (pid {entry['pid']})")
             continue
         if not _port_is_free(service.host, service.port):
-            raise StackError(f"port {service.port} on {service.host} is taken by another program; "
-                             f"stop it or set {PORT_VARIABLES[service.name]} to a free port for {service.name}")
+            raise StackError(
+                f"port {service.port} on {service.host} is taken by another program; "
+                f"stop it or set {PORT_VARIABLES[service.name]} to a free port for {service.name}"
+            )
         log = settings.log_dir / f"{service.name}.log"
         process = processes.launch(service.command, log, _service_env(service.env), cwd=cwd)
         state[service.name] = {
-            "pid": process.pid, "started": processes.start_time(process.pid), "port": service.port,
-            "url": service.url, "health_url": service.health_url, "log": str(log),
-            "implementation": service.implementation, "launched_at": time.time(),
+            "pid": process.pid,
+            "started": processes.start_time(process.pid),
+            "port": service.port,
+            "url": service.url,
+            "health_url": service.health_url,
+            "log": str(log),
+            "implementation": service.implementation,
+            "launched_at": time.time(),
         }
         _write_state(settings, state)
         launched.add(service.name)
@@ -429,8 +478,10 @@ def down(settings: StackSettings | None = None, *, echo: Echo = print, timeout: 
         steps.append([name for name in state if name not in known])
         for step in filter(None, steps):
             with ThreadPoolExecutor(len(step)) as pool:
-                outcomes = pool.map(lambda name: processes.terminate(state[name]["pid"], state[name].get("started"),
-                                                                     timeout=timeout), step)
+                outcomes = pool.map(
+                    lambda name: processes.terminate(state[name]["pid"], state[name].get("started"), timeout=timeout),
+                    step,
+                )
                 for name, outcome in zip(step, outcomes):
                     results[name] = outcome
                     echo(f"{name}: {outcome} (pid {state[name]['pid']})")
@@ -451,8 +502,9 @@ def status(settings: StackSettings | None = None, *, with_api: bool | None = Non
     report = [_postgres_status(settings)]
     no_secrets = dict.fromkeys(CREDENTIAL_VARIABLES, "")  # names, ports and URLs need none
     expected = build_services(settings, no_secrets, with_api=with_api)
-    names = [service.name for service in expected] + [name for name in state if name not in
-                                                       {service.name for service in expected}]
+    names = [service.name for service in expected] + [
+        name for name in state if name not in {service.name for service in expected}
+    ]
     by_name = {service.name: service for service in expected}
     for name in names:
         entry = state.get(name)
@@ -461,11 +513,30 @@ def status(settings: StackSettings | None = None, *, with_api: bool | None = Non
             healthy = _answers(entry["health_url"])
             problem = _credential_problem(name, entry["url"], settings, credentials) if healthy else None
             state_name = "auth-mismatch" if problem else "up" if healthy else "unhealthy"
-            report.append(ServiceStatus(name, state_name, entry["pid"], entry["port"], entry["url"],
-                                        entry.get("implementation", ""), entry["log"], problem))
+            report.append(
+                ServiceStatus(
+                    name,
+                    state_name,
+                    entry["pid"],
+                    entry["port"],
+                    entry["url"],
+                    entry.get("implementation", ""),
+                    entry["log"],
+                    problem,
+                )
+            )
         elif service is not None:
-            report.append(ServiceStatus(name, "down", None, service.port, service.url, service.implementation,
-                                        str(settings.log_dir / f"{name}.log")))
+            report.append(
+                ServiceStatus(
+                    name,
+                    "down",
+                    None,
+                    service.port,
+                    service.url,
+                    service.implementation,
+                    str(settings.log_dir / f"{name}.log"),
+                )
+            )
     return report
 
 
@@ -482,9 +553,11 @@ def drop_stack_databases(settings: StackSettings | None = None, *, echo: Echo = 
         this = (read_stack_id(settings), str(settings.home.resolve()))
         for name, owner in owners.items():
             if owner is not None and owner.still_exists() and (owner.stack_id, owner.home) != this:
-                raise StackError(f"database {name!r} belongs to the stack at {owner.home}, which still exists; "
-                                 "nothing was dropped. Set FLAVOR_PREFECT_DB / FLAVOR_MLFLOW_DB to databases of "
-                                 f"this home's own, or drop it from that home: `{DROP_COMMAND} --home {owner.home}`")
+                raise StackError(
+                    f"database {name!r} belongs to the stack at {owner.home}, which still exists; "
+                    "nothing was dropped. Set FLAVOR_PREFECT_DB / FLAVOR_MLFLOW_DB to databases of "
+                    f"this home's own, or drop it from that home: `{DROP_COMMAND} --home {owner.home}`"
+                )
         drop_databases(settings)
     for name in owners:
         echo(f"{POSTGRES}: dropped database {name}")
@@ -495,8 +568,14 @@ def drop_stack_databases(settings: StackSettings | None = None, *, echo: Echo = 
 
 def _postgres_status(settings: StackSettings) -> ServiceStatus:
     url = f"postgresql://{settings.postgres_host}:{settings.postgres_port}"
-    return ServiceStatus(POSTGRES, "up" if postgres_reachable(settings) else "down", None, settings.postgres_port,
-                         url, "external: the machine's PostgreSQL")
+    return ServiceStatus(
+        POSTGRES,
+        "up" if postgres_reachable(settings) else "down",
+        None,
+        settings.postgres_port,
+        url,
+        "external: the machine's PostgreSQL",
+    )
 
 
 def as_dicts(report: list[ServiceStatus]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ def _stat(pid: int) -> list[str] | None:
         raw = (_PROC / str(pid) / "stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    return raw[raw.rindex(")") + 2:].split()
+    return raw[raw.rindex(")") + 2 :].split()
 
 
 def start_time(pid: int) -> int | None:
@@ -88,14 +88,23 @@ def family(pid: int) -> set[int]:
     return members
 
 
-def launch(command: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def launch(
+    command: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``command`` as a session leader, stdin closed, stdout and stderr appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
         handle.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
         handle.flush()
-        return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-                                env=dict(env), cwd=cwd, start_new_session=True)
+        return subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
 def _signal_all(pids: set[int], sig: signal.Signals) -> None:

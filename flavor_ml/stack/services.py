@@ -83,9 +83,10 @@ def api_available(settings: StackSettings) -> bool:
         return settings.stack_api == "on"
     import importlib.util
 
-    return importlib.util.find_spec("flavor_ml.serving") is not None and importlib.util.find_spec(
-        "flavor_ml.cli.serve"
-    ) is not None
+    return (
+        importlib.util.find_spec("flavor_ml.serving") is not None
+        and importlib.util.find_spec("flavor_ml.cli.serve") is not None
+    )
 
 
 def urls(settings: StackSettings) -> dict[str, str]:
@@ -137,8 +138,13 @@ def bootstrap_environment(settings: StackSettings, credentials: Mapping[str, str
     }
 
 
-def build_services(settings: StackSettings, credentials: Mapping[str, str], *, with_api: bool | None = None,
-                   python: str = sys.executable) -> list[Service]:
+def build_services(
+    settings: StackSettings,
+    credentials: Mapping[str, str],
+    *,
+    with_api: bool | None = None,
+    python: str = sys.executable,
+) -> list[Service]:
     """The managed services in start order (PostgreSQL is not among them: it is the machine's)."""
     host = settings.stack_host
     url = urls(settings)
@@ -149,23 +155,36 @@ def build_services(settings: StackSettings, credentials: Mapping[str, str], *, w
 
     if s3_kind == "minio":
         s3_command: tuple[str, ...] = (
-            shutil.which("minio") or "minio", "server", str(settings.stack_dir / "minio-data"),
-            "--address", f"{host}:{settings.s3_port}", "--quiet",
+            shutil.which("minio") or "minio",
+            "server",
+            str(settings.stack_dir / "minio-data"),
+            "--address",
+            f"{host}:{settings.s3_port}",
+            "--quiet",
         )
     else:
         s3_command = (python, "-m", "flavor_ml.stack.moto_s3", "--host", host, "--port", str(settings.s3_port))
     s3 = Service(
-        name=S3, port=settings.s3_port, host=host, command=s3_command, implementation=s3_kind,
-        env={"MINIO_ROOT_USER": credentials["AWS_ACCESS_KEY_ID"],
-             "MINIO_ROOT_PASSWORD": credentials["AWS_SECRET_ACCESS_KEY"],
-             "MINIO_BROWSER": "off"},
+        name=S3,
+        port=settings.s3_port,
+        host=host,
+        command=s3_command,
+        implementation=s3_kind,
+        env={
+            "MINIO_ROOT_USER": credentials["AWS_ACCESS_KEY_ID"],
+            "MINIO_ROOT_PASSWORD": credentials["AWS_SECRET_ACCESS_KEY"],
+            "MINIO_BROWSER": "off",
+        },
         secret_env=frozenset({"MINIO_ROOT_PASSWORD"}),
         health_path=S3_HEALTH_PATH,
         description="S3-compatible store: flavor-ml artifacts, MLflow artifacts, Prefect task results",
     )
 
     prefect = Service(
-        name=PREFECT_SERVER, port=settings.prefect_port, host=host, implementation="prefect server",
+        name=PREFECT_SERVER,
+        port=settings.prefect_port,
+        host=host,
+        implementation="prefect server",
         command=(python, "-m", "prefect", "server", "start", "--host", host, "--port", str(settings.prefect_port)),
         env={
             "PREFECT_HOME": prefect_home,
@@ -176,19 +195,38 @@ def build_services(settings: StackSettings, credentials: Mapping[str, str], *, w
             "PREFECT_UI_API_URL": client["PREFECT_API_URL"],
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         },
-        secret_env=frozenset({"PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING",
-                              "PREFECT_SERVER_DATABASE_CONNECTION_URL"}),
+        secret_env=frozenset(
+            {"PREFECT_SERVER_API_AUTH_STRING", "PREFECT_API_AUTH_STRING", "PREFECT_SERVER_DATABASE_CONNECTION_URL"}
+        ),
         health_path="/api/health",
         description="Prefect API and UI (basic auth), database on PostgreSQL",
     )
 
     mlflow = Service(
-        name=MLFLOW, port=settings.mlflow_port, host=host, depends_on=(S3,), implementation="mlflow server",
+        name=MLFLOW,
+        port=settings.mlflow_port,
+        host=host,
+        depends_on=(S3,),
+        implementation="mlflow server",
         command=(
-            python, "-m", "flavor_ml.stack.mlflow_auth",
-            python, "-m", "mlflow", "server", "--app-name", "basic-auth", "--host", host,
-            "--port", str(settings.mlflow_port), "--workers", "1", "--serve-artifacts",
-            "--artifacts-destination", f"s3://{settings.s3_bucket}/{settings.mlflow_artifacts_prefix}",
+            python,
+            "-m",
+            "flavor_ml.stack.mlflow_auth",
+            python,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            host,
+            "--port",
+            str(settings.mlflow_port),
+            "--workers",
+            "1",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            f"s3://{settings.s3_bucket}/{settings.mlflow_artifacts_prefix}",
         ),
         env={
             "MLFLOW_BACKEND_STORE_URI": settings.database_url(settings.mlflow_db, "psycopg2"),
@@ -203,17 +241,40 @@ def build_services(settings: StackSettings, credentials: Mapping[str, str], *, w
             "MLFLOW_SERVER_ALLOWED_HOSTS": f"{host},{host}:*,localhost,localhost:*",
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         },
-        secret_env=frozenset({"MLFLOW_BACKEND_STORE_URI", "MLFLOW_TRACKING_PASSWORD",
-                              "MLFLOW_FLASK_SERVER_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"}),
+        secret_env=frozenset(
+            {
+                "MLFLOW_BACKEND_STORE_URI",
+                "MLFLOW_TRACKING_PASSWORD",
+                "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                "AWS_SECRET_ACCESS_KEY",
+            }
+        ),
         health_path="/health",
         description="MLflow tracking server and registry (basic auth), runs on PostgreSQL, artifacts proxied to S3",
     )
 
     worker = Service(
-        name=WORKER, port=settings.worker_port, host=host, depends_on=(PREFECT_SERVER,),
+        name=WORKER,
+        port=settings.worker_port,
+        host=host,
+        depends_on=(PREFECT_SERVER,),
         implementation="prefect worker (process)",
-        command=(python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process",
-                 "--name", settings.worker_name, "--with-healthcheck", "--install-policy", "never"),
+        command=(
+            python,
+            "-m",
+            "prefect",
+            "worker",
+            "start",
+            "--pool",
+            settings.work_pool,
+            "--type",
+            "process",
+            "--name",
+            settings.worker_name,
+            "--with-healthcheck",
+            "--install-policy",
+            "never",
+        ),
         env={
             **client,
             "PREFECT_HOME": prefect_home,
@@ -221,8 +282,9 @@ def build_services(settings: StackSettings, credentials: Mapping[str, str], *, w
             "PREFECT_WORKER_WEBSERVER_HOST": host,
             "PREFECT_WORKER_WEBSERVER_PORT": str(settings.worker_port),
         },
-        secret_env=frozenset({"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY",
-                              "FLAVOR_API_ADMIN_TOKEN"}),
+        secret_env=frozenset(
+            {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "FLAVOR_API_ADMIN_TOKEN"}
+        ),
         health_path="/health",
         description=f"runs flow runs of the work pool {settings.work_pool!r} as local processes",
     )
@@ -231,25 +293,31 @@ def build_services(settings: StackSettings, credentials: Mapping[str, str], *, w
     if api_available(settings) if with_api is None else with_api:
         from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
 
-        services.append(Service(
-            name=API, port=settings.api_port, host=host, depends_on=(MLFLOW,), implementation="flavor-ml serve",
-            command=(python, "-m", "flavor_ml", "serve", "--host", host, "--port", str(settings.api_port)),
-            env={
-                "MLFLOW_TRACKING_URI": client["MLFLOW_TRACKING_URI"],
-                "MLFLOW_TRACKING_USERNAME": client["MLFLOW_TRACKING_USERNAME"],
-                "MLFLOW_TRACKING_PASSWORD": client["MLFLOW_TRACKING_PASSWORD"],
-                "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": client["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"],
-                "MLFLOW_S3_ENDPOINT_URL": client["MLFLOW_S3_ENDPOINT_URL"],
-                "AWS_ACCESS_KEY_ID": client["AWS_ACCESS_KEY_ID"],
-                "AWS_SECRET_ACCESS_KEY": client["AWS_SECRET_ACCESS_KEY"],
-                "AWS_DEFAULT_REGION": client["AWS_DEFAULT_REGION"],
-                "FLAVOR_MODEL_NAME": os.environ.get("FLAVOR_MODEL_NAME", DEFAULT_MODEL_NAME),
-                "FLAVOR_MODEL_STAGE": os.environ.get("FLAVOR_MODEL_STAGE", "Production"),
-                "FLAVOR_API_ADMIN_TOKEN": credentials["FLAVOR_API_ADMIN_TOKEN"],
-                "FLAVOR_HOME": home,
-            },
-            secret_env=frozenset({"MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "FLAVOR_API_ADMIN_TOKEN"}),
-            health_path="/health",
-            description="the inference API (flavor-ml serve)",
-        ))
+        services.append(
+            Service(
+                name=API,
+                port=settings.api_port,
+                host=host,
+                depends_on=(MLFLOW,),
+                implementation="flavor-ml serve",
+                command=(python, "-m", "flavor_ml", "serve", "--host", host, "--port", str(settings.api_port)),
+                env={
+                    "MLFLOW_TRACKING_URI": client["MLFLOW_TRACKING_URI"],
+                    "MLFLOW_TRACKING_USERNAME": client["MLFLOW_TRACKING_USERNAME"],
+                    "MLFLOW_TRACKING_PASSWORD": client["MLFLOW_TRACKING_PASSWORD"],
+                    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": client["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"],
+                    "MLFLOW_S3_ENDPOINT_URL": client["MLFLOW_S3_ENDPOINT_URL"],
+                    "AWS_ACCESS_KEY_ID": client["AWS_ACCESS_KEY_ID"],
+                    "AWS_SECRET_ACCESS_KEY": client["AWS_SECRET_ACCESS_KEY"],
+                    "AWS_DEFAULT_REGION": client["AWS_DEFAULT_REGION"],
+                    "FLAVOR_MODEL_NAME": os.environ.get("FLAVOR_MODEL_NAME", DEFAULT_MODEL_NAME),
+                    "FLAVOR_MODEL_STAGE": os.environ.get("FLAVOR_MODEL_STAGE", "Production"),
+                    "FLAVOR_API_ADMIN_TOKEN": credentials["FLAVOR_API_ADMIN_TOKEN"],
+                    "FLAVOR_HOME": home,
+                },
+                secret_env=frozenset({"MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "FLAVOR_API_ADMIN_TOKEN"}),
+                health_path="/health",
+                description="the inference API (flavor-ml serve)",
+            )
+        )
     return services

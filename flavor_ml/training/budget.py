@@ -45,6 +45,8 @@ def resolve_budget(params: TrainingParams, n_baskets: int) -> tuple[TrainingPara
         return params, {"epochs_source": "explicit"}
     epochs = adaptive_epochs(n_baskets)
     return params.model_copy(update={"epochs": epochs}), {
-        "epochs": epochs, "epochs_source": "adaptive", "epochs_basket_passes": TARGET_BASKET_PASSES,
+        "epochs": epochs,
+        "epochs_source": "adaptive",
+        "epochs_basket_passes": TARGET_BASKET_PASSES,
         "epochs_bounds": f"{MIN_EPOCHS}-{MAX_EPOCHS}",
     }

@@ -27,9 +27,13 @@ from flavor_ml.settings import EvaluationParams, TrainingParams
 logger = logging.getLogger(__name__)
 
 
-def fit_completion_model(embeddings: IngredientEmbeddings, fit_baskets: Sequence[Sequence[str]],
-                         validation_baskets: Sequence[Sequence[str]], params: TrainingParams,
-                         split: EvaluationParams) -> CompletionModel:
+def fit_completion_model(
+    embeddings: IngredientEmbeddings,
+    fit_baskets: Sequence[Sequence[str]],
+    validation_baskets: Sequence[Sequence[str]],
+    params: TrainingParams,
+    split: EvaluationParams,
+) -> CompletionModel:
     """EASE fitted on ``fit_baskets`` with the penalty that validates best, and the better of EASE and Item2Vec."""
     index = {name: i for i, name in enumerate(embeddings.vocabulary)}
     incidence = incidence_matrix(fit_baskets, index)
@@ -65,6 +69,12 @@ def fit_completion_model(embeddings: IngredientEmbeddings, fit_baskets: Sequence
     winner = EASE if best[hr] > item2vec[hr] else ITEM2VEC
     ease_info |= {"l2": best_l2, "l2_grid": tried, "l2_grid_multiples": list(L2_GRID) if params.ease_l2 is None else []}
     details |= {"chosen_by": f"validation {hr}", "validation": {ITEM2VEC: item2vec, EASE: best}, "ease": ease_info}
-    logger.info("completion scorer: %s (validation %s: item2vec %.3f, EASE %.3f at l2=%.3g)",
-                winner, hr, item2vec[hr], best[hr], best_l2)
+    logger.info(
+        "completion scorer: %s (validation %s: item2vec %.3f, EASE %.3f at l2=%.3g)",
+        winner,
+        hr,
+        item2vec[hr],
+        best[hr],
+        best_l2,
+    )
     return CompletionModel(embeddings, winner, best_weights, details)

@@ -136,8 +136,9 @@ def train_embeddings_streamed(corpus: TrainingCorpus, params: TrainingParams) ->
     return train_prepared(corpus.baskets, corpus.counts, corpus.total_words, corpus.longest, params)
 
 
-def train_prepared(corpus: Iterable[list[str]], counts: Counter[str], total_words: int, window: int,
-                   params: TrainingParams) -> IngredientEmbeddings:
+def train_prepared(
+    corpus: Iterable[list[str]], counts: Counter[str], total_words: int, window: int, params: TrainingParams
+) -> IngredientEmbeddings:
     """Item2Vec on prepared baskets: a sized re-iterable corpus that reshuffles on each pass, each
     name's basket count, the total number of names and the largest basket (the window)."""
     n_baskets = len(corpus)  # type: ignore[arg-type]
@@ -189,6 +190,11 @@ def train_prepared(corpus: Iterable[list[str]], counts: Counter[str], total_word
         )
     logger.info(
         "trained %d-d embeddings for %d ingredients on %d baskets (window %d, %d epochs, %d worker(s))",
-        params.vector_size, len(vocabulary), n_baskets, window, params.epochs, workers,
+        params.vector_size,
+        len(vocabulary),
+        n_baskets,
+        window,
+        params.epochs,
+        workers,
     )
     return embeddings

@@ -82,9 +82,17 @@ class TuningResult(BaseModel):
 
     def table(self) -> list[dict[str, object]]:
         """One row per trial (for the Prefect table artifact and the CLI)."""
-        return [{"trial": t.number, **t.values, self.metric: None if t.score is None else round(t.score, 4),
-                 "seconds": round(t.seconds, 1), "best": t.number == self.best_number, "error": t.error or ""}
-                for t in self.trials]
+        return [
+            {
+                "trial": t.number,
+                **t.values,
+                self.metric: None if t.score is None else round(t.score, 4),
+                "seconds": round(t.seconds, 1),
+                "best": t.number == self.best_number,
+                "error": t.error or "",
+            }
+            for t in self.trials
+        ]
 
 
 TrialRunner = Callable[[list[TrialJob], Baskets, Baskets, EvaluationParams], list[TrialOutcome]]
@@ -92,8 +100,10 @@ TrialRunner = Callable[[list[TrialJob], Baskets, Baskets, EvaluationParams], lis
 
 def search_space_description() -> dict[str, list[object]]:
     """The search space as plain data (cache keys, the result, the docs)."""
-    return {name: [*spec[1:]] if spec[0] != "categorical" else ["categorical", *spec[1]]
-            for name, spec in SEARCH_SPACE.items()} | {"kinds": [spec[0] for spec in SEARCH_SPACE.values()]}
+    return {
+        name: [*spec[1:]] if spec[0] != "categorical" else ["categorical", *spec[1]]
+        for name, spec in SEARCH_SPACE.items()
+    } | {"kinds": [spec[0] for spec in SEARCH_SPACE.values()]}
 
 
 def _distributions() -> dict[str, optuna.distributions.BaseDistribution]:
@@ -121,23 +131,37 @@ def run_trial(job: TrialJob, fit: Baskets, validation: Baskets, split: Evaluatio
             raise TrainingError("the validation split has no completion queries; raise validation_fraction")
         metrics = completion_metrics(model_scorer(embeddings), queries, split.k)
     except TrainingError as exc:  # e.g. a diverging learning rate: a failed trial, not a failed step
-        return TrialOutcome(number=job.number, values=values, score=None, seconds=time.perf_counter() - started,
-                            error=str(exc))
-    return TrialOutcome(number=job.number, values=values, score=metrics[f"completion_hr{split.k}"], metrics=metrics,
-                        seconds=time.perf_counter() - started)
+        return TrialOutcome(
+            number=job.number, values=values, score=None, seconds=time.perf_counter() - started, error=str(exc)
+        )
+    return TrialOutcome(
+        number=job.number,
+        values=values,
+        score=metrics[f"completion_hr{split.k}"],
+        metrics=metrics,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def thread_pool_runner(concurrency: int) -> TrialRunner:
     """Trials of a batch on ``concurrency`` threads (gensim trains outside the GIL)."""
+
     def run(jobs: list[TrialJob], fit: Baskets, validation: Baskets, split: EvaluationParams) -> list[TrialOutcome]:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             return list(pool.map(lambda job: run_trial(job, fit, validation, split), jobs))
+
     return run
 
 
-def run_tuning(fit: Baskets, validation: Baskets, base: TrainingParams, split: EvaluationParams,
-               tuning: TuningParams | None = None, trials: int | None = None,
-               runner: TrialRunner | None = None) -> TuningResult:
+def run_tuning(
+    fit: Baskets,
+    validation: Baskets,
+    base: TrainingParams,
+    split: EvaluationParams,
+    tuning: TuningParams | None = None,
+    trials: int | None = None,
+    runner: TrialRunner | None = None,
+) -> TuningResult:
     """``trials`` TPE trials (default ``tuning.trials``) in batches of ``tuning.concurrency``; the best wins."""
     tuning = tuning or TuningParams()
     trials = trials if trials is not None else tuning.trials
@@ -153,8 +177,9 @@ def run_tuning(fit: Baskets, validation: Baskets, base: TrainingParams, split: E
     usable, _ = prepare_baskets(fit, base.min_count)
     defaults, _ = resolve_budget(base, len(usable))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=tuning.seed, n_startup_trials=min(10, max(2, trials // 3)),
-                                         constant_liar=True)
+    sampler = optuna.samplers.TPESampler(
+        seed=tuning.seed, n_startup_trials=min(10, max(2, trials // 3)), constant_liar=True
+    )
     study = optuna.create_study(direction="maximize", sampler=sampler)
     first = {name: getattr(defaults, name) for name in SEARCH_SPACE}
     first["vector_size"] = first["vector_size"] if first["vector_size"] in VECTOR_SIZES else 64
@@ -163,21 +188,32 @@ def run_tuning(fit: Baskets, validation: Baskets, base: TrainingParams, split: E
     outcomes: list[TrialOutcome] = []
     while len(outcomes) < trials:
         batch = [study.ask(distributions) for _ in range(min(concurrency, trials - len(outcomes)))]
-        jobs = [TrialJob(number=t.number, params=base.model_copy(update={**t.params, "workers": workers}))
-                for t in batch]
+        jobs = [
+            TrialJob(number=t.number, params=base.model_copy(update={**t.params, "workers": workers})) for t in batch
+        ]
         for trial, outcome in zip(batch, runner(jobs, fit, validation, split)):
             if outcome.score is None:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(trial, outcome.score)
             outcomes.append(outcome)
-            logger.info("tuning trial %d: %s -> %s", outcome.number, outcome.values,
-                        "failed: " + (outcome.error or "") if outcome.score is None else f"{outcome.score:.4f}")
+            logger.info(
+                "tuning trial %d: %s -> %s",
+                outcome.number,
+                outcome.values,
+                "failed: " + (outcome.error or "") if outcome.score is None else f"{outcome.score:.4f}",
+            )
     scored = [o for o in outcomes if o.score is not None]
     if not scored:
         raise TrainingError(f"all {trials} tuning trials failed; the first said: {outcomes[0].error}")
     best = max(scored, key=lambda o: (o.score, -o.number))
     assert best.score is not None
-    return TuningResult(metric=f"completion_hr{split.k}", trials=outcomes, best_number=best.number,
-                        best_values=best.values, best_score=float(best.score), search_space=search_space_description(),
-                        seconds=time.perf_counter() - started)
+    return TuningResult(
+        metric=f"completion_hr{split.k}",
+        trials=outcomes,
+        best_number=best.number,
+        best_values=best.values,
+        best_score=float(best.score),
+        search_space=search_space_description(),
+        seconds=time.perf_counter() - started,
+    )

@@ -26,7 +26,9 @@ def validation_mask(baskets: Sequence[Sequence[str]], params: EvaluationParams) 
     return fractions < params.validation_fraction
 
 
-def split_validation(train_baskets: Sequence[list[str]], params: EvaluationParams) -> tuple[list[list[str]], list[list[str]]]:
+def split_validation(
+    train_baskets: Sequence[list[str]], params: EvaluationParams
+) -> tuple[list[list[str]], list[list[str]]]:
     """(fit baskets, validation baskets) from the training side of the held-out split."""
     mask = validation_mask(train_baskets, params)
     return ([b for b, v in zip(train_baskets, mask) if not v], [b for b, v in zip(train_baskets, mask) if v])

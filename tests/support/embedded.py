@@ -10,8 +10,14 @@ from pathlib import Path
 from flavor_ml import local_prefect
 
 #: Set by the test session (its shared Prefect server, tests/conftest.py) or by MLflow tests.
-SERVER_VARIABLES = ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_RESULTS_LOCAL_STORAGE_PATH", "MLFLOW_TRACKING_URI",
-                    "FLAVOR_HOME", "FLAVOR_MODEL_NAME")
+SERVER_VARIABLES = (
+    "PREFECT_API_URL",
+    "PREFECT_HOME",
+    "PREFECT_RESULTS_LOCAL_STORAGE_PATH",
+    "MLFLOW_TRACKING_URI",
+    "FLAVOR_HOME",
+    "FLAVOR_MODEL_NAME",
+)
 
 
 def user_env(**extra: str) -> dict[str, str]:

@@ -29,9 +29,22 @@ def mlflow_server(tmp_path_factory) -> Iterator[MlflowServer]:
         port = free_port()
         log = root / "mlflow-server.log"
         process = start(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", database_url.replace("postgresql://", "postgresql+psycopg2://"), "--artifacts-destination", str(root / "artifacts"),
-             "--workers", "1"],
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                database_url.replace("postgresql://", "postgresql+psycopg2://"),
+                "--artifacts-destination",
+                str(root / "artifacts"),
+                "--workers",
+                "1",
+            ],
             log,
             env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
@@ -70,9 +83,29 @@ def basic_auth_mlflow_server(root: Path) -> Iterator[AuthMlflowServer]:
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-flask-secret-for-tests",
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
-    process = start([sys.executable, "-m", "flavor_ml.stack.mlflow_auth", sys.executable, "-m", "mlflow", "server",
-                     "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                     "--artifacts-destination", str(root / "artifacts")], log, env=env)
+    process = start(
+        [
+            sys.executable,
+            "-m",
+            "flavor_ml.stack.mlflow_auth",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--app-name",
+            "basic-auth",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
+        log,
+        env=env,
+    )
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}/health", process, log, timeout=180)
         yield AuthMlflowServer(f"http://127.0.0.1:{port}", admin, password, log)

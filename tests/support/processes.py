@@ -19,12 +19,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 90.0,
-                       auth: tuple[str, str] | None = None) -> None:
+def wait_until_healthy(
+    url: str, process: subprocess.Popen, log: Path, timeout: float = 90.0, auth: tuple[str, str] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode} before it was healthy:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(
+                f"{url} exited with {process.returncode} before it was healthy:\n{log.read_text()[-4000:]}"
+            )
         try:
             if httpx.get(url, timeout=2, auth=auth).status_code < 500:
                 return
@@ -35,12 +38,20 @@ def wait_until_healthy(url: str, process: subprocess.Popen, log: Path, timeout: 
     raise RuntimeError(f"{url} was not healthy after {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
-def start(args: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+def start(
+    args: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
     """Start ``args`` in its own process group, output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
-    return subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                            cwd=cwd, start_new_session=True)
+    return subprocess.Popen(
+        args,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        start_new_session=True,
+    )
 
 
 def stop(process: subprocess.Popen, timeout: float = 15.0) -> None:

@@ -38,7 +38,9 @@ class S3Endpoint:
 
     def client(self):  # noqa: ANN201 (boto3 builds its client classes at run time)
         return boto3.session.Session().client(
-            "s3", endpoint_url=self.url, region_name=self.region,
+            "s3",
+            endpoint_url=self.url,
+            region_name=self.region,
             aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             config=Config(s3={"addressing_style": "path"}),
@@ -46,8 +48,9 @@ class S3Endpoint:
 
     def settings(self, home: Path, prefix: str = "flavor-ml") -> StorageSettings:
         """Storage settings that put the artifact store in this bucket."""
-        return StorageSettings(home=home, s3_bucket=self.bucket, s3_prefix=prefix,
-                               s3_endpoint_url=self.url, s3_region=self.region)
+        return StorageSettings(
+            home=home, s3_bucket=self.bucket, s3_prefix=prefix, s3_endpoint_url=self.url, s3_region=self.region
+        )
 
     def env(self) -> dict[str, str]:
         """Environment for a subprocess that should use this endpoint as its store."""

@@ -1,9 +1,9 @@
 """A real MLflow registry to promote test models in, and waiting for the API to follow.
 
-    store = RegistryStore.create(tracking_uri, artifact_location)   # once per module
-    with store.active():                                             # MLflow's global URI, reset after
-        version = store.log_version("m", small_embeddings(seed=1))   # a run, log_model, register_model
-        store.promote("m", version)                                  # what the promotion flow does
+store = RegistryStore.create(tracking_uri, artifact_location)   # once per module
+with store.active():                                             # MLflow's global URI, reset after
+    version = store.log_version("m", small_embeddings(seed=1))   # a run, log_model, register_model
+    store.promote("m", version)                                  # what the promotion flow does
 """
 
 from __future__ import annotations
@@ -26,15 +26,30 @@ from flavor_ml.model import EMBEDDINGS_ARTIFACT, log_model
 # Names the training normalizer leaves as they are, grouped so that random vectors are not needed
 # to read the answers: tests only rely on structure (inputs excluded, k honoured, versions).
 INGREDIENTS = (
-    "basil", "oregano", "tomato", "garlic", "olive oil", "parmesan", "lemon", "thyme",
-    "onion", "scallion", "ginger", "lime", "cilantro", "soy sauce", "butter", "rosemary",
+    "basil",
+    "oregano",
+    "tomato",
+    "garlic",
+    "olive oil",
+    "parmesan",
+    "lemon",
+    "thyme",
+    "onion",
+    "scallion",
+    "ginger",
+    "lime",
+    "cilantro",
+    "soy sauce",
+    "butter",
+    "rosemary",
 )
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 CORPUS_SHA256 = "5" * 64
 
 
-def small_embeddings(seed: int = 0, names: Sequence[str] = INGREDIENTS, dimensions: int = 8,
-                     poison: bool = False) -> IngredientEmbeddings:
+def small_embeddings(
+    seed: int = 0, names: Sequence[str] = INGREDIENTS, dimensions: int = 8, poison: bool = False
+) -> IngredientEmbeddings:
     """Random vectors for ``names`` (counts decreasing); ``poison`` puts a NaN in the input vectors."""
     rng = np.random.default_rng(seed)
     inputs = rng.normal(size=(len(names), dimensions)).astype(np.float32)
@@ -59,7 +74,8 @@ class RegistryStore:
     @classmethod
     def create(cls, tracking_uri: str, scratch: Path, artifact_location: str | None = None) -> RegistryStore:
         experiment_id = MlflowClient(tracking_uri).create_experiment(
-            f"serving-tests-{uuid.uuid4().hex[:8]}", artifact_location=artifact_location)
+            f"serving-tests-{uuid.uuid4().hex[:8]}", artifact_location=artifact_location
+        )
         return cls(tracking_uri, experiment_id, scratch)
 
     @contextlib.contextmanager
@@ -71,8 +87,13 @@ class RegistryStore:
         finally:
             mlflow.set_tracking_uri(None)
 
-    def log_version(self, model_name: str, embeddings: IngredientEmbeddings, tags: dict[str, str] | None = None,
-                    without_context_vectors: bool = False) -> str:
+    def log_version(
+        self,
+        model_name: str,
+        embeddings: IngredientEmbeddings,
+        tags: dict[str, str] | None = None,
+        without_context_vectors: bool = False,
+    ) -> str:
         """Log ``embeddings`` as the pyfunc model of a new run and register it; the new version number.
 
         ``without_context_vectors`` then deletes the output-vector file from the artifact store,

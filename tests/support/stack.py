@@ -37,15 +37,28 @@ REPO = Path(__file__).resolve().parents[2]
 
 def base_env() -> dict[str, str]:
     """This process's environment without any credential or server of the stack."""
-    dropped = {*CREDENTIAL_VARIABLES, "PREFECT_API_URL", "PREFECT_API_KEY", "MLFLOW_TRACKING_URI",
-               "FLAVOR_HOME", "FLAVOR_S3_BUCKET", "FLAVOR_S3_ENDPOINT_URL"}
+    dropped = {
+        *CREDENTIAL_VARIABLES,
+        "PREFECT_API_URL",
+        "PREFECT_API_KEY",
+        "MLFLOW_TRACKING_URI",
+        "FLAVOR_HOME",
+        "FLAVOR_S3_BUCKET",
+        "FLAVOR_S3_ENDPOINT_URL",
+    }
     return {name: value for name, value in os.environ.items() if name not in dropped}
 
 
 def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 400) -> subprocess.CompletedProcess:
     """``python -m flavor_ml <args>`` in the repository, output captured."""
-    return subprocess.run([sys.executable, "-m", "flavor_ml", *args], env=dict(env), capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "flavor_ml", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 @dataclass
@@ -133,25 +146,38 @@ class PrefectAPI:
         return self.call("GET", f"deployments/name/{name}")
 
     def task_runs(self, flow_run_id: str) -> list[dict]:
-        return self.call("POST", "task_runs/filter",
-                         json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"})
+        return self.call(
+            "POST",
+            "task_runs/filter",
+            json={"flow_runs": {"id": {"any_": [flow_run_id]}}, "sort": "EXPECTED_START_TIME_ASC"},
+        )
 
     def worker_of(self, flow_run_id: str) -> list[str]:
         """Names of the workers that submitted ``flow_run_id`` (once per submission), oldest first."""
-        events = self.call("POST", "events/filter", json={
-            "filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]},
-                       "related": {"resources_in_roles": [[f"prefect.flow-run.{flow_run_id}", "flow-run"]]},
-                       "occurred": {"since": "2000-01-01T00:00:00Z"}, "order": "ASC"},
-            "limit": 50,
-        })["events"]
+        events = self.call(
+            "POST",
+            "events/filter",
+            json={
+                "filter": {
+                    "event": {"name": ["prefect.worker.submitted-flow-run"]},
+                    "related": {"resources_in_roles": [[f"prefect.flow-run.{flow_run_id}", "flow-run"]]},
+                    "occurred": {"since": "2000-01-01T00:00:00Z"},
+                    "order": "ASC",
+                },
+                "limit": 50,
+            },
+        )["events"]
         return [event["resource"]["prefect.resource.name"] for event in events]
 
     # -- writes -------------------------------------------------------------------------------
 
     def set_state(self, flow_run_id: str, state_type: str, name: str, message: str) -> dict:
         """Force a state, as the UI's "Retry" (SCHEDULED/AwaitingRetry) and "Mark as" buttons do."""
-        return self.call("POST", f"flow_runs/{flow_run_id}/set_state", json={
-            "state": {"type": state_type, "name": name, "message": message}, "force": True})
+        return self.call(
+            "POST",
+            f"flow_runs/{flow_run_id}/set_state",
+            json={"state": {"type": state_type, "name": name, "message": message}, "force": True},
+        )
 
     def create_deployment(self, flow_name: str, **fields: Any) -> str:
         """A deployment of the flow ``flow_name`` (created if new); ``fields`` as the REST API takes them."""
@@ -179,6 +205,7 @@ class PrefectAPI:
 
     def wait_final(self, flow_run_id: str, timeout: float) -> dict:
         """The flow run once it is in a final state (Completed, Failed, Crashed, Cancelled)."""
+
         def final():
             run = self.flow_run(flow_run_id)
             return run if run["state"] and run["state"]["type"] in FINAL_STATE_TYPES else None

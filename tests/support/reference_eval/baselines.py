@@ -151,14 +151,10 @@ def build_baselines(
     rank = min(PPMI_SVD_DIMENSIONS, n - 1)
     positive = ppmi_matrix(cooccurrence)
     if rank < 2:
-        skipped["ppmi_svd"] = (
-            f"the vocabulary has {n} ingredient(s); a reduced-rank SVD needs at least 3"
-        )
+        skipped["ppmi_svd"] = f"the vocabulary has {n} ingredient(s); a reduced-rank SVD needs at least 3"
     elif positive.nnz == 0:
         skipped["ppmi_svd"] = "no two ingredients co-occur more often than chance in the training baskets"
     else:
         u, s, vt = truncated_svd(positive, rank, seed)
-        scorers["ppmi_svd"] = PairScorer(
-            "ppmi_svd", left=u * s, right=vt.T, vectors=u * np.sqrt(s)
-        )
+        scorers["ppmi_svd"] = PairScorer("ppmi_svd", left=u * s, right=vt.T, vectors=u * np.sqrt(s))
     return scorers, skipped

@@ -85,8 +85,9 @@ def _harmonic(n: int) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])
 
 
-def rank_hits(scores: np.ndarray, targets: np.ndarray, excluded: sp.csr_array, k: int,
-              harmonic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rank_hits(
+    scores: np.ndarray, targets: np.ndarray, excluded: sp.csr_array, k: int, harmonic: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Expected hit@k and reciprocal rank of ``targets`` in each row of ``scores``.
 
     Cells set in ``excluded`` are not candidates. With ``g`` candidates scoring above the
@@ -106,8 +107,7 @@ def rank_hits(scores: np.ndarray, targets: np.ndarray, excluded: sp.csr_array, k
 class _CompletionQueries:
     """Leave-one-out queries from held-out baskets: context weights, hidden targets."""
 
-    def __init__(self, test_baskets: Sequence[Sequence[str]], index: Mapping[str, int],
-                 eligible: np.ndarray) -> None:
+    def __init__(self, test_baskets: Sequence[Sequence[str]], index: Mapping[str, int], eligible: np.ndarray) -> None:
         rows: list[int] = []
         cols: list[int] = []
         vals: list[float] = []
@@ -140,8 +140,8 @@ def completion_metrics(scorer: PairScorer, queries: _CompletionQueries, k: int) 
     hits_sum = reciprocal_sum = 0.0
     step = _chunk_rows(n_items)
     for start in range(0, len(queries), step):
-        weights = queries.weights[start:start + step]
-        targets = queries.targets[start:start + step]
+        weights = queries.weights[start : start + step]
+        targets = queries.targets[start : start + step]
         hits, reciprocal = rank_hits(scorer.scores(weights), targets, weights, k, harmonic)
         hits_sum += hits.sum()
         reciprocal_sum += reciprocal.sum()
@@ -173,10 +173,8 @@ def pair_precision(scorer: PairScorer, queries: np.ndarray, partners: sp.csr_arr
     total = 0.0
     step = _chunk_rows(n_items)
     for start in range(0, len(queries), step):
-        batch = queries[start:start + step]
-        onehot = sp.csr_array(
-            (np.ones(len(batch)), (np.arange(len(batch)), batch)), shape=(len(batch), n_items)
-        )
+        batch = queries[start : start + step]
+        onehot = sp.csr_array((np.ones(len(batch)), (np.arange(len(batch)), batch)), shape=(len(batch), n_items))
         scores = scorer.scores(onehot)
         scores[np.arange(len(batch)), batch] = -np.inf
         top = _top_k(scores, k)
@@ -226,8 +224,10 @@ def evaluate_embeddings(
     Raises :class:`EvaluationError` when the split leaves nothing to probe.
     """
     if len(test_baskets) == 0:
-        raise EvaluationError("the held-out split is empty: no test baskets to evaluate on "
-                              "(raise holdout_fraction or use a larger corpus)")
+        raise EvaluationError(
+            "the held-out split is empty: no test baskets to evaluate on "
+            "(raise holdout_fraction or use a larger corpus)"
+        )
     if not embeddings.is_finite():
         raise EvaluationError("the embeddings hold non-finite values (NaN or infinity); retrain the model")
     vocabulary = embeddings.vocabulary
