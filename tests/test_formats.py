@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import polars as pl
@@ -224,29 +223,26 @@ def test_the_flavor_network_file_is_detected_and_read_as_baskets(shared_datasets
     path = shared_datasets / "flavor-network" / "allr_recipes.txt"
     assert detect_format(path) == "tsv"
 
-    started = time.perf_counter()
     frame = read_recipes(path, "tsv")
-    elapsed = time.perf_counter() - started
 
     assert frame.height == 41_825
     assert frame["error"].null_count() == frame.height
     assert frame.row(0) == (1, "row-1", None, "Canada", ["egg", "yeast", "wheat", "milk", "lard"], None)
-    assert elapsed < 2.0, f"reading 41,825 baskets took {elapsed:.2f} s"
 
 
-def test_45k_json_lines_recipes_read_in_about_a_second(tmp_path: Path) -> None:
+def test_45k_json_lines_recipes_are_read_whole_and_in_order(tmp_path: Path) -> None:
+    # Reading speed is a benchmark's business (bench/), not a timed test's: this checks scale only.
     path = tmp_path / "big.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(45_000):
             recipe = RECIPES[i % 3]
             handle.write(json.dumps({**recipe, "id": f"r{i}"}) + "\n")
 
-    started = time.perf_counter()
     frame = read_recipes(path, "jsonl")
-    elapsed = time.perf_counter() - started
 
     assert frame.height == 45_000
-    assert elapsed < 3.0, f"reading 45,000 JSON Lines recipes took {elapsed:.2f} s"
+    assert frame["recipe_id"].head(3).to_list() == ["r0", "r1", "r2"] and frame["recipe_id"][-1] == "r44999"
+    assert frame["error"].null_count() == frame.height
 
 
 # --------------------------------------------------------------------------- bad rows
