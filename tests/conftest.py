@@ -45,6 +45,9 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 # of each starting a temporary server. Tests of the embedded default itself drop PREFECT_API_URL
 # (tests.support.embedded) and stop their home's server after them.
 _PREFECT_SERVER_HOME = _SESSION_DIR / "flavor-home"
+# In-process flows do not count as use of the server, so its idle stop must outlast the longest
+# test run (a full run took 62 min on a busy 2-core machine, and the old hour stopped it mid-run).
+_SESSION_IDLE_SECONDS = 6 * 3600
 
 
 def _runs_tests(config) -> bool:
@@ -56,7 +59,7 @@ def pytest_configure(config):
     if _runs_tests(config):
         from flavor_ml import local_prefect
 
-        os.environ["PREFECT_API_URL"] = local_prefect.api_url(_PREFECT_SERVER_HOME, idle_seconds=3600)
+        os.environ["PREFECT_API_URL"] = local_prefect.api_url(_PREFECT_SERVER_HOME, idle_seconds=_SESSION_IDLE_SECONDS)
 
 
 def pytest_sessionfinish(session, exitstatus):
