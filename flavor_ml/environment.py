@@ -24,6 +24,10 @@ _NO_TELEMETRY = {
 _QUIET = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
+    # Ending a run prints its URL (and reads the run again to do so); the CLI prints the run itself.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    # A model would carry the uv.lock of whatever directory the command runs in; its requirements are explicit.
+    "MLFLOW_LOG_UV_FILES": "false",
     # A cold ephemeral Prefect server needs more than the default 20 s on a busy 2-core machine.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }

@@ -70,20 +70,31 @@ class IngredientEmbeddingsModel(PythonModel):
         return pd.DataFrame(rows, columns=["ingredient", "score", "row"])
 
 
-def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> ModelInfo:
-    """Log embeddings saved in ``embeddings_dir`` as a pyfunc model of the active run."""
+def save_model(embeddings_dir: Path, destination: Path) -> Path:
+    """Write embeddings saved in ``embeddings_dir`` as a pyfunc model folder at ``destination``: the
+    training run uploads it with its other files in one go (see :mod:`flavor_ml.tracking`)."""
     with tempfile.TemporaryDirectory() as staging:
-        # MLflow keeps a directory artifact's own name; stage it so the path inside the model is fixed.
-        staged = shutil.copytree(embeddings_dir, Path(staging) / EMBEDDINGS_ARTIFACT)
-        info: ModelInfo = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(Path(__file__).with_name("model_code.py")),
-            artifacts={EMBEDDINGS_ARTIFACT: str(staged)},
-            signature=SIGNATURE,
-            input_example=_input_example(Path(staged)),
-            pip_requirements=_requirements(),
-        )
+        mlflow.pyfunc.save_model(path=str(destination), **_pyfunc_arguments(embeddings_dir, Path(staging)))
+    return destination
+
+
+def log_model(embeddings_dir: Path, name: str = MODEL_NAME_IN_RUN) -> ModelInfo:
+    """Log embeddings saved in ``embeddings_dir`` as a pyfunc model (an MLflow logged model) of the active run."""
+    with tempfile.TemporaryDirectory() as staging:
+        info: ModelInfo = mlflow.pyfunc.log_model(name=name, **_pyfunc_arguments(embeddings_dir, Path(staging)))
         return info
+
+
+def _pyfunc_arguments(embeddings_dir: Path, staging: Path) -> dict[str, Any]:
+    # MLflow keeps a directory artifact's own name; stage it so the path inside the model is fixed.
+    staged = shutil.copytree(embeddings_dir, staging / EMBEDDINGS_ARTIFACT)
+    return {
+        "python_model": str(Path(__file__).with_name("model_code.py")),
+        "artifacts": {EMBEDDINGS_ARTIFACT: str(staged)},
+        "signature": SIGNATURE,
+        "input_example": _input_example(Path(staged)),
+        "pip_requirements": _requirements(),
+    }
 
 
 def load_embeddings(

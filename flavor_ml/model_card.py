@@ -20,6 +20,7 @@ from flavor_ml.errors import RegistryError
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.pipeline import NormalizedCorpus, TrainedModel
 from flavor_ml.settings import EvaluationParams, NormalizationParams, TrainingParams
+from flavor_ml.tracking import upload_folder
 from flavor_ml.visualize import ModelInsights, fmt_share, markdown_cell, mix_markdown, probes_markdown
 
 CARD_ARTIFACT = "model_card.md"
@@ -35,6 +36,8 @@ class CardSubject(BaseModel):
     run_id: str
     git_sha: str
     tracking_uri: str
+    #: Where the run's files are; known, it saves a request to find them.
+    artifact_uri: str | None = None
 
 
 def _corpus_section(raw: CorpusRef, corpus: NormalizedCorpus, model: TrainedModel) -> list[str]:
@@ -232,7 +235,10 @@ def publish_model_card(subject: CardSubject, card: str, describe_version: bool =
         with tempfile.TemporaryDirectory(prefix="flavor-card-") as work:
             path = Path(work) / CARD_ARTIFACT
             path.write_text(card, encoding="utf-8")
-            client.log_artifact(subject.run_id, str(path))
+            if subject.artifact_uri:
+                upload_folder(subject.artifact_uri, subject.tracking_uri, Path(work))
+            else:
+                client.log_artifact(subject.run_id, str(path))
         if subject.version is not None and describe_version:
             client.update_model_version(
                 subject.model_name, str(subject.version), description=registry_description(card, subject.run_id)

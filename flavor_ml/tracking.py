@@ -11,17 +11,21 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
-from mlflow.entities import LifecycleStage, Metric, Param, RunTag
+from mlflow.entities import LifecycleStage, Metric, Param, Run, RunTag
 from mlflow.environment_variables import MLFLOW_TRACKING_USERNAME
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
 from pydantic import BaseModel
 
 from flavor_ml.completion import COMPLETION_FILE
@@ -30,7 +34,7 @@ from flavor_ml.data.merge import PartitionRecord
 from flavor_ml.embeddings import EMBEDDINGS_FILE
 from flavor_ml.errors import TrackingError
 from flavor_ml.eval.metrics import EvaluationReport
-from flavor_ml.model import log_model
+from flavor_ml.model import MODEL_NAME_IN_RUN, save_model
 from flavor_ml.pipeline import NormalizedCorpus, TrainedModel, load_model
 from flavor_ml.settings import EvaluationParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams
 from flavor_ml.training.tuning import TuningResult
@@ -64,20 +68,18 @@ def partition_tags(partitions: list[PartitionRecord]) -> dict[str, str]:
     return tags
 
 
-def tag_version_with_partitions(tracking_uri: str, name: str, version: int, partitions: list[PartitionRecord]) -> None:
-    """Record on a registered version which partitions (name, sha256, rows) its model was trained on."""
+def version_partition_tags(partitions: list[PartitionRecord]) -> dict[str, str]:
+    """Tags for the registered version: which partitions (name, sha256, rows) its model was trained on."""
     if not partitions:
-        return
-    client = MlflowClient(tracking_uri)
+        return {}
     listing = json.dumps([[p.name, p.sha256, p.rows] for p in partitions], separators=(",", ":"))
     if len(listing) > _TAG_VALUE_MAX:
         listing = f"{len(partitions)} partitions: see {PARTITIONS_ARTIFACT} in the version's run"
-    for key, value in {
+    return {
         "corpus_partitions": str(len(partitions)),
         "corpus_partitions_sha256": partitions_digest(partitions),
         "partitions": listing,
-    }.items():
-        client.set_model_version_tag(name, str(version), key, value)
+    }
 
 
 class LoggedRun(BaseModel):
@@ -87,6 +89,14 @@ class LoggedRun(BaseModel):
     tracking_uri: str
     artifact_uri: str
     model_uri: str
+    #: What the run recorded, so that registering its model needs no second read of the run.
+    tags: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+
+    @property
+    def model_location(self) -> str:
+        """Where the model's files are: what its registry version points at (``model_uri`` resolved)."""
+        return f"{self.artifact_uri.rstrip('/')}/{MODEL_NAME_IN_RUN}"
 
 
 def git_sha(directory: Path | None = None) -> str:
@@ -146,36 +156,74 @@ def _not_writable(uri: str, experiment: str, exc: Exception) -> TrackingError:
     return TrackingError(f"MLflow at {_without_userinfo(uri)} {why}")
 
 
-def check_tracking_writable(settings: TrackingSettings, home: Path) -> str:
+class TrackedExperiment(BaseModel):
+    """The experiment a training run is recorded in; ``created`` by this check (so it holds no runs yet)."""
+
+    id: str
+    created: bool = False
+
+
+def check_tracking_writable(settings: TrackingSettings, home: Path) -> TrackedExperiment:
     """Prove, cheaply, that a training run will be recorded: the tracking store answers, accepts the
-    credentials, and lets this user write to the run's experiment (created when new; an existing
-    one must not be deleted). It sets the experiment tag :data:`WRITE_CHECK_TAG`, which needs the
-    permission a new run needs. Returns the experiment id; raises TrackingError naming the
-    tracking URI and what to change.
+    credentials, and lets this user write to the run's experiment (created when new, which its
+    creator may write to; an existing one must not be deleted). It sets the experiment tag
+    :data:`WRITE_CHECK_TAG`, which needs the permission a new run needs. Raises TrackingError
+    naming the tracking URI and what to change.
     """
     uri = settings.resolved_tracking_uri(home)
     client = MlflowClient(uri)
+    checked = {WRITE_CHECK_TAG: datetime.now(UTC).isoformat(timespec="seconds")}
     try:
         experiment = client.get_experiment_by_name(settings.experiment)
-        if experiment is not None and experiment.lifecycle_stage == LifecycleStage.DELETED:
+        if experiment is None:
+            created = _create_experiment(client, settings, home, checked)
+            if created is not None:
+                return TrackedExperiment(id=created, created=True)
+            experiment = client.get_experiment_by_name(settings.experiment)  # another run created it first
+        if experiment is None:
+            raise TrackingError(
+                f"MLflow at {_without_userinfo(uri)} reports the experiment {settings.experiment!r} as existing "
+                "but does not return it: check the tracking server's database"
+            )
+        if experiment.lifecycle_stage == LifecycleStage.DELETED:
             raise TrackingError(
                 f"MLflow at {_without_userinfo(uri)} has the experiment {settings.experiment!r} deleted, so it cannot "
                 f"record runs in it: restore it (`mlflow experiments restore --experiment-id "
                 f"{experiment.experiment_id}`) or set FLAVOR_EXPERIMENT to another name"
             )
-        experiment_id = _experiment_id(client, settings, home)
-        client.set_experiment_tag(experiment_id, WRITE_CHECK_TAG, datetime.now(UTC).isoformat(timespec="seconds"))
+        client.set_experiment_tag(experiment.experiment_id, WRITE_CHECK_TAG, checked[WRITE_CHECK_TAG])
     except (MlflowException, OSError) as exc:
         raise _not_writable(uri, settings.experiment, exc) from None
-    return experiment_id
+    return TrackedExperiment(id=experiment.experiment_id)
 
 
-def _existing_run(client: MlflowClient, experiment_id: str, flow_run_id: str | None) -> str | None:
+def _create_experiment(
+    client: MlflowClient, settings: TrackingSettings, home: Path, tags: dict[str, str]
+) -> str | None:
+    """The new experiment's id; None when another run created it at the same moment."""
+    try:
+        return client.create_experiment(
+            settings.experiment, artifact_location=settings.default_artifact_location(home), tags=tags
+        )
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+            return None
+        raise
+
+
+def _existing_run(client: MlflowClient, experiment_id: str, flow_run_id: str | None) -> Run | None:
     """A retried flow run logs into the run it already started instead of adding a second one."""
     if not flow_run_id:
         return None
     runs = client.search_runs([experiment_id], filter_string=f"tags.{FLOW_RUN_TAG} = '{flow_run_id}'", max_results=1)
-    return runs[0].info.run_id if runs else None
+    return runs[0] if runs else None
+
+
+def upload_folder(artifact_uri: str, tracking_uri: str, folder: Path, artifact_path: str | None = None) -> None:
+    """Upload every file under ``folder`` to a run's artifacts, found from its artifact URI: no
+    request to the tracking server (``MlflowClient.log_artifacts`` reads the run first to find them)."""
+    repository = get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
+    repository.log_artifacts(str(folder), artifact_path)  # type: ignore[no-untyped-call]  # MLflow leaves it unannotated
 
 
 def run_params(
@@ -219,12 +267,21 @@ def log_training_run(
     tuning: TuningResult | None = None,
     partitions: list[PartitionRecord] | None = None,
     fingerprints: dict[str, dict[str, str]] | None = None,
+    experiment: TrackedExperiment | None = None,
 ) -> LoggedRun:
-    """Log one training run; a second call for the same flow run updates the same MLflow run."""
+    """Log one training run; a second call for the same flow run updates the same MLflow run.
+
+    Few requests, whatever the run holds: a search for the flow run's earlier run, one to create the
+    run with its tags, one upload of a folder with every file (the model included), one batch of
+    params and metrics (MLflow takes 100 params and 1,000 entities a batch), one to end it. Each
+    tuning trial adds three (its child run). ``experiment`` (from :func:`check_tracking_writable`)
+    saves looking it up again, and a new one saves the search.
+    """
     tracking_uri = settings.resolved_tracking_uri(storage.home)
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
-    experiment_id = _experiment_id(client, settings, storage.home)
+    experiment = experiment or TrackedExperiment(id=_experiment_id(client, settings, storage.home))
+    experiment_id = experiment.id
     tags = {
         "git_sha": git_sha(),
         "corpus_sha256": raw.sha256,
@@ -238,73 +295,120 @@ def log_training_run(
         **{_tag_safe(key): value for key, value in (extra_tags or {}).items()},
         **partition_tags(partitions or []),
     }
+    params = run_params(corpus, model, normalization, training, evaluation)
+    if partitions:
+        params["corpus_partitions"] = len(partitions)
     metrics = {**report.flat(), **{_tag_safe(f"timing/{step}_seconds"): s for step, s in (timings or {}).items()}}
-    with mlflow.start_run(
-        run_id=_existing_run(client, experiment_id, flow_run_id), experiment_id=experiment_id, run_name=run_name
-    ) as run:
-        mlflow.set_tags(tags)
-        mlflow.log_params(run_params(corpus, model, normalization, training, evaluation))
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(report.model_dump(mode="json"), "evaluation/report.json")
-        mlflow.log_dict(corpus.counts.model_dump(mode="json"), "data/normalization.json")
-        if partitions:
-            mlflow.log_param("corpus_partitions", len(partitions))
-            # A JSON list, written as log_dict would write it (log_dict is typed for a dict only).
-            mlflow.log_text(json.dumps([p.model_dump(mode="json") for p in partitions], indent=2), PARTITIONS_ARTIFACT)
-        if fingerprints:  # what the new-data sensor compares the corpus with (flavor_ml/data/corpus_watch.py)
-            mlflow.log_dict(fingerprints, FINGERPRINTS_ARTIFACT)
+    if tuning is not None:
+        params |= {"tuning_trials": len(tuning.trials), "tuning_best_trial": tuning.best_number}
+        metrics |= {f"tuning/best_{tuning.metric}": tuning.best_score, "timing/tune_seconds": tuning.seconds}
+
+    run = None if experiment.created else _existing_run(client, experiment_id, flow_run_id)
+    if run is None:
+        run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(tags))
+        new_tags = {}
+    else:
+        new_tags = tags  # a retry: the run exists, its tags are set with the batch below
+    run_id = run.info.run_id
+    try:
         with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
-            load_model(model, storage, Path(work))
-            mlflow.log_artifact(str(Path(work) / EMBEDDINGS_FILE))
-            log_scorer_choice(Path(work))
-            info = log_model(Path(work))
-        if tuning is not None:
-            mlflow.log_params({"tuning_trials": len(tuning.trials), "tuning_best_trial": tuning.best_number})
-            mlflow.log_metrics(
-                {f"tuning/best_{tuning.metric}": tuning.best_score, "timing/tune_seconds": tuning.seconds}
-            )
-            mlflow.log_dict({"trials": tuning.table(), "search_space": tuning.search_space}, "tuning/trials.json")
-            log_tuning_trials(client, experiment_id, run.info.run_id, tuning)
-        return LoggedRun(
-            run_id=run.info.run_id,
-            run_name=run.info.run_name,
-            experiment_id=experiment_id,
-            tracking_uri=tracking_uri,
-            artifact_uri=run.info.artifact_uri,
-            model_uri=info.model_uri,
+            files = Path(work) / "run"
+            choice = _stage_run_files(files, storage, raw, corpus, model, report, tuning, partitions, fingerprints)
+            params |= choice.params
+            metrics |= choice.metrics
+            upload_folder(run.info.artifact_uri, tracking_uri, files)
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+            params=[Param(key, str(value)) for key, value in params.items()],
+            tags=[RunTag(key, str(value)) for key, value in new_tags.items()],
         )
+        if tuning is not None:
+            log_tuning_trials(client, experiment_id, run_id, tuning)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return LoggedRun(
+        run_id=run_id,
+        run_name=run.info.run_name,
+        experiment_id=experiment_id,
+        tracking_uri=tracking_uri,
+        artifact_uri=run.info.artifact_uri,
+        model_uri=f"runs:/{run_id}/{MODEL_NAME_IN_RUN}",
+        tags={**run.data.tags, **tags},
+        metrics={key: float(value) for key, value in metrics.items()},
+    )
+
+
+class _ScorerChoice(BaseModel):
+    """How the served completion scorer was chosen: validation figures of each candidate and EASE's penalty."""
+
+    params: dict[str, object] = {}
+    metrics: dict[str, float] = {}
+
+
+def _stage_run_files(
+    files: Path,
+    storage: StorageSettings,
+    raw: CorpusRef,
+    corpus: NormalizedCorpus,
+    model: TrainedModel,
+    report: EvaluationReport,
+    tuning: TuningResult | None,
+    partitions: list[PartitionRecord] | None,
+    fingerprints: dict[str, dict[str, str]] | None,
+) -> _ScorerChoice:
+    """Write every file of the run under ``files`` (uploaded in one go); the scorer choice it holds."""
+    _write_json(files / "evaluation/report.json", report.model_dump(mode="json"))
+    _write_json(files / "data/normalization.json", corpus.counts.model_dump(mode="json"))
+    if partitions:
+        _write_json(files / PARTITIONS_ARTIFACT, [p.model_dump(mode="json") for p in partitions])
+    if fingerprints:  # what the new-data sensor compares the corpus with (flavor_ml/data/corpus_watch.py)
+        _write_json(files / FINGERPRINTS_ARTIFACT, fingerprints)
+    if tuning is not None:
+        _write_json(files / "tuning/trials.json", {"trials": tuning.table(), "search_space": tuning.search_space})
+    embeddings = files.parent / "embeddings"
+    load_model(model, storage, embeddings)
+    shutil.copy2(embeddings / EMBEDDINGS_FILE, files / EMBEDDINGS_FILE)
+    save_model(embeddings, files / MODEL_NAME_IN_RUN)
+    return scorer_choice(embeddings)
+
+
+def _write_json(path: Path, content: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2), encoding="utf-8")
 
 
 def log_artifact_directory(logged: LoggedRun, directory: Path, artifact_path: str) -> str:
     """Log every file in ``directory`` under ``artifact_path`` of the logged run; the URI they are at."""
-    MlflowClient(logged.tracking_uri).log_artifacts(logged.run_id, str(directory), artifact_path)
+    upload_folder(logged.artifact_uri, logged.tracking_uri, directory, artifact_path)
     return f"{logged.artifact_uri.rstrip('/')}/{artifact_path}"
 
 
-def log_scorer_choice(model_dir: Path) -> None:
-    """How the served completion scorer was chosen: validation figures of each candidate and EASE's penalty."""
+def scorer_choice(model_dir: Path) -> _ScorerChoice:
+    """The run's record of how its served scorer was chosen (``completion.json`` of the model)."""
     path = model_dir / COMPLETION_FILE
     if not path.exists():
-        return
+        return _ScorerChoice()
     choice = json.loads(path.read_text())
-    mlflow.log_metrics(
-        {
+    ease = choice.get("ease", {})
+    return _ScorerChoice(
+        metrics={
             f"validation/{scorer}/{metric}": value
             for scorer, values in choice.get("validation", {}).items()
             for metric, value in values.items()
-        }
-    )
-    ease = choice.get("ease", {})
-    mlflow.log_params(
-        {
-            k: v
-            for k, v in {
+        },
+        params={
+            key: value
+            for key, value in {
                 "ease_l2": ease.get("l2"),
                 "ease_top_k": ease.get("top_k"),
                 "ease_fitted_items": ease.get("fitted_items"),
             }.items()
-            if v is not None
-        }
+            if value is not None
+        },
     )
 
 

@@ -31,7 +31,7 @@ from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.data.partitions import PartitionSource
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model_card import CardSubject, publish_model_card, render_model_card
-from flavor_ml.registry.registration import Registration, ensure_model_version
+from flavor_ml.registry.registration import Registration, RunRecord, ensure_model_version
 from flavor_ml.registry.store import RegisteredVersion, Registry
 from flavor_ml.run_pictures import LoggedPictures, picture_run, pictures_markdown
 from flavor_ml.settings import (
@@ -44,10 +44,11 @@ from flavor_ml.settings import (
 )
 from flavor_ml.tracking import (
     LoggedRun,
+    TrackedExperiment,
     check_tracking_writable,
     git_sha,
     log_training_run,
-    tag_version_with_partitions,
+    version_partition_tags,
 )
 from flavor_ml.training.tuning import TrialJob, TrialOutcome, TuningResult, run_trial
 from flavor_ml.visualize import MAP_HTML, Projection
@@ -85,7 +86,7 @@ class TrainingSummary(BaseModel):
 
 
 @task(name="check-tracking", task_run_name="check-tracking", cache_policy=NO_CACHE)
-def check_tracking() -> str:
+def check_tracking() -> TrackedExperiment:
     """Before anything expensive: MLflow will record this run (it answers, accepts the credentials, lets us write)."""
     settings = load_settings()
     return check_tracking_writable(settings.tracking, settings.storage.home)
@@ -176,6 +177,7 @@ def log_to_mlflow(
     expected: list[str],
     fingerprints: dict[str, dict[str, str]] | None = None,
     tuning: TuningResult | None = None,
+    experiment: TrackedExperiment | None = None,
 ) -> LoggedRun:
     tasks = task_summaries(flow_run.id, expected=expected)
     return log_training_run(
@@ -196,6 +198,7 @@ def log_to_mlflow(
         tuning=tuning,
         partitions=corpus.partitions,
         fingerprints=fingerprints,
+        experiment=experiment,
     )
 
 
@@ -209,14 +212,16 @@ def register_model(
     if not settings.register_model:
         return None
     registration = ensure_model_version(
-        Registry.at(logged.tracking_uri), logged.run_id, logged.model_uri, name=settings.model_name
+        Registry.at(logged.tracking_uri),
+        logged.run_id,
+        logged.model_location,
+        name=settings.model_name,
+        record=RunRecord(tags=logged.tags, metrics=logged.metrics),
+        tags=version_partition_tags(corpus.partitions) if corpus is not None else None,
     )
-    if registration.reproduced:
-        return registration
-    version = registration.version
-    if corpus is not None:
-        tag_version_with_partitions(logged.tracking_uri, version.name, version.version, corpus.partitions)
-    emit_training_completed(version.name, version.version, logged.run_id, metrics=report.metrics)
+    if not registration.reproduced:
+        version = registration.version
+        emit_training_completed(version.name, version.version, logged.run_id, metrics=report.metrics)
     return registration
 
 
@@ -265,6 +270,7 @@ def publish_card(
         run_id=logged.run_id,
         git_sha=git_sha(),
         tracking_uri=logged.tracking_uri,
+        artifact_uri=logged.artifact_uri,
     )
     card = render_model_card(
         subject=subject,
@@ -333,7 +339,7 @@ def train_embeddings(
     fetch, normalization = fetch or FetchParams(), normalization or NormalizationParams()
     training, evaluation = training or TrainingParams(), evaluation or EvaluationParams()
 
-    check_tracking()  # a run MLflow would refuse fails here, not after training
+    experiment = check_tracking()  # a run MLflow would refuse fails here, not after training
     partitions = list_corpus(corpus)
     raws = settled(fetch_partition.map(partitions, unmapped(fetch)), "fetch")
     parts = settled(normalize_corpus.map(raws, unmapped(normalization)), "normalize")
@@ -346,7 +352,7 @@ def train_embeddings(
     raw = pipeline.corpus_ref(corpus, raws)
     fingerprints = {ref.partition or ref.source: ref.fingerprint for ref in raws}
     logged = log_to_mlflow(
-        raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints, tuned
+        raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints, tuned, experiment
     )
     pictures = picture_model(baskets, model, report, evaluation, logged, projection)
     registration = register_model(logged, report, baskets)

@@ -25,15 +25,16 @@ pytestmark = pytest.mark.slow  # MLflow stores and servers take seconds to set u
 
 def test_the_check_creates_the_experiment_and_writes_to_it(tmp_path):
     settings = TrackingSettings(tracking_uri=None, experiment="checked-here")
-    experiment_id = check_tracking_writable(settings, tmp_path)
-    experiment = MlflowClient(settings.resolved_tracking_uri(tmp_path)).get_experiment(experiment_id)
-    assert experiment.name == "checked-here" and WRITE_CHECK_TAG in experiment.tags
-    assert check_tracking_writable(settings, tmp_path) == experiment_id
+    checked = check_tracking_writable(settings, tmp_path)
+    experiment = MlflowClient(settings.resolved_tracking_uri(tmp_path)).get_experiment(checked.id)
+    assert experiment.name == "checked-here" and WRITE_CHECK_TAG in experiment.tags and checked.created
+    again = check_tracking_writable(settings, tmp_path)
+    assert (again.id, again.created) == (checked.id, False)
 
 
 def test_a_deleted_experiment_fails_the_check_naming_it_and_how_to_restore_it(tmp_path):
     settings = TrackingSettings(tracking_uri=None, experiment="deleted-one")
-    experiment_id = check_tracking_writable(settings, tmp_path)
+    experiment_id = check_tracking_writable(settings, tmp_path).id
     MlflowClient(settings.resolved_tracking_uri(tmp_path)).delete_experiment(experiment_id)
     with pytest.raises(TrackingError) as failed:
         check_tracking_writable(settings, tmp_path)

@@ -37,6 +37,41 @@ METRIC_TAG_PREFIX = "metric."
 _MODEL_ID_URI = re.compile(r"^models:/(m-[0-9a-f]+)$")
 
 
+class RunRecord(BaseModel):
+    """What a training run recorded that its version carries: tags and metrics."""
+
+    tags: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+
+    def version_tags(self) -> dict[str, str]:
+        """Provenance tags (:data:`PROVENANCE_TAGS`) and the model's own metrics as ``metric.<name>``."""
+        tags = {key: self.tags[key] for key in PROVENANCE_TAGS if key in self.tags}
+        tags.update(
+            {
+                f"{METRIC_TAG_PREFIX}{metric}": _format_number(value)
+                for metric, value in self.metrics.items()
+                if "/" not in metric
+            }
+        )
+        return tags
+
+    def identity(self) -> dict[str, str]:
+        """The run's identity tags, or nothing when it lacks one (runs logged before they existed)."""
+        identity = {key: self.tags.get(key) for key in IDENTITY_TAGS}
+        return {key: value for key, value in identity.items() if value} if all(identity.values()) else {}
+
+
+def read_run_record(registry: Registry, run_id: str) -> RunRecord:
+    """Read a run's tags and metrics (the training flow hands them over instead)."""
+    try:
+        run = registry.client.get_run(run_id)
+    except MlflowException as exc:
+        raise RegistryError(
+            f"cannot register a model for run {run_id}: the run was not found at {registry.uri} ({exc.message})"
+        ) from exc
+    return RunRecord(tags=run.data.tags, metrics=run.data.metrics)
+
+
 def register_model_version(
     registry: Registry,
     run_id: str,
@@ -44,35 +79,25 @@ def register_model_version(
     name: str = DEFAULT_MODEL_NAME,
     tags: dict[str, Any] | None = None,
     timeout_seconds: float = 300.0,
+    record: RunRecord | None = None,
+    model_exists: bool = False,
 ) -> RegisteredVersion:
     """Register the model logged at ``model_uri`` by run ``run_id`` as a new version of ``name``.
 
-    The registered model is created on first use. The version is tagged with the run's
-    provenance tags (:data:`PROVENANCE_TAGS`) and its metrics (``metric.<name>``); ``tags``
-    adds to or overrides those. The new version has no alias. Waits up to ``timeout_seconds``
-    for registries that create versions asynchronously.
+    The registered model is created on first use (``model_exists`` says it is there already). The
+    version is tagged with the run's provenance tags and metrics (:meth:`RunRecord.version_tags`,
+    read from the run unless ``record`` holds them); ``tags`` adds to or overrides those. The new
+    version has no alias. Waits up to ``timeout_seconds`` for registries that create versions
+    asynchronously.
 
-    ``model_uri`` is what ``flavor_ml.model.log_model`` returned (``ModelInfo.model_uri``,
-    ``models:/m-…``) or any source MLflow accepts (``runs:/<run_id>/model``, an artifact URI).
+    ``model_uri`` is ``runs:/<run_id>/model`` (how :mod:`flavor_ml.tracking` logs it), what
+    ``flavor_ml.model.log_model`` returned (``models:/m-…``) or any source MLflow accepts.
     """
     client = registry.client
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as exc:
-        raise RegistryError(
-            f"cannot register a model for run {run_id}: the run was not found at {registry.uri} ({exc.message})"
-        ) from exc
-    version_tags = {key: run.data.tags[key] for key in PROVENANCE_TAGS if key in run.data.tags}
-    version_tags.update(
-        {
-            f"{METRIC_TAG_PREFIX}{metric}": _format_number(value)
-            for metric, value in run.data.metrics.items()
-            if "/" not in metric
-        }
-    )
-    version_tags.update({key: str(value) for key, value in (tags or {}).items()})
-
-    _ensure_registered_model(client, name)
+    record = record or read_run_record(registry, run_id)
+    version_tags = record.version_tags() | {key: str(value) for key, value in (tags or {}).items()}
+    if not model_exists:
+        _ensure_registered_model(client, name)
     model_id = match.group(1) if (match := _MODEL_ID_URI.match(model_uri)) else None
     try:
         # A local (SQLite) registry resolves ``models:/m-…`` through MLflow's *global* tracking URI,
@@ -115,19 +140,28 @@ class Registration(BaseModel):
 
 
 def ensure_model_version(
-    registry: Registry, run_id: str, model_uri: str, name: str = DEFAULT_MODEL_NAME
+    registry: Registry,
+    run_id: str,
+    model_uri: str,
+    name: str = DEFAULT_MODEL_NAME,
+    record: RunRecord | None = None,
+    tags: dict[str, Any] | None = None,
 ) -> Registration:
-    """The version of ``name`` that run ``run_id`` ends in, registering one only if it is new.
+    """The version of ``name`` that run ``run_id`` ends in, registering one (tagged also with
+    ``tags``) only if it is new.
 
     - Retry-safe: a retried task whose run already registered gets that version back.
     - A run whose model and evaluation (:data:`IDENTITY_TAGS`) are an existing version's links to
       the oldest such version (run tag ``reproduces_version``) instead of adding an identical one.
+    - Two requests to MLflow when ``record`` holds the run's tags and metrics: one search of the
+      versions, one to create the version or to tag the run.
     """
-    existing = registry.versions(name)
+    existing = registry.versions(name, with_aliases=False)
     own = [v for v in existing if v.run_id == run_id]
     if own:
         return Registration(version=own[0])
-    identity = _run_identity(registry.client, run_id)
+    record = record or read_run_record(registry, run_id)
+    identity = record.identity()
     same = [v for v in existing if identity and all(v.tags.get(key) == value for key, value in identity.items())]
     if same:
         try:
@@ -137,17 +171,10 @@ def ensure_model_version(
                 f"cannot mark run {run_id} as reproducing version {same[0].version} of {name!r}: {exc.message}"
             ) from exc
         return Registration(version=same[0], reproduced=True)
-    return Registration(version=register_model_version(registry, run_id, model_uri, name=name))
-
-
-def _run_identity(client: MlflowClient, run_id: str) -> dict[str, str]:
-    """The run's identity tags, or nothing when it lacks one (runs logged before they existed)."""
-    try:
-        tags = client.get_run(run_id).data.tags
-    except MlflowException as exc:
-        raise RegistryError(f"cannot register a model for run {run_id}: the run was not found ({exc.message})") from exc
-    identity = {key: tags.get(key) for key in IDENTITY_TAGS}
-    return {key: value for key, value in identity.items() if value} if all(identity.values()) else {}
+    version = register_model_version(
+        registry, run_id, model_uri, name=name, tags=tags, record=record, model_exists=bool(existing)
+    )
+    return Registration(version=version)
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:

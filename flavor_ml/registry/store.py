@@ -90,8 +90,9 @@ class Registry:
 
     # -- versions ----------------------------------------------------------------------------
 
-    def versions(self, name: str = DEFAULT_MODEL_NAME) -> list[RegisteredVersion]:
-        """Every version of ``name``, oldest first; empty if the model was never registered."""
+    def versions(self, name: str = DEFAULT_MODEL_NAME, with_aliases: bool = True) -> list[RegisteredVersion]:
+        """Every version of ``name``, oldest first; empty if the model was never registered.
+        ``with_aliases=False`` leaves aliases out and saves a request."""
         name_literal = name.replace("'", "\\'")
         found: list[RegisteredVersion] = []
         page_token = None
@@ -101,7 +102,7 @@ class Registry:
             page_token = page.token
             if not page_token:
                 break
-        if found:  # search results leave out aliases; the registered model has them all
+        if found and with_aliases:  # search results leave out aliases; the registered model has them all
             by_version: dict[int, list[str]] = {}
             for alias, version in self.client.get_registered_model(name).aliases.items():
                 by_version.setdefault(int(version), []).append(alias)

@@ -1,0 +1,155 @@
+"""What MLflow's authentication costs a request, and what the stack's credential cache saves.
+
+Starts three tracking servers one after the other, each on SQLite under a temporary folder, and
+sends the same authenticated requests to each (one keep-alive connection, as MLflow's client keeps):
+
+- ``no auth``: ``mlflow server`` without authentication, the floor;
+- ``basic-auth, no cache``: MLflow's basic-auth app as it ships (``auth_cache_ttl_seconds = 0``):
+  every request checks the password against its PBKDF2 hash;
+- ``basic-auth, cache 60 s``: as the native stack runs it (:mod:`flavor_ml.stack.mlflow_auth`):
+  a verified credential is kept for 60 s, keyed by an HMAC of the password with a per-process secret.
+
+Prints p50 and p95 per server for a read (``experiments/get-by-name``) and a write
+(``experiments/set-experiment-tag``), and the wrong-password check, which must stay refused.
+
+    python bench/bench_mlflow_auth.py [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ADMIN, PASSWORD = "bench-admin", "a-bench-password-1234"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(root: Path, auth_cache_seconds: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    """A tracking server: without auth when ``auth_cache_seconds`` is None."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{root / 'mlflow.db'}",
+    }
+    server = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    server += ["--backend-store-uri", env["MLFLOW_BACKEND_STORE_URI"], "--artifacts-destination", str(root / "art")]
+    if auth_cache_seconds is None:
+        command = server
+    else:
+        env |= {
+            "MLFLOW_AUTH_CONFIG_PATH": str(root / "basic_auth.ini"),
+            "MLFLOW_TRACKING_USERNAME": ADMIN,
+            "MLFLOW_TRACKING_PASSWORD": PASSWORD,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-bench-flask-secret",
+            "FLAVOR_MLFLOW_AUTH_CACHE_SECONDS": str(auth_cache_seconds),
+        }
+        command = [sys.executable, "-m", "flavor_ml.stack.mlflow_auth", *server, "--app-name", "basic-auth"]
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited; see {root / 'server.log'}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).is_success:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    process.terminate()
+    raise SystemExit(f"the server did not answer /health in 180 s; see {root / 'server.log'}")
+
+
+def timed_requests(session: httpx.Client, send: Callable[[httpx.Client], httpx.Response], count: int) -> list[float]:
+    """Milliseconds per request, after two warm-up requests (connection, first hash check)."""
+    for _ in range(2):
+        send(session).raise_for_status()
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        send(session).raise_for_status()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+@dataclass
+class Measured:
+    label: str
+    reads: list[float]
+    writes: list[float]
+    refused: int | None  # the status of a wrong password, when the server authenticates
+
+
+def measure(label: str, auth_cache_seconds: int | None, count: int) -> Measured:
+    with tempfile.TemporaryDirectory(prefix="bench-mlflow-auth-") as work:
+        process, url = start_server(Path(work), auth_cache_seconds)
+        try:
+            session = httpx.Client(auth=(ADMIN, PASSWORD) if auth_cache_seconds is not None else None)
+            api = f"{url}/api/2.0/mlflow/experiments"
+
+            def read(s: httpx.Client) -> httpx.Response:
+                return s.get(f"{api}/get-by-name", params={"experiment_name": "Default"}, timeout=30)
+
+            def write(s: httpx.Client) -> httpx.Response:
+                body = {"experiment_id": "0", "key": "bench", "value": str(time.time())}
+                return s.post(f"{api}/set-experiment-tag", json=body, timeout=30)
+
+            reads, writes = timed_requests(session, read, count), timed_requests(session, write, count)
+            refused = None
+            if auth_cache_seconds is not None:
+                wrong = httpx.get(
+                    f"{api}/get-by-name", params={"experiment_name": "Default"}, auth=(ADMIN, "wrong"), timeout=30
+                )
+                refused = wrong.status_code
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return Measured(label, reads, writes, refused)
+
+
+def percentile(values: list[float], share: float) -> float:
+    return statistics.quantiles(values, n=100)[int(share * 100) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200, help="requests of each kind per server")
+    args = parser.parse_args()
+    results = [
+        measure("no auth", None, args.requests),
+        measure("basic-auth, no cache", 0, args.requests),
+        measure("basic-auth, cache 60 s (the stack)", 60, args.requests),
+    ]
+    print(f"\n{args.requests} requests of each kind, one keep-alive session, SQLite, one worker")
+    print(f"{'server':<36}{'read p50':>10}{'read p95':>10}{'write p50':>11}{'write p95':>11}  wrong password")
+    for result in results:
+        reads, writes = result.reads, result.writes
+        refused = "-" if result.refused is None else f"HTTP {result.refused}"
+        print(
+            f"{result.label:<36}{statistics.median(reads):8.1f}ms{percentile(reads, 0.95):8.1f}ms"
+            f"{statistics.median(writes):9.1f}ms{percentile(writes, 0.95):9.1f}ms  {refused}"
+        )
+    target = statistics.median(results[2].reads + results[2].writes)
+    print(f"\nthe stack's authenticated request p50: {target:.1f} ms (target <= 50 ms)")
+
+
+if __name__ == "__main__":
+    main()
