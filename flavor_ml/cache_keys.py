@@ -13,10 +13,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from flavor_ml import pipeline
+from flavor_ml import pipeline, run_pictures
 from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import Normalizer
 from flavor_ml.data.partitions import PartitionSource
+from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams, TuningParams
 from flavor_ml.storage import sha256_file
 from flavor_ml.training import tuning as tuning_module
@@ -131,6 +132,24 @@ def evaluate_parts(
         "params": _params(params, exclude={"categories"}),
         "categories_sha256": sha256_file(Path(table)) if table else "none",
     } | code_version(pipeline.evaluate).parts()
+
+
+def picture_parts(
+    corpus: pipeline.NormalizedCorpus,
+    model: pipeline.TrainedModel,
+    report: EvaluationReport,
+    evaluation: EvaluationParams,
+    projection: str,
+) -> KeyParts:
+    """The model, what it was judged on (held-out recipes, categories, the report) and the projection."""
+    return (
+        evaluate_parts(corpus, model, evaluation)
+        | {
+            "report_sha256": report.digest(),
+            "projection": projection,
+        }
+        | code_version(run_pictures.draw_pictures).parts()
+    )
 
 
 def changed_parts(previous: KeyParts | None, current: KeyParts) -> list[str]:

@@ -2,12 +2,16 @@
 
 Glue between the pipeline's stored references (:mod:`flavor_ml.pipeline`) and the drawings
 (:mod:`flavor_ml.visualize`): loads the model, its held-out recipes and category table, draws
-into a scratch directory and logs the files under ``pictures/`` in the run.
+into the pipeline's store (:func:`draw_pictures`, cached by the flow: a UMAP projection takes
+tens of seconds in a fresh process) and logs the files under ``pictures/`` in a run
+(:func:`log_pictures`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import shutil
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -25,6 +29,7 @@ from flavor_ml.pipeline import (
     load_split_baskets,
 )
 from flavor_ml.settings import EvaluationParams, StorageSettings
+from flavor_ml.storage import ArtifactStore, sha256_file
 from flavor_ml.tracking import LoggedRun, log_artifact_directory
 from flavor_ml.visualize import (
     MAP_HTML,
@@ -72,20 +77,28 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def picture_run(
+class DrawnPictures(BaseModel):
+    """A model's pictures in the pipeline's store (``pictures/<digest>/``): drawn once per model,
+    evaluation and projection, whichever run logs them."""
+
+    insights: ModelInsights
+    uris: dict[str, str]
+
+
+def draw_pictures(
     corpus: NormalizedCorpus,
     model: TrainedModel,
     report: EvaluationReport,
     evaluation: EvaluationParams,
     storage: StorageSettings,
-    logged: LoggedRun,
     projection: Projection = "auto",
-) -> tuple[LoggedPictures, InlineImages]:
-    """Draw the run's pictures and log them (and the figures behind them, ``insights.json``) to its MLflow run."""
+) -> DrawnPictures:
+    """Draw the model's pictures (and the figures behind them, ``insights.json``) into the store."""
     _, held_out = load_split_baskets(corpus, evaluation, storage)
     categories_path = categories_for(corpus.source, evaluation)
     categories = categories_in_vocabulary_form(read_categories(categories_path)) if categories_path else None
-    with tempfile.TemporaryDirectory(prefix="flavor-pictures-") as work:
+    store = ArtifactStore.from_settings(storage)
+    with tempfile.TemporaryDirectory(prefix="flavor-pictures-", dir=store.staging_dir) as work:
         embeddings = load_model(model, storage, Path(work) / "model")
         drawn = Path(work) / PICTURES_PATH
         insights = render_pictures(
@@ -96,19 +109,34 @@ def picture_run(
             heldout=held_out,
             rare_threshold=evaluation.min_count,
             method=projection,
-            title=logged.run_name or "ingredient embeddings",
+            title=Path(corpus.source).name or "ingredient embeddings",
         )
         (drawn / INSIGHTS_FILE).write_text(insights.model_dump_json(indent=2), encoding="utf-8")
-        base = log_artifact_directory(logged, drawn, PICTURES_PATH)
         names = [*insights.files, INSIGHTS_FILE]
+        digest = hashlib.sha256("".join(sha256_file(drawn / name) for name in names).encode()).hexdigest()
+        uris = {name: store.put_file(drawn / name, f"{PICTURES_PATH}/{digest}/{name}") for name in names}
+    return DrawnPictures(insights=insights, uris=uris)
+
+
+def log_pictures(
+    drawn: DrawnPictures, storage: StorageSettings, logged: LoggedRun
+) -> tuple[LoggedPictures, InlineImages]:
+    """Log drawn pictures under ``pictures/`` in the MLflow run (one folder upload)."""
+    store = ArtifactStore.from_settings(storage)
+    with tempfile.TemporaryDirectory(prefix="flavor-pictures-", dir=store.staging_dir) as work:
+        folder = Path(work) / PICTURES_PATH
+        folder.mkdir()
+        for name, uri in drawn.uris.items():
+            shutil.copyfile(store.local_copy(uri), folder / name)
+        base = log_artifact_directory(logged, folder, PICTURES_PATH)
         logged_pictures = LoggedPictures(
-            insights=insights,
-            artifact_paths=[f"{PICTURES_PATH}/{name}" for name in names],
-            artifact_uris={name: f"{base}/{name}" for name in names},
+            insights=drawn.insights,
+            artifact_paths=[f"{PICTURES_PATH}/{name}" for name in drawn.uris],
+            artifact_uris={name: f"{base}/{name}" for name in drawn.uris},
             run_page=mlflow_run_page(logged),
         )
         return logged_pictures, InlineImages(
-            map_png=png_data_uri(drawn / MAP_PNG), probes_png=png_data_uri(drawn / PROBES_PNG)
+            map_png=png_data_uri(folder / MAP_PNG), probes_png=png_data_uri(folder / PROBES_PNG)
         )
 
 

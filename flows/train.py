@@ -24,6 +24,7 @@ from flavor_ml.cache_keys import (
     fetch_partition_parts,
     merge_parts,
     normalize_parts,
+    picture_parts,
     train_parts,
     tune_parts,
 )
@@ -33,7 +34,7 @@ from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model_card import CardSubject, publish_model_card, render_model_card
 from flavor_ml.registry.registration import Registration, RunRecord, ensure_model_version
 from flavor_ml.registry.store import RegisteredVersion, Registry
-from flavor_ml.run_pictures import LoggedPictures, picture_run, pictures_markdown
+from flavor_ml.run_pictures import DrawnPictures, LoggedPictures, draw_pictures, log_pictures, pictures_markdown
 from flavor_ml.settings import (
     EvaluationParams,
     FetchParams,
@@ -225,17 +226,26 @@ def register_model(
     return registration
 
 
-@task(name="pictures", task_run_name="pictures", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def picture_model(
+@task(
+    name="draw-pictures",
+    task_run_name="draw-pictures",
+    cache_policy=StepCachePolicy(step="pictures", parts=picture_parts),
+)
+def draw_model_pictures(
     corpus: pipeline.NormalizedCorpus,
     model: pipeline.TrainedModel,
     report: EvaluationReport,
     evaluation: EvaluationParams,
-    logged: LoggedRun,
     projection: Projection,
-) -> LoggedPictures:
-    """The map, probe chart and neighbour table: MLflow artifacts, and artifacts of this flow run in Prefect."""
-    pictures, images = picture_run(corpus, model, report, evaluation, load_settings().storage, logged, projection)
+) -> DrawnPictures:
+    """The map, probe chart and neighbour table of a model: drawn once, whichever run logs them."""
+    return draw_pictures(corpus, model, report, evaluation, load_settings().storage, projection)
+
+
+@task(name="pictures", task_run_name="pictures", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+def picture_model(drawn: DrawnPictures, report: EvaluationReport, logged: LoggedRun) -> LoggedPictures:
+    """The pictures as MLflow artifacts of the run, and as artifacts of this flow run in Prefect."""
+    pictures, images = log_pictures(drawn, load_settings().storage, logged)
     create_markdown_artifact(
         pictures_markdown(pictures, images, report),
         key="model-pictures",
@@ -354,7 +364,8 @@ def train_embeddings(
     logged = log_to_mlflow(
         raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints, tuned, experiment
     )
-    pictures = picture_model(baskets, model, report, evaluation, logged, projection)
+    drawn = draw_model_pictures(baskets, model, report, evaluation, projection)
+    pictures = picture_model(drawn, report, logged)
     registration = register_model(logged, report, baskets)
     publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registration, pictures)
     return summarize(raw, baskets, model, report, logged, registration, expected, pictures, tuned)
