@@ -56,6 +56,13 @@ def test_a_first_run_computes_every_step_and_a_second_run_takes_all_from_cache(i
     client = MlflowClient(isolated_pipeline.tracking_uri)
     assert client.get_run(second.mlflow.run_id).data.tags["reproduces_version"] == str(first.registered.version)
     assert len(client.search_model_versions(f"name = '{first.registered.name}'")) == 1
+    # The same model's pictures are not drawn again, yet every run has them.
+    from flows.run_info import task_summaries
+
+    drawn = [task_summaries(run.flow_run_id, expected=["draw-pictures"])["draw-pictures"] for run in (first, second)]
+    assert [task.state for task in drawn] == ["Completed", "Cached"]
+    logged = [{a.path for a in client.list_artifacts(run.mlflow.run_id, "pictures")} for run in (first, second)]
+    assert logged[0] == logged[1] == {f"pictures/{name}" for name in first.pictures.insights.files + ["insights.json"]}
 
 
 def test_changing_only_the_epochs_reruns_train_and_evaluate_only(isolated_pipeline):
