@@ -26,6 +26,7 @@ from tests.support.serving import (
     GIT_SHA,
     INGREDIENTS,
     RegistryStore,
+    session_sqlite_uri,
     small_embeddings,
     unique_model_name,
     wait_until,
@@ -41,9 +42,9 @@ TOKEN = "test-admin-token-0123456789"
 
 @pytest.fixture(scope="module")
 def sqlite_store(tmp_path_factory) -> RegistryStore:
-    """The embedded default registry (SQLite), created once: its schema migration takes seconds."""
+    """The embedded default registry (SQLite): the session's, whose schema is created once."""
     root = tmp_path_factory.mktemp("sqlite-registry")
-    return RegistryStore.create(f"sqlite:///{root / 'mlflow.db'}", root / "scratch", (root / "artifacts").as_uri())
+    return RegistryStore.create(session_sqlite_uri(tmp_path_factory), root / "scratch", (root / "artifacts").as_uri())
 
 
 @pytest.fixture(scope="module")
