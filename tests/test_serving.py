@@ -91,11 +91,16 @@ def promoted(sqlite_store) -> tuple[str, str]:
     return name, version
 
 
-@pytest.fixture
-def api(sqlite_registry, promoted) -> Iterator[TestClient]:
-    """The API serving ``promoted``, ready, with an admin token and small limits."""
+@pytest.fixture(scope="module")
+def api(sqlite_store, promoted) -> Iterator[TestClient]:
+    """The API serving ``promoted``, ready, with an admin token and small limits.
+
+    One for the module: the tests that use it only query it (what moves the alias starts its own
+    app), and starting one and waiting for its first load costs ~0.1 s, 40 times over.
+    """
     name, version = promoted
-    with serving(name, token=TOKEN, api_max_k=20, api_max_ingredients=5, api_max_name_chars=30) as client:
+    limits = {"api_max_k": 20, "api_max_ingredients": 5, "api_max_name_chars": 30}
+    with serving(name, token=TOKEN, tracking_uri=sqlite_store.tracking_uri, **limits) as client:
         wait_until(lambda: version_served(client) == version, LOAD_ALLOWANCE, "the first load")
         yield client
 
