@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,6 +49,11 @@ _PREFECT_SERVER_HOME = _SESSION_DIR / "flavor-home"
 # In-process flows do not count as use of the server, so its idle stop must outlast the longest
 # test run (a full run took 62 min on a busy 2-core machine, and the old hour stopped it mid-run).
 _SESSION_IDLE_SECONDS = 6 * 3600
+# Only slow tests (servers, flow runs) use that server, and it takes ~15 s to start on two cores,
+# so a run of fast tests alone starts none. Until it is started, Prefect is pointed at a port
+# nothing listens on: a Prefect call fails at once, and importing `flows` (collection) starts no
+# embedded server of its own.
+_NO_PREFECT_SERVER = "http://127.0.0.1:9/api"
 
 
 def _runs_tests(config) -> bool:
@@ -57,9 +63,20 @@ def _runs_tests(config) -> bool:
 
 def pytest_configure(config):
     if _runs_tests(config):
+        os.environ["PREFECT_API_URL"] = _NO_PREFECT_SERVER
+
+
+def pytest_collection_finish(session):
+    if _runs_tests(session.config) and any(item.get_closest_marker("slow") for item in session.items):
         from flavor_ml import local_prefect
 
-        os.environ["PREFECT_API_URL"] = local_prefect.api_url(_PREFECT_SERVER_HOME, idle_seconds=_SESSION_IDLE_SECONDS)
+        _point_prefect_at(local_prefect.api_url(_PREFECT_SERVER_HOME, idle_seconds=_SESSION_IDLE_SECONDS))
+
+
+def _point_prefect_at(api_url: str) -> None:
+    os.environ["PREFECT_API_URL"] = api_url
+    if "prefect.context" in sys.modules:  # Prefect read its settings when collection imported it
+        sys.modules["prefect.context"].refresh_global_settings_context()
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -327,8 +327,14 @@ def test_a_missing_s3_object_is_not_retried(s3_server: S3Endpoint, tmp_path: Pat
     assert stored_files(store) == []
 
 
-def test_an_s3_server_error_is_retried_by_boto3_alone_not_again_on_top(s3_server: S3Endpoint, tmp_path: Path) -> None:
+def test_an_s3_server_error_is_retried_by_boto3_alone_not_again_on_top(
+    s3_server: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from botocore.awsrequest import AWSResponse
+    from botocore.retries.standard import ExponentialBackoff
+
+    # boto3 waits up to 1, 2 and 4 s between its retries; what counts here is how many it makes.
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
 
     store = ArtifactStore.from_settings(s3_server.settings(tmp_path / "home"))
     sent: list[str] = []

@@ -1,8 +1,9 @@
 """The promote-model and rollback-model flows, the CLI on top of them, and the training event.
 
-Flows run in-process on Prefect's ephemeral API; artifacts, concurrency limits and events are
-read back from that API. Registries: the SQLite default, plus the Postgres-backed server for
-the race.
+Flows run in-process on the test session's Prefect server; artifacts, concurrency limits and
+events are read back from its API. So every test that runs a flow or reads that API is slow; the
+listing (``flavor-ml models``) runs no flow and is not. Registries: the SQLite default, plus the
+Postgres-backed server for the race.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typer.testing import CliRunner
 from flavor_ml.cli import app
 from flavor_ml.registry.audit import promotion_log
 from flavor_ml.registry.decisions import GatesFailed
-from flavor_ml.registry.promotion import promote
+from flavor_ml.registry.promotion import promote, rollback
 from flows.events import MODEL_PROMOTED, TRAINING_COMPLETED, emit_training_completed, staging_trigger
 from flows.promote import lock_name, promote_model
 from tests.test_promotion import POLICY, POLICY_FILE, metrics, registry  # noqa: F401  (registry is a fixture)
@@ -33,6 +34,8 @@ from tests.test_promotion import POLICY, POLICY_FILE, metrics, registry  # noqa:
 pytest_plugins = ("tests.support.mlflow_server",)
 
 sqlite_only = pytest.mark.parametrize("registry", ["sqlite"], indirect=True)
+#: Runs a flow, or reads what one left on the Prefect server.
+on_prefect_server = pytest.mark.slow
 
 
 @pytest.fixture
@@ -73,6 +76,7 @@ def events_named(event: str, resource_id: str, timeout: float = 20.0) -> list:
             time.sleep(0.5)
 
 
+@on_prefect_server
 @sqlite_only
 def test_the_flow_promotes_and_publishes_the_gate_table_as_an_artifact(registry, name):
     version = registry.train(name, metrics())
@@ -94,6 +98,7 @@ def test_the_flow_promotes_and_publishes_the_gate_table_as_an_artifact(registry,
     assert promoted.payload == {"model_name": name, "stage": "staging", "from_version": None, "to_version": version}
 
 
+@on_prefect_server
 @sqlite_only
 def test_a_rejection_fails_the_run_with_a_message_naming_each_failed_gate_and_moves_nothing(registry, name):
     held = registry.train(name, metrics())
@@ -121,6 +126,7 @@ def test_a_rejection_fails_the_run_with_a_message_naming_each_failed_gate_and_mo
         )
 
 
+@on_prefect_server
 def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, name):
     held = registry.train(name, metrics(hr10=0.60, mrr=0.25))
     promote(registry.store, "staging", held, policy=POLICY, model_name=name)
@@ -155,6 +161,7 @@ def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, nam
     assert (limit.name, limit.limit, limit.active) == ("promote-staging", 1, True)
 
 
+@on_prefect_server
 def test_the_stage_lock_is_created_on_first_use_and_repaired_if_loosened():
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 
@@ -173,6 +180,7 @@ def test_the_stage_lock_is_created_on_first_use_and_repaired_if_loosened():
     assert (repaired.limit, repaired.active) == (1, True)
 
 
+@on_prefect_server
 def test_training_completed_is_an_event_about_the_new_version_that_triggers_staging():
     @flow(name="fake-training")
     def fake_training() -> None:
@@ -211,6 +219,7 @@ def cli(registry, monkeypatch):
     return invoke
 
 
+@on_prefect_server
 @sqlite_only
 def test_cli_promote_prints_the_decision_as_json_and_exits_by_verdict(registry, name, cli):
     good = registry.train(name, metrics())
@@ -245,8 +254,9 @@ def test_cli_promote_prints_the_decision_as_json_and_exits_by_verdict(registry, 
     assert registry.holder(name, "staging") == good
 
 
+@on_prefect_server
 @sqlite_only
-def test_cli_rollback_and_models(registry, name, cli):
+def test_cli_rollback_prints_the_restored_version_as_json(registry, name, cli):
     first, second = registry.train(name, metrics()), registry.train(name, metrics(hr10=0.65))
     for version in (first, second):
         promote(registry.store, "staging", version, policy=POLICY, model_name=name)
@@ -258,6 +268,15 @@ def test_cli_rollback_and_models(registry, name, cli):
         second,
         first,
     )
+    assert registry.holder(name, "staging") == first
+
+
+@sqlite_only
+def test_cli_models_lists_versions_with_aliases_metrics_and_the_last_decision(registry, name, cli):
+    first, second = registry.train(name, metrics()), registry.train(name, metrics(hr10=0.65))
+    for version in (first, second):
+        promote(registry.store, "staging", version, policy=POLICY, model_name=name)
+    rollback(registry.store, "staging", model_name=name)  # the library call the rollback flow makes
 
     code, listed, _ = cli("models", "--model-name", name, "--json")
     assert code == 0
@@ -270,6 +289,7 @@ def test_cli_rollback_and_models(registry, name, cli):
     assert code == 0 and "completion_hr10" in table.splitlines()[0] and "rolled-back (staging" in table
 
 
+@on_prefect_server
 @sqlite_only
 def test_cli_errors_are_one_line_and_exit_1(registry, cli):
     code, _, stderr = cli("promote", "--to", "staging", "--model-name", "never-trained", "--json")

@@ -27,6 +27,7 @@ from flavor_ml.registry.listing import list_models
 from flavor_ml.registry.policy import load_policy
 from flavor_ml.registry.promotion import previous_holder, promote, rollback
 from flavor_ml.registry.registration import register_model_version
+from tests.support.serving import session_sqlite_uri
 
 pytest_plugins = ("tests.support.mlflow_server",)
 
@@ -146,10 +147,7 @@ def registry(request, tmp_path_factory) -> Registry:
     if request.param == "postgres-server":
         uri = request.getfixturevalue("mlflow_server").tracking_uri
     else:
-        # One SQLite file for the whole session: creating MLflow's schema takes seconds.
-        path = tmp_path_factory.getbasetemp() / "registry-sqlite" / "mlflow.db"
-        path.parent.mkdir(exist_ok=True)
-        uri = f"sqlite:///{path}"
+        uri = session_sqlite_uri(tmp_path_factory)
     return Registry.create(uri, tmp_path_factory.mktemp("registry-artifacts"))
 
 

@@ -17,6 +17,7 @@ from flavor_ml.registry.gates import VersionSnapshot, evaluate_gates
 from flavor_ml.registry.policy import load_policy, parse_policy
 from flavor_ml.registry.registration import ensure_model_version, register_model_version
 from flavor_ml.registry.store import Registry, tracking_uri
+from tests.support.serving import session_sqlite_uri
 
 pytest_plugins = ("tests.support.mlflow_server",)
 
@@ -48,9 +49,7 @@ def experiment(request, tmp_path_factory) -> tuple[MlflowClient, str, Path]:
     if request.param == "postgres-server":
         uri = request.getfixturevalue("mlflow_server").tracking_uri
     else:
-        path = tmp_path_factory.getbasetemp() / "registry-sqlite" / "mlflow.db"  # shared: the schema is slow
-        path.parent.mkdir(exist_ok=True)
-        uri = f"sqlite:///{path}"
+        uri = session_sqlite_uri(tmp_path_factory)
     scratch = tmp_path_factory.mktemp("registration")
     client = Registry.at(uri).client
     experiment_id = client.create_experiment(

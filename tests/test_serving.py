@@ -26,6 +26,7 @@ from tests.support.serving import (
     GIT_SHA,
     INGREDIENTS,
     RegistryStore,
+    session_sqlite_uri,
     small_embeddings,
     unique_model_name,
     wait_until,
@@ -41,9 +42,9 @@ TOKEN = "test-admin-token-0123456789"
 
 @pytest.fixture(scope="module")
 def sqlite_store(tmp_path_factory) -> RegistryStore:
-    """The embedded default registry (SQLite), created once: its schema migration takes seconds."""
+    """The embedded default registry (SQLite): the session's, whose schema is created once."""
     root = tmp_path_factory.mktemp("sqlite-registry")
-    return RegistryStore.create(f"sqlite:///{root / 'mlflow.db'}", root / "scratch", (root / "artifacts").as_uri())
+    return RegistryStore.create(session_sqlite_uri(tmp_path_factory), root / "scratch", (root / "artifacts").as_uri())
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +91,16 @@ def promoted(sqlite_store) -> tuple[str, str]:
     return name, version
 
 
-@pytest.fixture
-def api(sqlite_registry, promoted) -> Iterator[TestClient]:
-    """The API serving ``promoted``, ready, with an admin token and small limits."""
+@pytest.fixture(scope="module")
+def api(sqlite_store, promoted) -> Iterator[TestClient]:
+    """The API serving ``promoted``, ready, with an admin token and small limits.
+
+    One for the module: the tests that use it only query it (what moves the alias starts its own
+    app), and starting one and waiting for its first load costs ~0.1 s, 40 times over.
+    """
     name, version = promoted
-    with serving(name, token=TOKEN, api_max_k=20, api_max_ingredients=5, api_max_name_chars=30) as client:
+    limits = {"api_max_k": 20, "api_max_ingredients": 5, "api_max_name_chars": 30}
+    with serving(name, token=TOKEN, tracking_uri=sqlite_store.tracking_uri, **limits) as client:
         wait_until(lambda: version_served(client) == version, LOAD_ALLOWANCE, "the first load")
         yield client
 

@@ -348,6 +348,7 @@ def test_mlflow_refuses_requests_without_credentials(stack):
     assert httpx.get(url, auth=(user, password)).status_code == 200
 
 
+@pytest.mark.slow  # the session starts its Prefect server for slow tests only
 def test_a_server_that_answers_without_credentials_fails_the_credential_check():
     """The test session's own Prefect server runs without authentication: the check says so."""
     from flavor_ml.stack.credential_checks import check_prefect

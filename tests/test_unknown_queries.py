@@ -26,7 +26,14 @@ from flavor_ml.unknown_report import (
     synonyms_csv,
 )
 from tests.support.api_server import api_server
-from tests.support.serving import INGREDIENTS, RegistryStore, small_embeddings, unique_model_name, wait_until
+from tests.support.serving import (
+    INGREDIENTS,
+    RegistryStore,
+    session_sqlite_uri,
+    small_embeddings,
+    unique_model_name,
+    wait_until,
+)
 
 TOKEN = "unknown-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -92,7 +99,7 @@ def test_the_counter_is_safe_under_concurrent_adds():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> RegistryStore:
     root = tmp_path_factory.mktemp("unknown-registry")
-    return RegistryStore.create(f"sqlite:///{root / 'mlflow.db'}", root / "scratch", (root / "artifacts").as_uri())
+    return RegistryStore.create(session_sqlite_uri(tmp_path_factory), root / "scratch", (root / "artifacts").as_uri())
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
@@ -57,6 +58,15 @@ def small_embeddings(
     if poison:
         inputs[len(names) // 2, 0] = np.nan
     return IngredientEmbeddings(tuple(names), inputs, outputs, np.arange(len(names), 0, -1, dtype=np.int64))
+
+
+def session_sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session's SQLite registry (the embedded default's kind of store), shared by the test
+    modules that need one: MLflow creates its schema in seconds. Tests stay apart by their own
+    experiments and model names."""
+    path = tmp_path_factory.getbasetemp() / "registry-sqlite" / "mlflow.db"
+    path.parent.mkdir(exist_ok=True)
+    return f"sqlite:///{path}"
 
 
 def unique_model_name(prefix: str = "flavor-test") -> str:
