@@ -16,9 +16,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from gensim.models import KeyedVectors
 
 from flavor_ml.atomic import atomic_path
 from flavor_ml.errors import ModelLoadError
@@ -59,6 +59,14 @@ def _quiet_gensim() -> Iterator[None]:
 
 def _ranked(vocabulary: tuple[str, ...], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
     return [(vocabulary[j], float(scores[j])) for j in _top_k(scores, k) if np.isfinite(scores[j])]
+
+
+def _keyed_vectors() -> Any:  # gensim is untyped
+    """gensim's word2vec file format, imported on first use: importing gensim takes seconds, and a
+    run whose model comes from cache never reads or writes vectors."""
+    from gensim.models import KeyedVectors
+
+    return KeyedVectors
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,7 +138,7 @@ class IngredientEmbeddings:
         directory.mkdir(parents=True, exist_ok=True)
         keys = [_to_key(n) for n in self.vocabulary]
         for filename, vectors in ((EMBEDDINGS_FILE, self.input_vectors), (CONTEXT_VECTORS_FILE, self.output_vectors)):
-            kv = KeyedVectors(vector_size=vectors.shape[1], dtype=np.float32)
+            kv = _keyed_vectors()(vector_size=vectors.shape[1], dtype=np.float32)
             kv.add_vectors(keys, vectors.astype(np.float32))
             with atomic_path(directory / filename) as tmp, _quiet_gensim():
                 kv.save_word2vec_format(str(tmp), binary=True)
@@ -143,8 +151,9 @@ class IngredientEmbeddings:
     def load(cls, directory: Path) -> IngredientEmbeddings:
         directory = Path(directory)
         try:
-            inputs = KeyedVectors.load_word2vec_format(directory / EMBEDDINGS_FILE, binary=True)
-            outputs = KeyedVectors.load_word2vec_format(directory / CONTEXT_VECTORS_FILE, binary=True)
+            keyed_vectors = _keyed_vectors()
+            inputs = keyed_vectors.load_word2vec_format(directory / EMBEDDINGS_FILE, binary=True)
+            outputs = keyed_vectors.load_word2vec_format(directory / CONTEXT_VECTORS_FILE, binary=True)
             meta = json.loads((directory / VOCABULARY_FILE).read_text())
         except (OSError, ValueError, EOFError) as exc:
             raise ModelLoadError(f"cannot load embeddings from {directory}: {exc}") from exc

@@ -30,7 +30,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
-from gensim.models import Word2Vec
 
 from flavor_ml.data.basket_stream import TrainingCorpus
 from flavor_ml.embeddings import IngredientEmbeddings
@@ -146,6 +145,8 @@ def train_prepared(
     if params.min_alpha > params.alpha:
         raise TrainingError(f"min_alpha={params.min_alpha} is larger than alpha={params.alpha}")
     workers = 1 if params.deterministic else params.workers
+    from gensim.models import Word2Vec  # seconds to import: only a run that trains needs it
+
     model = Word2Vec(
         vector_size=params.vector_size,
         window=window,

@@ -18,9 +18,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import optuna
 from pydantic import BaseModel
 
 from flavor_ml.errors import TrainingError
@@ -30,6 +29,9 @@ from flavor_ml.eval.queries import leave_one_out
 from flavor_ml.settings import EvaluationParams, TrainingParams, TuningParams
 from flavor_ml.training.budget import resolve_budget
 from flavor_ml.training.train_embeddings import prepare_baskets, train_embeddings
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +109,8 @@ def search_space_description() -> dict[str, list[object]]:
 
 
 def _distributions() -> dict[str, optuna.distributions.BaseDistribution]:
+    import optuna  # seconds to import: only a tuning run needs it
+
     dists: dict[str, optuna.distributions.BaseDistribution] = {}
     for name, spec in SEARCH_SPACE.items():
         if spec[0] == "int":
@@ -176,6 +180,8 @@ def run_tuning(
     workers = max(1, base.workers // concurrency)
     usable, _ = prepare_baskets(fit, base.min_count)
     defaults, _ = resolve_budget(base, len(usable))
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(
         seed=tuning.seed, n_startup_trials=min(10, max(2, trials // 3)), constant_liar=True
