@@ -282,13 +282,18 @@ def tune(
     return run_tuning(fit, validation, params, split, tuning, runner=runner)
 
 
-def load_model(model: TrainedModel, storage: StorageSettings, directory: Path) -> IngredientEmbeddings:
-    """Materialise a stored model's files in ``directory`` and load them."""
+def copy_model_files(model: TrainedModel, storage: StorageSettings, directory: Path) -> Path:
+    """Materialise a stored model's files in ``directory``."""
     store = ArtifactStore.from_settings(storage)
     directory.mkdir(parents=True, exist_ok=True)
     for name, uri in model.uris.items():
         shutil.copyfile(store.local_copy(uri), directory / name)
-    return IngredientEmbeddings.load(directory)
+    return directory
+
+
+def load_model(model: TrainedModel, storage: StorageSettings, directory: Path) -> IngredientEmbeddings:
+    """Materialise a stored model's files in ``directory`` and load them."""
+    return IngredientEmbeddings.load(copy_model_files(model, storage, directory))
 
 
 def load_completion_model(model: TrainedModel, storage: StorageSettings, directory: Path) -> CompletionModel:

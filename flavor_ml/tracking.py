@@ -35,7 +35,7 @@ from flavor_ml.embeddings import EMBEDDINGS_FILE
 from flavor_ml.errors import TrackingError
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.model import MODEL_NAME_IN_RUN, save_model
-from flavor_ml.pipeline import NormalizedCorpus, TrainedModel, load_model
+from flavor_ml.pipeline import NormalizedCorpus, TrainedModel, copy_model_files
 from flavor_ml.settings import EvaluationParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams
 from flavor_ml.training.tuning import TuningResult
 
@@ -369,8 +369,7 @@ def _stage_run_files(
         _write_json(files / FINGERPRINTS_ARTIFACT, fingerprints)
     if tuning is not None:
         _write_json(files / "tuning/trials.json", {"trials": tuning.table(), "search_space": tuning.search_space})
-    embeddings = files.parent / "embeddings"
-    load_model(model, storage, embeddings)
+    embeddings = copy_model_files(model, storage, files.parent / "embeddings")
     shutil.copy2(embeddings / EMBEDDINGS_FILE, files / EMBEDDINGS_FILE)
     save_model(embeddings, files / MODEL_NAME_IN_RUN)
     return scorer_choice(embeddings)
