@@ -281,6 +281,8 @@ def build_services(
             "FLAVOR_HOME": home,
             "PREFECT_WORKER_WEBSERVER_HOST": host,
             "PREFECT_WORKER_WEBSERVER_PORT": str(settings.worker_port),
+            # Prefect polls every 10 s: half of that, on average, is added to every run it picks up.
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
         },
         secret_env=frozenset(
             {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "FLAVOR_API_ADMIN_TOKEN"}
