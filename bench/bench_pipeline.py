@@ -78,7 +78,7 @@ def command_figures(work: Path, corpus: Path, categories: str, epochs: int | Non
         [
             python,
             "-c",
-            "import sys; from flavor_ml import local_prefect; local_prefect.api_url(sys.argv[1])",
+            "import sys; from pathlib import Path; from flavor_ml import local_prefect; local_prefect.api_url(Path(sys.argv[1]), 1800)",
             str(home),
         ],
         env=clean_env(),
