@@ -84,20 +84,25 @@ def merge_parts(source: str | None, parts: list[pipeline.NormalizedCorpus]) -> K
     } | code_version(pipeline.merge).parts()
 
 
+def _split(split_params: EvaluationParams) -> str:
+    """What decides which baskets a model trains on (the held-out and validation sides), not how it is judged."""
+    return json.dumps(
+        {
+            "holdout_fraction": split_params.holdout_fraction,
+            "split_seed": split_params.split_seed,
+            "validation_fraction": split_params.validation_fraction,
+            "min_count": split_params.min_count,
+            "k": split_params.k,
+        }
+    )
+
+
 def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split_params: EvaluationParams) -> KeyParts:
     """Worker count is left out: it changes speed, not what the model is meant to be."""
     return {
         "baskets_sha256": corpus.sha256,
         "params": _params(params, exclude={"workers"}),
-        "split": json.dumps(
-            {
-                "holdout_fraction": split_params.holdout_fraction,
-                "split_seed": split_params.split_seed,
-                "validation_fraction": split_params.validation_fraction,
-                "min_count": split_params.min_count,
-                "k": split_params.k,
-            }
-        ),
+        "split": _split(split_params),
     } | code_version(pipeline.train).parts()
 
 
@@ -110,15 +115,7 @@ def tune_parts(
         "search_space": json.dumps(tuning_module.search_space_description(), sort_keys=True),
         "tuning": _params(tuning, exclude={"concurrency"}),
         "params": _params(params, exclude={"workers"}),
-        "split": json.dumps(
-            {
-                "holdout_fraction": split_params.holdout_fraction,
-                "split_seed": split_params.split_seed,
-                "validation_fraction": split_params.validation_fraction,
-                "min_count": split_params.min_count,
-                "k": split_params.k,
-            }
-        ),
+        "split": _split(split_params),
     } | code_version(pipeline.tune).parts()
 
 

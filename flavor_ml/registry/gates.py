@@ -226,31 +226,17 @@ def _margin_gate(candidate: VersionSnapshot, margin: Margin) -> Gate:
     )
 
 
+def _nothing_to_regress_against(reason: str) -> Gate:
+    return Gate(name="non_regression", value=None, op="", threshold=None, passed=True, reason=reason)
+
+
 def _non_regression_gates(
     candidate: VersionSnapshot, holder: VersionSnapshot | None, rule: NonRegression, alias: str
 ) -> list[Gate]:
     if holder is None:
-        return [
-            Gate(
-                name="non_regression",
-                value=None,
-                op="",
-                threshold=None,
-                passed=True,
-                reason=f"{alias} has no holder yet; nothing to regress against",
-            )
-        ]
+        return [_nothing_to_regress_against(f"{alias} has no holder yet; nothing to regress against")]
     if holder.version == candidate.version:
-        return [
-            Gate(
-                name="non_regression",
-                value=None,
-                op="",
-                threshold=None,
-                passed=True,
-                reason=f"v{candidate.version} already holds {alias}",
-            )
-        ]
+        return [_nothing_to_regress_against(f"v{candidate.version} already holds {alias}")]
     gates = []
     for metric in rule.metrics:
         name = f"non_regression:{metric}"
