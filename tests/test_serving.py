@@ -302,11 +302,38 @@ def test_invalid_requests_are_422_json_errors_never_500(api, case):
     assert response.headers["X-Model-Version"] == version_served(api)
 
 
+UNPARSEABLE_BODIES = {
+    "deeply nested json": ('{"ingredients": ' + "[" * 20_000 + "]" * 20_000 + "}").encode(),
+    "invalid utf-8": b'{"ingredients": ["bas\xff\xfeil"]}',
+}
+
+
+@pytest.mark.parametrize("case", UNPARSEABLE_BODIES)
+def test_a_body_that_cannot_be_parsed_is_a_400_json_error_never_500(api, case):
+    response = api.post("/complete", content=UNPARSEABLE_BODIES[case], headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "bad request", "detail": "There was an error parsing the body"}
+    assert api.get("/health").status_code == 200
+
+
 def test_a_body_larger_than_the_limit_is_413(api):
     response = api.post("/complete", content=b"[" + b" " * 70_000 + b"]", headers={"Content-Type": "application/json"})
 
     assert response.status_code == 413
     assert response.json()["error"] == "request too large"
+
+
+def test_a_chunked_body_larger_than_the_limit_is_413(api):
+    def chunks():  # no Content-Length: the size shows only while the body arrives
+        for _ in range(1_000):  # 10 MB in all
+            yield b" " * 10_000
+
+    response = api.post("/complete", content=chunks(), headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "request too large"
+    assert "65536" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("method, url", [("GET", "/nowhere"), ("DELETE", "/similar/basil")])

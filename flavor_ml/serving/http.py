@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flavor_ml.serving.model_holder import ModelHolder
 
 VERSION_HEADER = "X-Model-Version"
+TOO_LARGE = "request too large"
 NO_VERSION = "none"
 
 
@@ -65,7 +66,7 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     try:
-        phrase = HTTPStatus(exc.status_code).phrase.lower()
+        phrase = TOO_LARGE if exc.status_code == 413 else HTTPStatus(exc.status_code).phrase.lower()
     except ValueError:
         phrase = "error"
     detail = exc.detail
@@ -106,11 +107,30 @@ class ModelVersionHeader:
         length = _content_length(scope)
         if length is not None and length > self.max_body_bytes:
             response = error_response(
-                413, "request too large", f"the body is {length} bytes; at most {self.max_body_bytes} are accepted"
+                413, TOO_LARGE, f"the body is {length} bytes; at most {self.max_body_bytes} are accepted"
             )
             await response(scope, receive, send_with_version)
             return
-        await self.app(scope, receive, send_with_version)
+        await self.app(scope, self._limited(receive), send_with_version)
+
+    def _limited(self, receive: Receive) -> Receive:
+        """``receive`` that refuses a body growing past the limit as it arrives (a chunked body
+        has no Content-Length to check first), before it is held whole in memory."""
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # An HTTPException, so that FastAPI's body parsing passes it on as it is.
+                    raise HTTPException(
+                        413, f"the body is over {self.max_body_bytes} bytes; at most {self.max_body_bytes} are accepted"
+                    )
+            return message
+
+        return limited_receive
 
 
 def _content_length(scope: Scope) -> int | None:
