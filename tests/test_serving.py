@@ -505,3 +505,61 @@ def test_serve_runs_uvicorn_on_loopback_and_follows_a_promotion(sqlite_registry,
         stop(process)
     assert process.returncode in (0, -signal.SIGTERM), log.read_text()[-3000:]  # uvicorn re-raises the signal
     assert "Application shutdown complete" in log.read_text()
+
+
+def _registry_server(root, port: int):
+    """A plain MLflow tracking server on SQLite under ``root``: one that a test may stop and start again."""
+    root.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "art")]
+    log = root / f"mlflow-{time.monotonic_ns()}.log"
+    process = start(command, log, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    wait_until_healthy(f"http://127.0.0.1:{port}/health", process, log, timeout=180)
+    return process
+
+
+def _serve(tmp_path, registry_uri: str, name: str, label: str):
+    port, log = free_port(), tmp_path / f"serve-{label}.log"
+    env = {"MLFLOW_TRACKING_URI": registry_uri, "FLAVOR_MODEL_NAME": name, "FLAVOR_MODEL_POLL_SECONDS": "0.5"}
+    process = start([sys.executable, "-m", "flavor_ml", "serve", "--port", str(port)], log, env=env)
+    wait_until_healthy(f"http://127.0.0.1:{port}/health", process, log, timeout=60)
+    return process, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+
+@pytest.mark.slow
+def test_a_registry_outage_is_named_within_seconds_and_the_loaded_version_keeps_serving(tmp_path):
+    port = free_port()
+    registry_uri, root = f"http://127.0.0.1:{port}", tmp_path / "registry"
+    registry = _registry_server(root, port)
+    servers = []
+    try:
+        store, name = RegistryStore.create(registry_uri, tmp_path / "scratch"), unique_model_name()
+        with store.active():
+            version = store.log_version(name, small_embeddings(seed=3))
+            store.promote(name, version)
+        serving, http = _serve(tmp_path, registry_uri, name, "before")
+        servers.append(serving)
+        wait_until(lambda: http.get("/ready").status_code == 200, LOAD_ALLOWANCE, "the first load")
+
+        stop(registry)
+        # While serving: the error shows on /model within seconds, and queries go on being answered.
+        wait_until(lambda: http.get("/model").json()["last_reload_error"], 10, "the outage on /model")
+        assert "registry could not resolve" in http.get("/model").json()["last_reload_error"]["message"]
+        answered = http.get("/similar/basil")
+        assert answered.status_code == 200 and answered.headers["x-model-version"] == version
+        # At start: not ready, saying why, within seconds (MLflow's client alone would retry for minutes).
+        starting, fresh = _serve(tmp_path, registry_uri, name, "during")
+        servers.append(starting)
+        wait_until(lambda: "registry could not resolve" in fresh.get("/ready").text, 10, "the reason on /ready")
+        assert fresh.get("/ready").status_code == 503
+
+        registry = _registry_server(root, port)  # back, with the same database
+        wait_until(lambda: http.get("/model").json()["last_reload_error"] is None, 10, "recovery of the first")
+        wait_until(lambda: fresh.get("/ready").status_code == 200, 10 + LOAD_ALLOWANCE, "recovery of the second")
+        assert fresh.get("/similar/basil").headers["x-model-version"] == version
+    finally:
+        for process in servers:
+            stop(process)
+        stop(registry)
+    for process in servers:  # no call hung the shutdown
+        assert process.returncode in (0, -signal.SIGTERM)

@@ -25,8 +25,10 @@ def serve(
 
     from flavor_ml.registry.store import display_uri
     from flavor_ml.serving.app import create_app
+    from flavor_ml.serving.loader import fail_fast_registry_calls
     from flavor_ml.serving.settings import load_settings
 
+    fail_fast_registry_calls()
     settings = load_settings()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger(__name__).info(

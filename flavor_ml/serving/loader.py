@@ -7,6 +7,7 @@ whether what this module built replaces it.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +65,22 @@ class ServedModel:
             "completion_scorer": self.completer.scorer,
             "completion": self.completer.describe(),
         }
+
+
+#: MLflow's client retries a registry it cannot reach for minutes (7 retries, doubling waits,
+#: 120 s timeouts). The API polls again anyway, so each call gives up within seconds: /ready
+#: then names the outage at once, and shutdown is not held up by a hanging call.
+FAIL_FAST_REGISTRY_CALLS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
+
+
+def fail_fast_registry_calls() -> None:
+    """Make this process's MLflow registry calls give up within seconds (unless set otherwise)."""
+    for name, value in FAIL_FAST_REGISTRY_CALLS.items():
+        os.environ.setdefault(name, value)
 
 
 def resolve_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
