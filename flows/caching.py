@@ -12,16 +12,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
+from prefect.tasks import Task
 
 from flavor_ml.atomic import atomic_path
 from flavor_ml.cache_keys import KeyParts, changed_parts, hash_parts
 from flavor_ml.errors import FlavorError
+from flavor_ml.integrity import damage
 from flavor_ml.settings import load_settings
+
+R = TypeVar("R")
 
 
 def _last_parts_file(step: str) -> Path:
@@ -74,3 +78,13 @@ class StepCachePolicy(CachePolicy):
         run_name = getattr(task_ctx.task_run, "name", None) or self.step
         explain_key(run_name if run_name.startswith(self.step) else self.step, key, parts)
         return key
+
+
+def intact(task: Task[..., R], result: R, *args: Any) -> R:
+    """``result`` of ``task(*args)``, or, when a stored file it refers to is missing or damaged (a
+    cached result that outlived its files), ``task`` run again with a fresh cache entry."""
+    why = damage(result, load_settings().storage)  # type: ignore[arg-type]  # a step's result
+    if why is None:
+        return result
+    get_run_logger().warning("the result of %s cannot be used (%s): computing it again", task.name, why)
+    return task.with_options(refresh_cache=True)(*args)

@@ -53,7 +53,7 @@ from flavor_ml.tracking import (
 )
 from flavor_ml.training.tuning import TrialJob, TrialOutcome, TuningResult, run_trial
 from flavor_ml.visualize import MAP_HTML, Projection
-from flows.caching import StepCachePolicy
+from flows.caching import StepCachePolicy, intact
 from flows.events import emit_training_completed
 from flows.partitioned import settled, task_runner
 from flows.run_info import TaskSummary, task_summaries
@@ -351,12 +351,15 @@ def train_embeddings(
 
     experiment = check_tracking()  # a run MLflow would refuse fails here, not after training
     partitions = list_corpus(corpus)
+    # Each result taken from cache is checked against its stored files, and recomputed if they are damaged.
     raws = settled(fetch_partition.map(partitions, unmapped(fetch)), "fetch")
+    raws = [intact(fetch_partition, raw, partition, fetch) for raw, partition in zip(raws, partitions, strict=True)]
     parts = settled(normalize_corpus.map(raws, unmapped(normalization)), "normalize")
-    baskets = merge_partitions(corpus, parts)
+    parts = [intact(normalize_corpus, part, raw, normalization) for part, raw in zip(parts, raws, strict=True)]
+    baskets = intact(merge_partitions, merge_partitions(corpus, parts), corpus, parts)
     tuned = tune_model(baskets, training, evaluation, tuning) if tuning and tuning.trials > 0 else None
     training = tuned.best_params(training) if tuned else training
-    model = train_model(baskets, training, evaluation)
+    model = intact(train_model, train_model(baskets, training, evaluation), baskets, training, evaluation)
     report = evaluate_model(baskets, model, evaluation)
     expected = pipeline_task_names([p.name for p in partitions])
     raw = pipeline.corpus_ref(corpus, raws)
@@ -365,6 +368,7 @@ def train_embeddings(
         raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints, tuned, experiment
     )
     drawn = draw_model_pictures(baskets, model, report, evaluation, projection)
+    drawn = intact(draw_model_pictures, drawn, baskets, model, report, evaluation, projection)
     pictures = picture_model(drawn, report, logged)
     registration = register_model(logged, report, baskets)
     publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registration, pictures)

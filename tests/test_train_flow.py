@@ -220,3 +220,30 @@ def test_a_corpus_with_too_many_unusable_recipes_fails_normalize_and_says_why(is
     from flavor_ml.storage import local_path_of
 
     assert pl.read_parquet(local_path_of(kept)).height == 50  # nothing is lost: every rejected row is kept
+
+
+def test_a_cached_result_whose_stored_files_were_damaged_or_deleted_is_computed_again(isolated_pipeline):
+    from flavor_ml.integrity import damage
+    from flavor_ml.settings import load_settings
+    from flavor_ml.storage import local_path_of, sha256_file
+    from flows.run_info import _read_task_runs
+    from flows.train import train_embeddings
+
+    first = train_embeddings()
+    snapshot = local_path_of(first.corpus.snapshot)
+    vectors = local_path_of(first.model.uris[EMBEDDINGS_FILE])
+    snapshot.unlink()  # someone cleaned the store
+    vectors.write_bytes(b"damaged")  # a truncated copy, a bad disk
+
+    again = train_embeddings()
+
+    states = {}
+    for run in sorted(_read_task_runs(again.flow_run_id), key=lambda run: run.expected_start_time):
+        states.setdefault(run.name.split("[", 1)[0], []).append(run.state.name)
+    # Taken from cache, found damaged, computed again; what they did not touch stays Cached.
+    assert states["fetch"] == states["train"] == ["Cached", "Completed"]
+    assert states["normalize"] == states["merge"] == ["Cached"]
+    assert sha256_file(snapshot) == first.corpus.sha256
+    storage = load_settings().storage
+    assert damage(again.model, storage) is None and damage(again.corpus, storage) is None
+    assert again.report.metrics["completion_hr10"] > 0.5  # evaluated on sound vectors
