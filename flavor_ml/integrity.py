@@ -4,13 +4,14 @@ what the result recorded.
 A cached result outlives its files when someone cleans the store, and can be damaged with them
 (a truncated copy, a bad disk, an object overwritten in the bucket). The flows check each result
 they take from cache with :func:`damage` and recompute it when a file is missing or changed, so
-that a damaged file is never trained on, evaluated or logged.
+that a damaged file is never trained on, evaluated or logged. Local files and local copies of
+s3 objects are hashed; an s3 object not copied here yet is checked by the sha256 it was stored
+with (its metadata), so that a warm run downloads nothing it does not use.
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from flavor_ml.data.fetch import CorpusRef
 from flavor_ml.pipeline import MODEL_FILES, NormalizedCorpus, TrainedModel
@@ -34,7 +35,7 @@ def damage(result: StepResult, storage: StorageSettings) -> str | None:
             digest = hashlib.sha256()
             for name in MODEL_FILES:
                 digest.update(name.encode())
-                digest.update(sha256_file(_present(store, result.uris[name])).encode())
+                digest.update((_sha256(store, result.uris[name]) or "").encode())
             if digest.hexdigest() == result.sha256:
                 return None
             for uri in result.uris.values():
@@ -49,13 +50,24 @@ def damage(result: StepResult, storage: StorageSettings) -> str | None:
     return None
 
 
-def _present(store: ArtifactStore, uri: str) -> Path:
-    """A local copy of ``uri``; FileNotFoundError naming it when it is gone."""
-    return store.local_copy(uri)
+def _present(store: ArtifactStore, uri: str) -> None:
+    """FileNotFoundError naming ``uri`` when it is gone (for s3, without downloading it)."""
+    if uri.startswith("s3://") and not store.cached_copy(uri).is_file():
+        store.recorded_sha256(uri)
+    else:
+        store.local_copy(uri)
+
+
+def _sha256(store: ArtifactStore, uri: str) -> str | None:
+    """The file's sha256: hashed from the local file or copy, else (an s3 object not yet copied here)
+    the sha256 it was stored with, so that checking a warm run downloads nothing it does not use."""
+    if uri.startswith("s3://") and not store.cached_copy(uri).is_file():
+        return store.recorded_sha256(uri)
+    return sha256_file(store.local_copy(uri))
 
 
 def _changed(store: ArtifactStore, uri: str, sha256: str) -> str | None:
-    if sha256_file(_present(store, uri)) == sha256:
+    if _sha256(store, uri) == sha256:
         return None
     _forget_copy(store, uri)
     return f"{uri} does not hold what was recorded (sha256 {sha256[:12]}…)"
@@ -64,4 +76,4 @@ def _changed(store: ArtifactStore, uri: str, sha256: str) -> str | None:
 def _forget_copy(store: ArtifactStore, uri: str) -> None:
     """Drop the local copy of a bucket's object: the object may be sound, and is read afresh next time."""
     if uri.startswith("s3://"):
-        store.local_copy(uri).unlink(missing_ok=True)
+        store.cached_copy(uri).unlink(missing_ok=True)

@@ -173,10 +173,10 @@ class ArtifactStore:
             if not path.is_file():
                 raise FileNotFoundError(f"{uri}: no such file")
             return path
-        bucket, key = split_s3_uri(uri)
-        target = self.home / "cache" / bucket / PurePosixPath(_check_key(key))
+        target = self.cached_copy(uri)
         if target.is_file():
             return target
+        bucket, key = split_s3_uri(uri)
         try:
             with atomic_path(target) as tmp:
                 self.s3.download_file(bucket, key, str(tmp))
@@ -185,6 +185,24 @@ class ArtifactStore:
                 raise FileNotFoundError(f"{uri}: no such object") from error
             raise
         return target
+
+    def cached_copy(self, uri: str) -> Path:
+        """Where :meth:`local_copy` keeps its copy of an s3 object (it may not exist yet)."""
+        bucket, key = split_s3_uri(uri)
+        return self.home / "cache" / bucket / PurePosixPath(_check_key(key))
+
+    def recorded_sha256(self, uri: str) -> str | None:
+        """The sha256 an s3 object was stored with (its metadata), without downloading it;
+        FileNotFoundError when the object is gone."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            head = self.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _is_not_found(error):
+                raise FileNotFoundError(f"{uri}: no such object") from error
+            raise
+        sha: str | None = head.get("Metadata", {}).get("sha256")
+        return sha
 
     def _put_local(self, source: Path, key: str, digest: str, move: bool) -> str:
         target = self.home / PurePosixPath(_check_key(key))
