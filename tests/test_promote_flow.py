@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -159,6 +161,31 @@ def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, nam
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(lock_name("Staging"))
     assert (limit.name, limit.limit, limit.active) == ("promote-staging", 1, True)
+
+
+@on_prefect_server
+@sqlite_only
+def test_two_promote_processes_for_one_stage_at_once_leave_one_winner_and_both_in_the_audit_log(registry, name):
+    held = registry.train(name, metrics(hr10=0.60, mrr=0.25))
+    promote(registry.store, "staging", held, policy=POLICY, model_name=name)
+    rivals = [registry.train(name, metrics(hr10=0.70, mrr=0.30)), registry.train(name, metrics(hr10=0.66, mrr=0.36))]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.uri}  # the session's Prefect server: the lock is there
+    command = [sys.executable, "-m", "flavor_ml", "promote", "--to", "staging", "--policy", str(POLICY_FILE)]
+    command += ["--model-name", name, "--json"]
+
+    processes = {
+        v: subprocess.Popen([*command, "--version", str(v)], env=env, stdout=subprocess.PIPE, text=True) for v in rivals
+    }
+    verdicts = {v: (process.wait(timeout=300), json.loads(process.stdout.read())) for v, process in processes.items()}
+
+    [winner] = [v for v, (code, verdict) in verdicts.items() if code == 0 and verdict["decision"] == "promoted"]
+    [loser] = [v for v, (code, verdict) in verdicts.items() if code == 3 and verdict["decision"] == "rejected"]
+    assert registry.holder(name, "staging") == winner
+    assert [(e.decision, e.from_version, e.to_version) for e in promotion_log(registry.store, name)] == [
+        ("promoted", None, held),
+        ("promoted", held, winner),
+        ("rejected", winner, winner),
+    ]
 
 
 @on_prefect_server
