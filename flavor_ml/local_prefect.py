@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,17 +184,17 @@ def watch(folder: Path, port: int, idle_seconds: float) -> int:
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         stdin=subprocess.DEVNULL,
     )
-    stopping = False
+    # Set by SIGTERM/SIGINT; waiting on it (not sleeping) lets `flavor-ml local stop` return as soon
+    # as the server is down rather than after the rest of a WATCH_SECONDS sleep.
+    stopping = threading.Event()
 
     def stop_server(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop_server)
     signal.signal(signal.SIGINT, stop_server)
     url, started = f"http://127.0.0.1:{port}/api", time.time()
-    while server.poll() is None and not stopping:
-        time.sleep(min(WATCH_SECONDS, max(idle_seconds / 4, 0.5)))
+    while server.poll() is None and not stopping.wait(min(WATCH_SECONDS, max(idle_seconds / 4, 0.5))):
         if _idle_for(folder, started) > idle_seconds and _active_flow_runs(url) == 0:
             print(f"idle for {idle_seconds:.0f} s with no active flow run: stopping", flush=True)
             break

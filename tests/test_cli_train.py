@@ -23,11 +23,13 @@ def flavor_ml(*args: str, home, cwd) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def home(tmp_path) -> Iterator[Path]:
-    """The embedded default's home; its background Prefect server is stopped after the test."""
-    with stopping_local_prefect(tmp_path / "state"):
-        yield tmp_path / "state"
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Iterator[Path]:
+    """The embedded default's home, shared by the module as by a user's commands (its background
+    Prefect server takes ~20 s to start); the server is stopped after the last test."""
+    home = tmp_path_factory.mktemp("embedded") / "state"
+    with stopping_local_prefect(home):
+        yield home
 
 
 def test_train_runs_on_the_embedded_default_then_reruns_from_cache_and_reports_as_json(home, tmp_path):

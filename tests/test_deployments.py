@@ -7,8 +7,8 @@ What these tests hold:
    client process (another folder, no code) completes through the stack's worker; task results
    land in the S3 store through the S3Bucket block, flavor-ml's artifacts under FLAVOR_S3_*; the
    MLflow run is on the tracking server; the staging promotion runs by itself and moves the alias.
-   A rerun takes every step from the cache.
-2. A deployment with a short interval schedule produces runs that the worker executes.
+2. A deployment with a short interval schedule produces runs that the worker executes; being
+   reruns of behaviour 1's corpus, they take every step from the cache.
 3. A run that fails in train (FLAVOR_FAULT_INJECT=train, a job variable of its deployment) is
    retried as the UI does it after the flag is cleared, completes, and fetch and normalize are
    not executed again: their task runs are Cached, read from the S3 store, and nothing under
@@ -60,6 +60,7 @@ DEPLOYMENTS = {
 }
 PIPELINE_TASKS = ("fetch", "normalize", "train", "evaluate")
 WORKER_POLL_SECONDS = "3"
+WORKER_SLOTS = 2  # concurrent flow runs of each of behaviour 4's workers
 FLOW_RUN_TIMEOUT = 600.0
 # Flow runs of the deployments the tests create do not register a model, so they trigger no promotion.
 NO_REGISTRATION = {"FLAVOR_REGISTER_MODEL": "false"}
@@ -425,14 +426,6 @@ def test_adhoc_run_from_a_laptop_completes_through_the_worker_into_s3_mlflow_and
     assert mlflow_api.alias(version["name"], "staging")["version"] == version["version"]
 
 
-@pytest.mark.slow
-def test_a_warm_rerun_takes_every_step_from_the_cache(deployed, laptop, api, request):
-    flow_run_id, seconds, result = laptop.run_deployment("train-embeddings/adhoc")
-    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    report(request, f"behaviour 1, warm rerun (every step Cached): {seconds:.1f} s")
-    assert pipeline_states(api.task_runs(flow_run_id)) == dict.fromkeys(PIPELINE_TASKS, "Cached")
-
-
 # -- behaviour 2: a schedule -------------------------------------------------------------------------
 
 
@@ -453,7 +446,8 @@ def installed_version(distribution: str) -> str:
 
 
 @pytest.mark.slow
-def test_a_schedule_produces_runs_that_the_worker_executes(deployed, api, stack, client_env):
+def test_a_schedule_produces_runs_that_the_worker_executes_from_the_cache(deployed, api, stack, client_env, request):
+    """Runs after behaviour 1 on the same (default) corpus: the warm reruns, every step from the cache."""
     interval = 20
     anchor = datetime.now(UTC) - timedelta(seconds=interval - 2)  # first run due in ~2 s
     deployment_id = api.create_deployment(
@@ -502,6 +496,8 @@ def test_a_schedule_produces_runs_that_the_worker_executes(deployed, api, stack,
     assert round((starts[1] - starts[0]).total_seconds()) % interval == 0
     for run in runs:
         assert api.worker_of(run["id"]) == [stack.settings.worker_name]
+        assert pipeline_states(api.task_runs(run["id"])) == dict.fromkeys(PIPELINE_TASKS, "Cached")
+    report(request, f"behaviour 2, a scheduled warm run (every step Cached): {runs[0]['total_run_time']:.1f} s")
 
 
 # -- behaviour 3: retry from the UI ------------------------------------------------------------------
@@ -624,7 +620,9 @@ def two_workers(deployed, api, stack, client_env, tmp_path_factory) -> Iterator[
     entry = stack.state()[WORKER]
     stack_processes.terminate(entry["pid"], entry.get("started"))
     root = tmp_path_factory.mktemp("machines")
-    workers = {name: start_worker(name, root / name, client_env, limit=2) for name in ("worker-a", "worker-b")}
+    workers = {
+        name: start_worker(name, root / name, client_env, limit=WORKER_SLOTS) for name in ("worker-a", "worker-b")
+    }
     try:
 
         def online():
@@ -654,7 +652,11 @@ def scale_out_deployment(api, client_env) -> str:
 
 @pytest.mark.slow
 def test_two_workers_on_the_pool_share_a_burst_of_runs(two_workers, scale_out_deployment, api):
-    burst = [api.call("POST", f"deployments/{scale_out_deployment}/create_flow_run", json={})["id"] for _ in range(4)]
+    # One run more than a worker has slots: neither can take the whole burst.
+    burst = [
+        api.call("POST", f"deployments/{scale_out_deployment}/create_flow_run", json={})["id"]
+        for _ in range(WORKER_SLOTS + 1)
+    ]
     finished = {flow_run_id: api.wait_final(flow_run_id, 2 * FLOW_RUN_TIMEOUT) for flow_run_id in burst}
     assert {run["state"]["type"] for run in finished.values()} == {"COMPLETED"}
     executed_by = {flow_run_id: api.worker_of(flow_run_id) for flow_run_id in burst}

@@ -14,18 +14,23 @@ from tests.support.s3_server import moto_endpoint_url, s3_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
-CREATE_BLOCKS = """
-import sys
-from prefect_aws import AwsCredentials, S3Bucket
-from prefect_aws.client_parameters import AwsClientParameters
-url, bucket = sys.argv[1], sys.argv[2]
-credentials = AwsCredentials(
-    aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
-    aws_client_parameters=AwsClientParameters(endpoint_url=url, config={"s3": {"addressing_style": "path"}}),
-)
-credentials.save("flavor-s3", overwrite=True)
-S3Bucket(bucket_name=bucket, credentials=credentials, bucket_folder="prefect-results").save("flavor-results", overwrite=True)
-"""
+
+def save_result_blocks(url: str, bucket: str) -> None:
+    """The S3Bucket block the flow runs write their results through, on the session's Prefect server
+    (saved from this process: a subprocess would only import Prefect once more)."""
+    from prefect_aws import AwsCredentials, S3Bucket
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    credentials = AwsCredentials(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        aws_client_parameters=AwsClientParameters(endpoint_url=url, config={"s3": {"addressing_style": "path"}}),
+    )
+    credentials.save("flavor-s3", overwrite=True)
+    S3Bucket(bucket_name=bucket, credentials=credentials, bucket_folder="prefect-results").save(
+        "flavor-results", overwrite=True
+    )
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -40,8 +45,7 @@ def test_results_persist_to_an_s3_bucket_block_and_serve_a_cache_hit_to_a_fresh_
         "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/flavor-results",
         "FLAVOR_TRAIN_EPOCHS": "3",
     }
-    created = run(["-c", CREATE_BLOCKS, s3_server.url, s3_server.bucket], base)
-    assert created.returncode == 0, created.stderr[-3000:]
+    save_result_blocks(s3_server.url, s3_server.bucket)
 
     def train(name: str) -> dict:
         env = {

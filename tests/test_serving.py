@@ -19,7 +19,6 @@ from flavor_ml.errors import ConfigError
 from flavor_ml.serving import app as serving_app
 from flavor_ml.serving.app import create_app
 from flavor_ml.serving.settings import ServingSettings, load_settings
-from tests.support.mlflow_server import mlflow_server  # noqa: F401  (fixture)
 from tests.support.processes import free_port, start, stop, wait_until_healthy
 from tests.support.serving import (
     CORPUS_SHA256,
@@ -31,6 +30,10 @@ from tests.support.serving import (
     unique_model_name,
     wait_until,
 )
+
+# The session's one tracking server, shared with test_registry, test_promotion, ... (registered as a
+# plugin: importing the fixture into this module made it a second server of its own, ~30 s to start).
+pytest_plugins = ("tests.support.mlflow_server",)
 
 POLL = 0.3  # seconds between alias checks in these tests
 LOAD_ALLOWANCE = 5.0  # download + load + smoke check of a tiny model, on a busy 2-core machine
@@ -48,7 +51,7 @@ def sqlite_store(tmp_path_factory) -> RegistryStore:
 
 
 @pytest.fixture(scope="module")
-def server_store(mlflow_server, tmp_path_factory) -> RegistryStore:  # noqa: F811
+def server_store(mlflow_server, tmp_path_factory) -> RegistryStore:
     return RegistryStore.create(mlflow_server.tracking_uri, tmp_path_factory.mktemp("server-registry"))
 
 

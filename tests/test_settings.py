@@ -10,12 +10,13 @@ overridden by CLI options.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -230,24 +231,25 @@ def flavor_home_and_model_name(tmp_path: Path) -> Iterator[Place]:
 
 
 def tracking_uri_and_prefect_api(tmp_path: Path) -> Iterator[Place]:
-    """Runs and registry in another SQLite store, flow runs on a Prefect server of the test's own."""
+    """Runs and registry in another SQLite store, flow runs on another Prefect server: the test
+    session's (tests/conftest.py), already running for slow tests."""
     home, db = tmp_path / "state", tmp_path / "tracking" / "other.db"
     db.parent.mkdir()
-    with prefect_server(tmp_path / "prefect-server") as api_url:
-        yield Place(
-            env={
-                **base_env(),
-                "FLAVOR_HOME": str(home),
-                "MLFLOW_TRACKING_URI": f"sqlite:///{db}",
-                "PREFECT_API_URL": api_url,
-            },
-            cwd=tmp_path / "project",
-            home=home,
-            model_name="flavor-ml-embeddings",
-            mlflow_db=db,
-            prefect_api_url=api_url,
-            untouched=[home / "mlflow.db", home / "prefect"],
-        )
+    api_url = os.environ["PREFECT_API_URL"]
+    yield Place(
+        env={
+            **base_env(),
+            "FLAVOR_HOME": str(home),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{db}",
+            "PREFECT_API_URL": api_url,
+        },
+        cwd=tmp_path / "project",
+        home=home,
+        model_name="flavor-ml-embeddings",
+        mlflow_db=db,
+        prefect_api_url=api_url,
+        untouched=[home / "mlflow.db", home / "prefect"],
+    )
 
 
 SETTINGS = {
@@ -262,29 +264,13 @@ def base_env() -> dict[str, str]:
     return {k: v for k, v in user_env(FLAVOR_TRAIN_EPOCHS="5").items() if k not in ROOT_VARIABLES}
 
 
-@contextmanager
-def prefect_server(home: Path) -> Iterator[str]:
-    port = processes.free_port()
-    log = home / "server.log"
-    server = processes.start(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        log,
-        env={
-            "PREFECT_HOME": str(home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_URL": "",
-            "PREFECT_UI_ENABLED": "false",
-        },
+def flow_runs_on(api_url: str, since: datetime) -> list[str]:
+    """The names of the flow runs created on the server at ``api_url`` since ``since``."""
+    response = httpx.post(
+        f"{api_url}/flow_runs/filter",
+        json={"flow_runs": {"expected_start_time": {"after_": since.isoformat()}}, "limit": 50},
+        timeout=30,
     )
-    try:
-        processes.wait_until_healthy(f"http://127.0.0.1:{port}/api/health", server, log, timeout=180)
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        processes.stop(server)
-
-
-def flow_runs_on(api_url: str) -> list[str]:
-    response = httpx.post(f"{api_url}/flow_runs/filter", json={"limit": 50}, timeout=30)
     response.raise_for_status()
     return sorted({run["name"] for run in response.json()})
 
@@ -292,6 +278,7 @@ def flow_runs_on(api_url: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("setting", list(SETTINGS))
 def test_every_command_honours_the_setting(setting, tmp_path):
+    began = datetime.now(UTC)
     for place in SETTINGS[setting](tmp_path):
         place.cwd.mkdir(parents=True)
         for name, check in COMMANDS:
@@ -302,6 +289,6 @@ def test_every_command_honours_the_setting(setting, tmp_path):
             # Nothing lands in the working directory but the home (and the test's own log).
             assert {p.name for p in place.cwd.iterdir()} <= {".flavor", "serve.log"}, f"{name} under {setting}"
         if place.prefect_api_url:
-            assert len(flow_runs_on(place.prefect_api_url)) == 3  # train, promote, rollback
+            assert len(flow_runs_on(place.prefect_api_url, began)) == 3  # train, promote, rollback
         else:  # the embedded default's one background server served every command
             assert (place.home / "prefect" / "local-server.json").is_file()

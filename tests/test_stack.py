@@ -9,8 +9,11 @@ What these tests hold:
   store, the inference API) on free loopback ports with a throwaway home and databases of
   their own; each refuses requests without credentials and accepts them with; ``up`` again
   changes nothing; a service that died is restarted alone; ``down`` leaves no process behind.
+- a second stack home on the same PostgreSQL runs beside it on databases of its own, and neither
+  stack accepts the other's credentials or shows the other's flows.
 
-The native stack is started once for the module (about a minute on two cores).
+The native stack is started once for the module (about a minute on two cores); the second home
+starts a stack of its own beside it, before the last test stops the module's.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import yaml
 
 from flavor_ml.stack import processes
 from flavor_ml.stack.config import StackSettings
+from flavor_ml.stack.config import load_settings as load_stack_settings
 from flavor_ml.stack.credentials import CREDENTIAL_VARIABLES, load_credentials
 from flavor_ml.stack.databases import drop_databases
 from flavor_ml.stack.services import (
@@ -51,7 +55,17 @@ from flavor_ml.stack.services import (
     client_environment,
 )
 from tests.support.processes import free_port
-from tests.support.stack import NativeStack, base_env, native_stack, run_cli
+from tests.support.stack import (
+    NativeStack,
+    base_env,
+    client_of,
+    mlflow_accepts,
+    native_stack,
+    prefect_flow_names,
+    run_cli,
+    stack_home,
+    up,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -284,6 +298,13 @@ def stack(tmp_path_factory) -> Iterator[NativeStack]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def client(stack) -> dict[str, str]:
+    """What ``flavor-ml stack env`` exports: the stack's credentials do not change while it runs, so
+    it is read once (test_stack_env_prints_the_exports_a_client_needs runs the command itself)."""
+    return stack.client_env()
+
+
 def by_name(report: list[dict]) -> dict[str, dict]:
     return {item["name"]: item for item in report}
 
@@ -329,8 +350,7 @@ def test_logs_of_every_service_are_in_one_folder(stack):
 
 
 @pytest.mark.slow
-def test_prefect_refuses_requests_without_credentials(stack):
-    client = stack.client_env()
+def test_prefect_refuses_requests_without_credentials(client):
     url = client["PREFECT_API_URL"] + "/flow_runs/filter"
     user, password = client["PREFECT_API_AUTH_STRING"].split(":", 1)
     assert httpx.post(url, json={}).status_code == 401
@@ -339,8 +359,7 @@ def test_prefect_refuses_requests_without_credentials(stack):
 
 
 @pytest.mark.slow
-def test_mlflow_refuses_requests_without_credentials(stack):
-    client = stack.client_env()
+def test_mlflow_refuses_requests_without_credentials(client):
     url = client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/search?max_results=5"
     user, password = client["MLFLOW_TRACKING_USERNAME"], client["MLFLOW_TRACKING_PASSWORD"]
     assert httpx.get(url).status_code == 401
@@ -368,12 +387,12 @@ WRONG_CREDENTIALS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("variable", "service"), WRONG_CREDENTIALS)
-def test_up_and_status_name_the_service_that_refuses_the_credentials_handed_out(stack, variable, service):
+def test_up_and_status_name_the_service_that_refuses_the_credentials_handed_out(stack, client, variable, service):
     """A credential the running service does not accept (changed since it started, or kept in MLflow's
     database): `up` fails naming the service and the fix, `status` says auth-mismatch, not up."""
     if service not in expected_services():
         pytest.skip(f"{service} is not part of this stack")
-    wrong = stack.client_env()[variable] + "-not-this-one"
+    wrong = client[variable] + "-not-this-one"
     env = {**stack.env, variable: wrong}
     url = f"http://127.0.0.1:{stack.env[PORT_VARIABLES[service]]}"
 
@@ -412,11 +431,10 @@ def s3_client(client_env: dict[str, str], secret: str | None = None):
 
 
 @pytest.mark.slow
-def test_s3_store_refuses_requests_without_credentials(stack):
+def test_s3_store_refuses_requests_without_credentials(client):
     """MinIO checks credentials; so does the moto stand-in (flavor_ml/stack/moto_s3.py)."""
     from botocore.exceptions import ClientError
 
-    client = stack.client_env()
     bucket, endpoint = client["FLAVOR_S3_BUCKET"], client["FLAVOR_S3_ENDPOINT_URL"]
     s3_client(client).put_object(Bucket=bucket, Key="test/hello.txt", Body=b"hello")
 
@@ -432,9 +450,8 @@ def test_s3_store_refuses_requests_without_credentials(stack):
 
 
 @pytest.mark.slow
-def test_mlflow_proxies_artifacts_to_the_s3_store(stack):
+def test_mlflow_proxies_artifacts_to_the_s3_store(stack, client):
     """What mlflow.log_artifact and load_artifact do through the tracking server, over its REST API."""
-    client = stack.client_env()
     api = client["MLFLOW_TRACKING_URI"] + "/api/2.0"
     auth = (client["MLFLOW_TRACKING_USERNAME"], client["MLFLOW_TRACKING_PASSWORD"])
     experiment = httpx.post(
@@ -453,8 +470,7 @@ def test_mlflow_proxies_artifacts_to_the_s3_store(stack):
 
 
 @pytest.mark.slow
-def test_bootstrap_created_the_pool_the_blocks_and_the_worker_polls_the_pool(stack):
-    client = stack.client_env()
+def test_bootstrap_created_the_pool_the_blocks_and_the_worker_polls_the_pool(stack, client):
     api = client["PREFECT_API_URL"]
     auth = tuple(client["PREFECT_API_AUTH_STRING"].split(":", 1))
     pool = httpx.get(f"{api}/work_pools/{client['FLAVOR_WORK_POOL']}", auth=auth)
@@ -507,7 +523,7 @@ def test_up_again_changes_nothing(stack):
 
 
 @pytest.mark.slow
-def test_up_restarts_only_a_service_that_died(stack):
+def test_up_restarts_only_a_service_that_died(stack, client):
     before = {name: entry["pid"] for name, entry in stack.state().items()}
     processes.terminate(before[S3], stack.state()[S3]["started"])
     result = stack.cli("stack", "status", timeout=60)
@@ -521,7 +537,6 @@ def test_up_restarts_only_a_service_that_died(stack):
     assert {name: pid for name, pid in after.items() if name != S3} == {
         name: pid for name, pid in before.items() if name != S3
     }
-    client = stack.client_env()
     s3_client(client).head_bucket(Bucket=client["FLAVOR_S3_BUCKET"])
 
 
@@ -575,6 +590,31 @@ def test_up_says_what_to_install_before_starting_anything(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: the stack cannot start: the S3 store needs")
     assert "moto" in result.stderr and "stack extra" in result.stderr and "Traceback" not in result.stderr
     assert not (home / "stack" / "state.json").exists()
+
+
+@pytest.mark.slow
+def test_a_second_stack_home_on_the_same_postgres_uses_databases_of_its_own_and_both_work(stack, client, tmp_path):
+    """Moved here from test_stack_ownership.py: this module's stack is the first home, so only the
+    second one is started. The second uses its home's default database names."""
+    with stack_home(tmp_path / "second") as second_env:
+        up(second_env)
+        second = client_of(second_env)
+        theirs = load_stack_settings(home=tmp_path / "second")
+        assert {stack.settings.prefect_db, stack.settings.mlflow_db}.isdisjoint({theirs.prefect_db, theirs.mlflow_db})
+
+        assert mlflow_accepts(client) == mlflow_accepts(second) == 200
+        assert mlflow_accepts(second, credentials_of=client) == 401
+        assert mlflow_accepts(client, credentials_of=second) == 401
+        user, _, password = client["PREFECT_API_AUTH_STRING"].partition(":")
+        flow = httpx.post(
+            client["PREFECT_API_URL"] + "/flows/",
+            json={"name": "only-in-the-first-stack"},
+            auth=(user, password),
+            timeout=30,
+        )
+        assert flow.status_code in (200, 201), flow.text
+        assert "only-in-the-first-stack" in prefect_flow_names(client)
+        assert "only-in-the-first-stack" not in prefect_flow_names(second)
 
 
 @pytest.mark.slow

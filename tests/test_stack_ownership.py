@@ -8,7 +8,7 @@ What these tests hold:
   starting anything, naming it, its owner and the fix, and adopts one that records no owner
   only once the credentials proved good;
 - two stack homes on one PostgreSQL run side by side, each on its own databases, each refusing
-  the other's credentials;
+  the other's credentials (in test_stack.py, beside that module's running stack);
 - a home removed and made again fails at ``up`` naming MLflow and `flavor-ml stack drop-databases`,
   which then lets it start afresh; a home whose credentials file was lost fails at ``up`` the
   same way, once MLflow refuses the new password.
@@ -16,7 +16,6 @@ What these tests hold:
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import uuid
@@ -24,7 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flavor_ml.stack import processes
@@ -40,8 +38,7 @@ from flavor_ml.stack.databases import (
 from flavor_ml.stack.errors import StackError
 from flavor_ml.stack.services import MLFLOW
 from tests.support.postgres import postgres_available
-from tests.support.processes import free_port
-from tests.support.stack import base_env, run_cli
+from tests.support.stack import client_of, mlflow_accepts, run_cli, stack_home, up
 
 
 @pytest.fixture
@@ -193,95 +190,6 @@ def test_an_owner_round_trips_through_its_comment():
 
 
 # -- the native stack, for real -----------------------------------------------------------------
-
-
-def stack_env(home: Path) -> dict[str, str]:
-    """A stack on free ports with this home's own (default) database names; no API, to spare the machine."""
-    return {
-        **base_env(),
-        "FLAVOR_HOME": str(home),
-        "FLAVOR_STACK_API": "off",
-        **{
-            variable: str(free_port())
-            for variable in (
-                "FLAVOR_PREFECT_PORT",
-                "FLAVOR_MLFLOW_PORT",
-                "FLAVOR_S3_PORT",
-                "FLAVOR_API_PORT",
-                "FLAVOR_WORKER_PORT",
-            )
-        },
-    }
-
-
-@contextmanager
-def stack_home(home: Path) -> Iterator[dict[str, str]]:
-    """The environment of a stack at ``home``; at the end its processes stop and its databases are dropped."""
-    env = stack_env(home)
-    try:
-        yield env
-    finally:
-        run_cli(["stack", "down"], env, timeout=120)
-        drop_databases(StackSettings(home=home))
-
-
-def up(env: dict[str, str]) -> dict:
-    result = run_cli(["stack", "up", "--json"], env)
-    assert result.returncode == 0, f"stack up failed:\n{result.stderr[-6000:]}"
-    return json.loads(result.stdout)
-
-
-def client_of(env: dict[str, str]) -> dict[str, str]:
-    """What ``flavor-ml stack env`` exports for the stack of ``env``."""
-    result = run_cli(["stack", "env", "--json"], env, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def mlflow_accepts(client: dict[str, str], credentials_of: dict[str, str] | None = None) -> int:
-    credentials_of = credentials_of or client
-    return httpx.get(
-        client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/search",
-        params={"max_results": 1},
-        auth=(credentials_of["MLFLOW_TRACKING_USERNAME"], credentials_of["MLFLOW_TRACKING_PASSWORD"]),
-        timeout=30,
-    ).status_code
-
-
-def prefect_flow_names(client: dict[str, str]) -> set[str]:
-    user, _, password = client["PREFECT_API_AUTH_STRING"].partition(":")
-    flows = httpx.post(client["PREFECT_API_URL"] + "/flows/filter", json={}, auth=(user, password), timeout=30)
-    assert flows.status_code == 200, flows.text
-    return {flow["name"] for flow in flows.json()}
-
-
-@pytest.mark.slow
-def test_two_stack_homes_on_one_postgres_use_databases_of_their_own_and_both_work(tmp_path, postgres):
-    with stack_home(tmp_path / "first") as first_env, stack_home(tmp_path / "second") as second_env:
-        up(first_env)
-        up(second_env)
-        first, second = client_of(first_env), client_of(second_env)
-        names = {
-            home: (settings.prefect_db, settings.mlflow_db)
-            for home, settings in (
-                ("first", load_settings(home=tmp_path / "first")),
-                ("second", load_settings(home=tmp_path / "second")),
-            )
-        }
-        assert set(names["first"]).isdisjoint(names["second"])
-
-        assert mlflow_accepts(first) == mlflow_accepts(second) == 200
-        assert mlflow_accepts(second, credentials_of=first) == 401
-        user, _, password = first["PREFECT_API_AUTH_STRING"].partition(":")
-        flow = httpx.post(
-            first["PREFECT_API_URL"] + "/flows/",
-            json={"name": "only-in-the-first-stack"},
-            auth=(user, password),
-            timeout=30,
-        )
-        assert flow.status_code in (200, 201), flow.text
-        assert "only-in-the-first-stack" in prefect_flow_names(first)
-        assert "only-in-the-first-stack" not in prefect_flow_names(second)
 
 
 @pytest.mark.slow

@@ -116,6 +116,73 @@ def native_stack(home: Path, prefix: str, extra_env: Mapping[str, str] | None = 
         drop_databases(settings)
 
 
+# -- a stack home of a test's own, with its default database names --------------------------------
+
+
+def stack_env(home: Path) -> dict[str, str]:
+    """A stack on free ports with this home's own (default) database names; no API, to spare the machine."""
+    return {
+        **base_env(),
+        "FLAVOR_HOME": str(home),
+        "FLAVOR_STACK_API": "off",
+        **{
+            variable: str(free_port())
+            for variable in (
+                "FLAVOR_PREFECT_PORT",
+                "FLAVOR_MLFLOW_PORT",
+                "FLAVOR_S3_PORT",
+                "FLAVOR_API_PORT",
+                "FLAVOR_WORKER_PORT",
+            )
+        },
+    }
+
+
+@contextmanager
+def stack_home(home: Path) -> Iterator[dict[str, str]]:
+    """The environment of a stack at ``home``; at the end its processes stop and its databases are dropped."""
+    env = stack_env(home)
+    try:
+        yield env
+    finally:
+        run_cli(["stack", "down"], env, timeout=120)
+        from flavor_ml.stack.databases import drop_databases
+
+        drop_databases(StackSettings(home=home))
+
+
+def up(env: dict[str, str]) -> dict:
+    result = run_cli(["stack", "up", "--json"], env)
+    assert result.returncode == 0, f"stack up failed:\n{result.stderr[-6000:]}"
+    return json.loads(result.stdout)
+
+
+def client_of(env: dict[str, str]) -> dict[str, str]:
+    """What ``flavor-ml stack env`` exports for the stack of ``env``."""
+    result = run_cli(["stack", "env", "--json"], env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def mlflow_accepts(client: Mapping[str, str], credentials_of: Mapping[str, str] | None = None) -> int:
+    """The status MLflow of ``client``'s stack answers a request with ``credentials_of``'s credentials."""
+    credentials_of = credentials_of or client
+    return httpx.get(
+        client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        auth=(credentials_of["MLFLOW_TRACKING_USERNAME"], credentials_of["MLFLOW_TRACKING_PASSWORD"]),
+        timeout=30,
+    ).status_code
+
+
+def prefect_flow_names(client: Mapping[str, str]) -> set[str]:
+    """The flows the Prefect server of ``client``'s stack knows."""
+    user, _, password = client["PREFECT_API_AUTH_STRING"].partition(":")
+    flows = httpx.post(client["PREFECT_API_URL"] + "/flows/filter", json={}, auth=(user, password), timeout=30)
+    assert flows.status_code == 200, flows.text
+    return {flow["name"] for flow in flows.json()}
+
+
 class PrefectAPI:
     """The Prefect REST API of a stack over plain HTTP with its basic auth: what the UI calls."""
 
