@@ -116,7 +116,7 @@ def screenshot_path(tmp_path: Path) -> Path:
 def test_the_explorer_looks_up_names_follows_suggestions_completes_a_recipe_and_escapes_everything(
     served, browser, tmp_path
 ):
-    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -131,8 +131,14 @@ def test_the_explorer_looks_up_names_follows_suggestions_completes_a_recipe_and_
     assert f"version {version}" in status.text and f"{len(INGREDIENTS) + 1} ingredients" in status.text
 
     def ranked(list_id: str, count: int) -> list[str]:
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{list_id} li")) == count)
-        return [e.text for e in browser.find_elements(By.CSS_SELECTOR, f"#{list_id} li .name")]
+        def names(driver):
+            try:
+                found = [e.text for e in driver.find_elements(By.CSS_SELECTOR, f"#{list_id} li .name")]
+            except StaleElementReferenceException:
+                return False  # the list was redrawn while it was read (a newer answer arrived): read it again
+            return found if len(found) == count else False
+
+        return wait.until(names)
 
     # type a name as a cook writes it: substitutes and complements with scores
     box = browser.find_element(By.ID, "ingredient")
