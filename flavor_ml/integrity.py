@@ -50,18 +50,23 @@ def damage(result: StepResult, storage: StorageSettings) -> str | None:
     return None
 
 
+def _not_copied_here(store: ArtifactStore, uri: str) -> bool:
+    """An s3 object with no local copy yet: checked by its metadata, not downloaded."""
+    return uri.startswith("s3://") and not store.cached_copy(uri).is_file()
+
+
 def _present(store: ArtifactStore, uri: str) -> None:
     """FileNotFoundError naming ``uri`` when it is gone (for s3, without downloading it)."""
-    if uri.startswith("s3://") and not store.cached_copy(uri).is_file():
+    if _not_copied_here(store, uri):
         store.recorded_sha256(uri)
     else:
         store.local_copy(uri)
 
 
 def _sha256(store: ArtifactStore, uri: str) -> str | None:
-    """The file's sha256: hashed from the local file or copy, else (an s3 object not yet copied here)
-    the sha256 it was stored with, so that checking a warm run downloads nothing it does not use."""
-    if uri.startswith("s3://") and not store.cached_copy(uri).is_file():
+    """The file's sha256: hashed from the local file or copy, else the sha256 the object was stored
+    with, so that checking a warm run downloads nothing it does not use."""
+    if _not_copied_here(store, uri):
         return store.recorded_sha256(uri)
     return sha256_file(store.local_copy(uri))
 

@@ -313,7 +313,7 @@ def log_training_run(
     try:
         with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
             files = Path(work) / "run"
-            choice = _stage_run_files(files, storage, raw, corpus, model, report, tuning, partitions, fingerprints)
+            choice = _stage_run_files(files, storage, corpus, model, report, tuning, partitions, fingerprints)
             params |= choice.params
             metrics |= choice.metrics
             upload_folder(run.info.artifact_uri, tracking_uri, files)
@@ -352,7 +352,6 @@ class _ScorerChoice(BaseModel):
 def _stage_run_files(
     files: Path,
     storage: StorageSettings,
-    raw: CorpusRef,
     corpus: NormalizedCorpus,
     model: TrainedModel,
     report: EvaluationReport,
