@@ -38,6 +38,9 @@ os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 os.environ["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
 os.environ["GIT_PYTHON_REFRESH"] = "quiet"
 
+# Every test can join the fault suite (bench/faults.py) with a marker and the fault_outcome fixture.
+pytest_plugins = ("tests.support.fault_report",)
+
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
