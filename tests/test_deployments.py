@@ -664,9 +664,10 @@ def test_two_workers_on_the_pool_share_a_burst_of_runs(two_workers, scale_out_de
     assert {names[0] for names in executed_by.values()} == set(two_workers), executed_by
 
 
+@pytest.mark.faults("worker-killed")
 @pytest.mark.slow
 def test_a_run_of_a_killed_worker_is_retried_to_completion_with_nothing_lost(
-    two_workers, scale_out_deployment, api, client_env
+    two_workers, scale_out_deployment, api, client_env, fault_outcome
 ):
     corpus = upload_unique_corpus(client_env)
     flow_run_id = api.call(
@@ -698,3 +699,6 @@ def test_a_run_of_a_killed_worker_is_retried_to_completion_with_nothing_lost(
     assert pipeline_states(api.task_runs(flow_run_id)) == dict.fromkeys(PIPELINE_TASKS, "Cached")
     runs = MLflowAPI(client_env).runs_of_flow_run(flow_run_id)
     assert [run["info"]["status"] for run in runs] == ["FINISHED"]
+    fault_outcome(
+        "worker killed in log-to-mlflow: retry Completed on the other worker, every step Cached, 1 MLflow run"
+    )

@@ -128,6 +128,7 @@ def test_a_rejection_fails_the_run_with_a_message_naming_each_failed_gate_and_mo
         )
 
 
+@pytest.mark.faults("promotion-race")
 @on_prefect_server
 def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, name):
     held = registry.train(name, metrics(hr10=0.60, mrr=0.25))
@@ -163,9 +164,12 @@ def test_racing_promotion_flows_are_serialised_so_only_one_can_win(registry, nam
     assert (limit.name, limit.limit, limit.active) == ("promote-staging", 1, True)
 
 
+@pytest.mark.faults("promotion-race")
 @on_prefect_server
 @sqlite_only
-def test_two_promote_processes_for_one_stage_at_once_leave_one_winner_and_both_in_the_audit_log(registry, name):
+def test_two_promote_processes_for_one_stage_at_once_leave_one_winner_and_both_in_the_audit_log(
+    registry, name, fault_outcome
+):
     held = registry.train(name, metrics(hr10=0.60, mrr=0.25))
     promote(registry.store, "staging", held, policy=POLICY, model_name=name)
     rivals = [registry.train(name, metrics(hr10=0.70, mrr=0.30)), registry.train(name, metrics(hr10=0.66, mrr=0.36))]
@@ -186,6 +190,9 @@ def test_two_promote_processes_for_one_stage_at_once_leave_one_winner_and_both_i
         ("promoted", held, winner),
         ("rejected", winner, winner),
     ]
+    fault_outcome(
+        f"2 processes: v{winner} promoted (exit 0), v{loser} rejected against it (exit 3); audit log has both"
+    )
 
 
 @on_prefect_server

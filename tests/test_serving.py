@@ -532,8 +532,9 @@ def _serve(tmp_path, registry_uri: str, name: str, label: str):
     return process, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
 
 
+@pytest.mark.faults("registry-unreachable")
 @pytest.mark.slow
-def test_a_registry_outage_is_named_within_seconds_and_the_loaded_version_keeps_serving(tmp_path):
+def test_a_registry_outage_is_named_within_seconds_and_the_loaded_version_keeps_serving(tmp_path, fault_outcome):
     port = free_port()
     registry_uri, root = f"http://127.0.0.1:{port}", tmp_path / "registry"
     registry = _registry_server(root, port)
@@ -549,21 +550,27 @@ def test_a_registry_outage_is_named_within_seconds_and_the_loaded_version_keeps_
 
         stop(registry)
         # While serving: the error shows on /model within seconds, and queries go on being answered.
+        outage = time.monotonic()
         wait_until(lambda: http.get("/model").json()["last_reload_error"], 10, "the outage on /model")
+        fault_outcome(f"while serving: outage on /model after {time.monotonic() - outage:.1f} s, /similar still 200")
         assert "registry could not resolve" in http.get("/model").json()["last_reload_error"]["message"]
         answered = http.get("/similar/basil")
         assert answered.status_code == 200 and answered.headers["x-model-version"] == version
         # At start: not ready, saying why, within seconds (MLflow's client alone would retry for minutes).
         starting, fresh = _serve(tmp_path, registry_uri, name, "during")
         servers.append(starting)
+        began = time.monotonic()
         wait_until(lambda: "registry could not resolve" in fresh.get("/ready").text, 10, "the reason on /ready")
         assert fresh.get("/ready").status_code == 503
+        fault_outcome(f"at start: /ready 503 with the reason {time.monotonic() - began:.1f} s after /health")
 
         registry = _registry_server(root, port)  # back, with the same database
+        back = time.monotonic()
         wait_until(lambda: http.get("/model").json()["last_reload_error"] is None, 10, "recovery of the first")
         wait_until(
             lambda: fresh.get("/ready").status_code == 200, 10 + PROCESS_LOAD_ALLOWANCE, "recovery of the second"
         )
+        fault_outcome(f"both recovered by themselves {time.monotonic() - back:.1f} s after the registry was back")
         assert fresh.get("/similar/basil").headers["x-model-version"] == version
     finally:
         for process in servers:

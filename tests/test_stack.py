@@ -349,6 +349,7 @@ def test_logs_of_every_service_are_in_one_folder(stack):
     assert "saved and checked" in (logs / "bootstrap.log").read_text()
 
 
+@pytest.mark.faults("wrong-credentials")
 @pytest.mark.slow
 def test_prefect_refuses_requests_without_credentials(client):
     url = client["PREFECT_API_URL"] + "/flow_runs/filter"
@@ -358,6 +359,7 @@ def test_prefect_refuses_requests_without_credentials(client):
     assert httpx.post(url, json={}, auth=(user, password)).status_code == 200
 
 
+@pytest.mark.faults("wrong-credentials")
 @pytest.mark.slow
 def test_mlflow_refuses_requests_without_credentials(client):
     url = client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/search?max_results=5"
@@ -385,9 +387,12 @@ WRONG_CREDENTIALS = [
 ]
 
 
+@pytest.mark.faults("stale-credentials")
 @pytest.mark.slow
 @pytest.mark.parametrize(("variable", "service"), WRONG_CREDENTIALS)
-def test_up_and_status_name_the_service_that_refuses_the_credentials_handed_out(stack, client, variable, service):
+def test_up_and_status_name_the_service_that_refuses_the_credentials_handed_out(
+    stack, client, variable, service, fault_outcome
+):
     """A credential the running service does not accept (changed since it started, or kept in MLflow's
     database): `up` fails naming the service and the fix, `status` says auth-mismatch, not up."""
     if service not in expected_services():
@@ -414,6 +419,7 @@ def test_up_and_status_name_the_service_that_refuses_the_credentials_handed_out(
     text = run_cli(["stack", "status"], env, timeout=60).stdout
     assert re.search(rf"^{service}\s+auth-mismatch\s", text, re.M), text
     assert all(wrong not in output for output in (result.stdout, result.stderr, status.stdout, text))
+    fault_outcome(f"wrong {variable}: `up` exit 1 naming {service} and the fix, nothing started; status auth-mismatch")
 
 
 def s3_client(client_env: dict[str, str], secret: str | None = None):
@@ -430,6 +436,7 @@ def s3_client(client_env: dict[str, str], secret: str | None = None):
     )
 
 
+@pytest.mark.faults("wrong-credentials")
 @pytest.mark.slow
 def test_s3_store_refuses_requests_without_credentials(client):
     """MinIO checks credentials; so does the moto stand-in (flavor_ml/stack/moto_s3.py)."""
@@ -447,6 +454,59 @@ def test_s3_store_refuses_requests_without_credentials(client):
     assert s3_client(client).get_object(Bucket=bucket, Key="test/hello.txt")["Body"].read() == b"hello"
     listing = s3_client(client).list_objects_v2(Bucket=bucket, Prefix="test/", Delimiter="/")
     assert [item["Key"] for item in listing["Contents"]] == ["test/hello.txt"]
+
+
+@pytest.mark.faults("wrong-credentials")
+@pytest.mark.slow
+def test_every_service_refuses_a_write_without_or_with_wrong_credentials_and_nothing_changes(
+    stack, client, fault_outcome
+):
+    from botocore.exceptions import ClientError
+
+    intruder = f"intruder-{uuid.uuid4().hex[:8]}"
+    user, password = client["PREFECT_API_AUTH_STRING"].split(":", 1)
+    strangers = [None, (user, password + "x"), (intruder, password)]  # none, wrong password, unknown user
+
+    prefect = client["PREFECT_API_URL"]
+    assert [httpx.post(f"{prefect}/flows/", json={"name": intruder}, auth=auth).status_code for auth in strangers] == [
+        401
+    ] * 3
+    flows = httpx.post(f"{prefect}/flows/filter", json={"flows": {"name": {"any_": [intruder]}}}, auth=(user, password))
+    assert flows.status_code == 200 and flows.json() == []
+    fault_outcome("Prefect: 3 of 3 writes refused (401), no flow created")
+
+    mlflow_api = client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow"
+    mlflow_user, mlflow_password = client["MLFLOW_TRACKING_USERNAME"], client["MLFLOW_TRACKING_PASSWORD"]
+    mlflow_strangers = [None, (mlflow_user, mlflow_password + "x"), (intruder, mlflow_password)]
+    created = [
+        httpx.post(f"{mlflow_api}/experiments/create", json={"name": intruder}, auth=auth).status_code
+        for auth in mlflow_strangers
+    ]
+    assert created == [401] * 3
+    found = httpx.get(
+        f"{mlflow_api}/experiments/get-by-name",
+        params={"experiment_name": intruder},
+        auth=(mlflow_user, mlflow_password),
+    )
+    assert found.status_code == 404
+    fault_outcome("MLflow: 3 of 3 writes refused (401), no experiment created")
+
+    bucket, endpoint = client["FLAVOR_S3_BUCKET"], client["FLAVOR_S3_ENDPOINT_URL"]
+    assert httpx.put(f"{endpoint}/{bucket}/{intruder}.txt", content=b"x").status_code == 403
+    with pytest.raises(ClientError) as refused:
+        s3_client(client, secret="not-the-secret").put_object(Bucket=bucket, Key=f"{intruder}.txt", Body=b"x")
+    assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    assert "Contents" not in s3_client(client).list_objects_v2(Bucket=bucket, Prefix=intruder)
+    fault_outcome("S3: unsigned PUT 403, bad signature SignatureDoesNotMatch, no object written")
+
+    if API in expected_services():
+        api = f"http://127.0.0.1:{stack.env[PORT_VARIABLES[API]]}"
+        before = httpx.get(f"{api}/model").json()
+        headers = [{}, {"Authorization": "Bearer not-the-token"}, {"Authorization": f"Basic {password}"}]
+        statuses = [httpx.post(f"{api}/admin/reload", headers=header).status_code for header in headers]
+        assert statuses == [401, 403, 401]
+        assert httpx.get(f"{api}/model").json() == before
+        fault_outcome(f"API admin: reload refused {statuses}, the served model unchanged")
 
 
 @pytest.mark.slow

@@ -106,6 +106,7 @@ def test_up_creates_the_databases_owned_by_its_stack_and_accepts_them_again(tmp_
         assert again.created == [] and again.unclaimed == []
 
 
+@pytest.mark.faults("stale-credentials")
 def test_another_homes_databases_are_refused_naming_the_owner_and_the_fix(tmp_path, postgres):
     names = unique_names()
     with throwaway(settings_of(tmp_path / "a", **names)) as owner_settings:
@@ -192,8 +193,11 @@ def test_an_owner_round_trips_through_its_comment():
 # -- the native stack, for real -----------------------------------------------------------------
 
 
+@pytest.mark.faults("stale-credentials")
 @pytest.mark.slow
-def test_a_home_that_lost_its_credentials_or_was_reset_fails_at_up_naming_mlflow_and_the_fix(tmp_path, postgres):
+def test_a_home_that_lost_its_credentials_or_was_reset_fails_at_up_naming_mlflow_and_the_fix(
+    tmp_path, postgres, fault_outcome
+):
     home = tmp_path / "home"
     with stack_home(home) as env:
         up(env)
@@ -210,6 +214,7 @@ def test_a_home_that_lost_its_credentials_or_was_reset_fails_at_up_naming_mlflow
         assert "`flavor-ml stack drop-databases`" in error and load_settings(home=home).mlflow_db in error
         started = {int(pid) for pid in re.findall(r"started \(pid (\d+)", lost.stdout)}
         assert started and not any(processes.is_running(pid) for pid in started)
+        fault_outcome("lost credentials: `up` exit 1 naming MLflow and `drop-databases`, what it started stopped")
 
         # The whole home is gone: refused before anything starts.
         shutil.rmtree(home)
@@ -218,6 +223,7 @@ def test_a_home_that_lost_its_credentials_or_was_reset_fails_at_up_naming_mlflow
         assert "MLflow's PostgreSQL database" in reset.stderr and "an earlier stack of this home" in reset.stderr
         assert "`flavor-ml stack drop-databases`" in reset.stderr
         assert "started (pid" not in reset.stdout
+        fault_outcome("reset home: `up` exit 1 naming the earlier stack's databases, nothing started")
 
         # The fix it names, then a fresh stack whose MLflow accepts the new credentials.
         dropped = run_cli(["stack", "drop-databases", "--yes"], env, timeout=120)

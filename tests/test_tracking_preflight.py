@@ -90,8 +90,9 @@ def test_a_user_who_may_only_read_fails_the_check_naming_the_experiment(auth_ser
     )
 
 
+@pytest.mark.faults("stale-credentials")
 def test_a_run_that_mlflow_would_refuse_fails_in_its_first_task_before_any_fetch(
-    auth_server, isolated_pipeline, monkeypatch
+    auth_server, isolated_pipeline, monkeypatch, fault_outcome
 ):
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -111,3 +112,4 @@ def test_a_run_that_mlflow_would_refuse_fails_in_its_first_task_before_any_fetch
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
     assert [(run.name, run.state.type.value) for run in task_runs] == [("check-tracking", "FAILED")]
+    fault_outcome("a run with refused MLflow credentials: Failed in check-tracking, no fetch started")

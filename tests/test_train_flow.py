@@ -222,7 +222,8 @@ def test_a_corpus_with_too_many_unusable_recipes_fails_normalize_and_says_why(is
     assert pl.read_parquet(local_path_of(kept)).height == 50  # nothing is lost: every rejected row is kept
 
 
-def test_a_cached_result_whose_stored_files_were_damaged_or_deleted_is_computed_again(isolated_pipeline):
+@pytest.mark.faults("cache-damaged")
+def test_a_cached_result_whose_stored_files_were_damaged_or_deleted_is_computed_again(isolated_pipeline, fault_outcome):
     from flavor_ml.integrity import damage
     from flavor_ml.settings import load_settings
     from flavor_ml.storage import local_path_of, sha256_file
@@ -247,3 +248,4 @@ def test_a_cached_result_whose_stored_files_were_damaged_or_deleted_is_computed_
     storage = load_settings().storage
     assert damage(again.model, storage) is None and damage(again.corpus, storage) is None
     assert again.report.metrics["completion_hr10"] > 0.5  # evaluated on sound vectors
+    fault_outcome("snapshot deleted, vectors overwritten: fetch and train Cached then recomputed, nothing damaged used")
