@@ -31,6 +31,10 @@ class EvaluationError(FlavorError):
     """The probes could not be computed on this split."""
 
 
+class DiskFullError(FlavorError):
+    """A disk flavor-ml writes to is full (or over its quota); the step kept nothing partial."""
+
+
 class TrackingError(FlavorError):
     """MLflow tracking would not record a run: unreachable, credentials refused, or no permission to write."""
 

@@ -39,7 +39,7 @@ from flavor_ml.settings import (
     TuningParams,
     load_settings,
 )
-from flavor_ml.storage import ArtifactStore, sha256_file
+from flavor_ml.storage import ArtifactStore, naming_a_full_disk, sha256_file
 from flavor_ml.training.budget import resolve_budget
 from flavor_ml.training.completion_scorer import fit_completion_model
 from flavor_ml.training.train_embeddings import train_embeddings
@@ -109,7 +109,8 @@ def fetch_partition(partition: PartitionSource, params: FetchParams, storage: St
     fingerprint = partition_fingerprint(
         partition, params, s3=store.s3 if partition.source.startswith("s3://") else None
     )
-    ref = fetch_corpus(partition.source, params, store, partition=partition.name, member=partition.member)
+    with naming_a_full_disk(store.home, f"fetching {partition.name}"):
+        ref = fetch_corpus(partition.source, params, store, partition=partition.name, member=partition.member)
     return ref.model_copy(update={"fingerprint": fingerprint})
 
 
@@ -121,19 +122,20 @@ def normalize(corpus: CorpusRef, params: NormalizationParams, storage: StorageSe
     """
     started = time.perf_counter()
     store = ArtifactStore.from_settings(storage)
-    raw = store.local_copy(corpus.snapshot)
-    with tempfile.TemporaryDirectory(prefix="flavor-normalize-", dir=store.staging_dir) as work:
-        if corpus.compression:
-            plain = Path(work) / "raw"
-            decompress_to(raw, corpus.compression, corpus.member, plain, corpus.label)
-            raw = plain
-        output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
-        counts = build_baskets(raw, corpus.format, params, output, rejects, label=corpus.label)
-        # Rejects are kept even when the step fails, so that the failure can be looked into.
-        rejects_uri = store.put_file(rejects, f"rejects/{sha256_file(rejects)}/rejects.parquet")
-        check_reject_share(corpus.label, counts, params, rejects_uri)
-        sha = sha256_file(output)
-        uri = store.put_file(output, f"normalized/{sha}/baskets.parquet")
+    with naming_a_full_disk(store.home, f"normalizing {corpus.label}"):
+        raw = store.local_copy(corpus.snapshot)
+        with tempfile.TemporaryDirectory(prefix="flavor-normalize-", dir=store.staging_dir) as work:
+            if corpus.compression:
+                plain = Path(work) / "raw"
+                decompress_to(raw, corpus.compression, corpus.member, plain, corpus.label)
+                raw = plain
+            output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
+            counts = build_baskets(raw, corpus.format, params, output, rejects, label=corpus.label)
+            # Rejects are kept even when the step fails, so that the failure can be looked into.
+            rejects_uri = store.put_file(rejects, f"rejects/{sha256_file(rejects)}/rejects.parquet")
+            check_reject_share(corpus.label, counts, params, rejects_uri)
+            sha = sha256_file(output)
+            uri = store.put_file(output, f"normalized/{sha}/baskets.parquet")
     return NormalizedCorpus(
         source=corpus.source,
         uri=uri,
@@ -159,13 +161,14 @@ def merge(source: str | None, parts: list[NormalizedCorpus], storage: StorageSet
         )
         for part in parts
     ]
-    with tempfile.TemporaryDirectory(prefix="flavor-merge-", dir=store.staging_dir) as work:
-        output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
-        kept = merge_baskets(named, output, rejects)
-        sha = sha256_file(output)
-        uri = store.put_file(output, f"merged/{sha}/baskets.parquet")
-        rejects_uri = store.put_file(rejects, f"rejects/{sha256_file(rejects)}/rejects.parquet")
-        vocabulary = vocabulary_size(store.local_copy(uri))
+    with naming_a_full_disk(store.home, "merging the partitions' baskets"):
+        with tempfile.TemporaryDirectory(prefix="flavor-merge-", dir=store.staging_dir) as work:
+            output, rejects = Path(work) / "baskets.parquet", Path(work) / "rejects.parquet"
+            kept = merge_baskets(named, output, rejects)
+            sha = sha256_file(output)
+            uri = store.put_file(output, f"merged/{sha}/baskets.parquet")
+            rejects_uri = store.put_file(rejects, f"rejects/{sha256_file(rejects)}/rejects.parquet")
+            vocabulary = vocabulary_size(store.local_copy(uri))
     records = [
         PartitionRecord(
             name=name,
@@ -249,11 +252,12 @@ def train(
     embeddings = train_embeddings(fit, params)
     completion = fit_completion_model(embeddings, fit, validation, params, split)
     store = ArtifactStore.from_settings(storage)
-    with tempfile.TemporaryDirectory(prefix="flavor-train-", dir=store.staging_dir) as work:
-        embeddings.save(Path(work))
-        completion.save(Path(work))
-        sha = _sha256_of_files(Path(work), MODEL_FILES)
-        uris = {name: store.put_file(Path(work) / name, f"models/{sha}/{name}") for name in MODEL_FILES}
+    with naming_a_full_disk(store.home, "saving the trained model"):
+        with tempfile.TemporaryDirectory(prefix="flavor-train-", dir=store.staging_dir) as work:
+            embeddings.save(Path(work))
+            completion.save(Path(work))
+            sha = _sha256_of_files(Path(work), MODEL_FILES)
+            uris = {name: store.put_file(Path(work) / name, f"models/{sha}/{name}") for name in MODEL_FILES}
     return TrainedModel(
         uris=uris,
         sha256=sha,

@@ -8,10 +8,13 @@ versioned), which is what lets ``local_copy`` reuse a download it already holds.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from flavor_ml.atomic import atomic_path
+from flavor_ml.errors import DiskFullError
 from flavor_ml.settings import StorageSettings, load_settings
 
 S3Client = Any  # a boto3 "s3" client; boto3 builds its classes at run time
@@ -70,6 +74,29 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def naming_a_full_disk(where: Path, doing: str) -> Iterator[None]:
+    """Turn "no space left on device" (or over quota), from Python or from polars' writers, into a
+    :class:`DiskFullError` naming the folder and the fix. Writes go through temporary files and
+    renames, so a step that fails this way has left nothing partial behind."""
+    try:
+        yield
+    except Exception as error:
+        if not _is_disk_full(error):
+            raise
+        raise DiskFullError(
+            f"no space left on the disk of {where} while {doing}: free space there (`df -h {where}`) or set "
+            f"FLAVOR_HOME to a folder on a larger disk, then retry the run. Nothing of this step was kept"
+        ) from error
+
+
+def _is_disk_full(error: Exception) -> bool:
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    # polars' writers report the OS error in their message: "... (os error 28)".
+    return any(f"(os error {code})" in str(error) for code in (errno.ENOSPC, errno.EDQUOT))
 
 
 def _is_not_found(error: ClientError) -> bool:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
 
 import pytest
 
+from flavor_ml.errors import DiskFullError
 from flavor_ml.settings import StorageSettings
-from flavor_ml.storage import ArtifactStore, local_path_of, s3_client, split_s3_uri
+from flavor_ml.storage import ArtifactStore, local_path_of, naming_a_full_disk, s3_client, split_s3_uri
 from tests.support.s3_server import S3Endpoint, moto_endpoint_url, s3_server  # noqa: F401  (fixtures)
 
 
@@ -159,3 +161,23 @@ def test_missing_s3_objects_are_reported(s3_server: S3Endpoint, tmp_path: Path) 
         store.local_copy(uri)
     cache = tmp_path / "home" / "cache"
     assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()], "a failed download leaves nothing"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EDQUOT, "Disk quota exceeded"),
+        RuntimeError("parquet: File out of specification: underlying IO error: No space left on device (os error 28)"),
+    ],
+)
+def test_a_full_disk_is_named_with_the_folder_and_the_fix(tmp_path, error):
+    with pytest.raises(DiskFullError, match=rf"^no space left on the disk of {tmp_path} while writing a test"):
+        with naming_a_full_disk(tmp_path, "writing a test"):
+            raise error
+
+
+def test_other_write_errors_pass_through_as_they_are(tmp_path):
+    with pytest.raises(PermissionError):
+        with naming_a_full_disk(tmp_path, "writing a test"):
+            raise PermissionError(errno.EACCES, "Permission denied")
