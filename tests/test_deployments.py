@@ -702,3 +702,110 @@ def test_a_run_of_a_killed_worker_is_retried_to_completion_with_nothing_lost(
     fault_outcome(
         "worker killed in log-to-mlflow: retry Completed on the other worker, every step Cached, 1 MLflow run"
     )
+
+
+# -- the Prefect server restarted in the middle of a run ---------------------------------------------
+
+
+@pytest.mark.faults("prefect-restarted")
+@pytest.mark.slow
+def test_a_run_whose_prefect_server_restarts_mid_train_completes_or_is_retried_without_redoing_cached_steps(
+    deployed, api, stack, client_env, fault_outcome
+):
+    from flavor_ml.stack.services import PREFECT_SERVER
+
+    corpus = upload_unique_corpus(client_env)
+    flow_run_id = api.call(
+        "POST",
+        f"deployments/{deployed['train-embeddings/adhoc']['id']}/create_flow_run",
+        json={"parameters": {"corpus": corpus}, "job_variables": {"env": NO_REGISTRATION}},
+    )["id"]
+
+    def training():
+        return any(run["name"] == "train" and run["state"]["type"] == "RUNNING" for run in api.task_runs(flow_run_id))
+
+    api.wait_for("the run to start training", training, FLOW_RUN_TIMEOUT, interval=0.3)
+    server = stack.state()[PREFECT_SERVER]
+    began = time.monotonic()
+    stack_processes.terminate(server["pid"], server["started"])
+    restarted = stack.cli("stack", "up")
+    assert restarted.returncode == 0, restarted.stderr
+    assert stack.state()[PREFECT_SERVER]["pid"] != server["pid"]
+    downtime = time.monotonic() - began
+
+    finished = api.wait_final(flow_run_id, FLOW_RUN_TIMEOUT)
+    outcome = finished["state"]["type"]
+    if outcome != "COMPLETED":  # Crashed or Failed: the UI's Retry
+        api.set_state(flow_run_id, "SCHEDULED", "AwaitingRetry", "Retry from the UI")
+        finished = api.wait_final(flow_run_id, FLOW_RUN_TIMEOUT)
+        assert finished["state"]["type"] == "COMPLETED", finished["state"]
+        states = pipeline_states(api.task_runs(flow_run_id))
+        assert states["fetch"] == states["normalize"] == "Cached", states
+        how = f"ended {outcome}, the UI's Retry Completed with fetch and normalize Cached"
+    else:
+        states = pipeline_states(api.task_runs(flow_run_id))
+        assert set(states.values()) == {"Completed"}, states
+        how = "the run Completed by itself, every step run once"
+    (run,) = [run for run in MLflowAPI(client_env).runs_of_flow_run(flow_run_id) if run["info"]["status"] == "FINISHED"]
+    fault_outcome(f"Prefect server restarted during train ({downtime:.0f} s down): {how}; one finished MLflow run")
+
+
+# -- secrets: after a whole stack run, no credential value is written anywhere a person reads ------
+
+
+def paged(api: PrefectAPI, path: str, body: dict | None = None, page: int = 200) -> list[dict]:
+    items: list[dict] = []
+    while batch := api.call("POST", path, json={**(body or {}), "limit": page, "offset": len(items)}):
+        items.extend(batch)
+        if len(batch) < page:
+            break
+    return items
+
+
+def mlflow_records(client_env: dict[str, str]) -> list[dict]:
+    """Every run's params and tags and every model version's tags, on the tracking server."""
+    mlflow_api = MLflowAPI(client_env)
+    experiments = mlflow_api.call("POST", "experiments/search", json={"max_results": 1000}).get("experiments", [])
+    ids = [experiment["experiment_id"] for experiment in experiments]
+    runs = mlflow_api.call("POST", "runs/search", json={"experiment_ids": ids, "max_results": 1000}).get("runs", [])
+    versions = mlflow_api.call("GET", "model-versions/search", params={"max_results": 1000}).get("model_versions", [])
+    return [run["data"] for run in runs] + [{"tags": version.get("tags", [])} for version in versions]
+
+
+@pytest.mark.faults("secrets")
+@pytest.mark.slow
+def test_no_credential_appears_in_logs_cli_output_mlflow_records_or_prefect_artifacts(
+    deployed, laptop, api, stack, client_env, fault_outcome
+):
+    from flavor_ml.stack.credentials import read_env_file
+
+    flow_run_id, _, result = laptop.run_deployment("train-embeddings/adhoc")
+    assert result.returncode == 0, result.stderr[-2000:]
+    api.wait_final(flow_run_id, FLOW_RUN_TIMEOUT)
+    wait_idle(api)  # the staging promotion it triggers writes too
+    stored = read_env_file(stack.home / "stack" / "credentials.env")
+    secrets = {name: value for name, value in stored.items() if re.search("PASSWORD|SECRET|TOKEN|AUTH", name)}
+    secrets["PREFECT_API_AUTH_STRING password"] = stored["PREFECT_API_AUTH_STRING"].split(":", 1)[1]
+    assert len(secrets) == 6 and all(len(value) >= 12 for value in secrets.values())
+
+    logs = sorted(path for path in stack.home.rglob("*.log") if path.is_file())
+    status = stack.cli("stack", "status", timeout=60)
+    readings = {str(path.relative_to(stack.home)): path.read_text(errors="replace") for path in logs}
+    readings |= {
+        "`prefect deployment run` output": result.stdout + result.stderr,
+        "`flavor-ml stack status` output": status.stdout + status.stderr,
+        "Prefect flow run logs": json.dumps(paged(api, "logs/filter")),
+        "Prefect artifacts": json.dumps(paged(api, "artifacts/filter")),
+        "Prefect flow runs": json.dumps(paged(api, "flow_runs/filter")),
+        "Prefect deployments": json.dumps(paged(api, "deployments/filter")),
+        "MLflow params and tags": json.dumps(mlflow_records(client_env)),
+    }
+    leaks = [(name, where) for name, value in secrets.items() for where, text in readings.items() if value in text]
+    assert leaks == []
+    # Not vacuous: the worker's log holds the run (its flow run processes log there too).
+    assert len(logs) >= 5 and flow_run_id in readings["stack/logs/prefect-worker.log"]
+    characters = sum(map(len, readings.values()))
+    fault_outcome(
+        f"{len(secrets)} credential values searched in {len(logs)} log files, 2 CLI outputs, Prefect logs, "
+        f"artifacts, runs and deployments, MLflow params and tags ({characters / 1e6:.1f} MB): 0 found"
+    )
