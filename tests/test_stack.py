@@ -510,6 +510,61 @@ def test_every_service_refuses_a_write_without_or_with_wrong_credentials_and_not
 
 
 @pytest.mark.slow
+def test_the_api_reads_the_registry_as_a_read_only_user_that_can_move_no_alias(stack, client, monkeypatch, tmp_path):
+    """Least privilege: the API's MLflow user reads; it can neither write a run nor move an alias,
+    and the API holds no S3 keys, yet it serves the version the admin promotes."""
+    from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
+    from flavor_ml.stack.mlflow_auth import READER_PASSWORD_VARIABLE, READER_USERNAME
+    from tests.support.serving import RegistryStore, small_embeddings
+
+    if API not in expected_services():
+        pytest.skip(f"{API} is not part of this stack")
+    credentials = load_credentials(stack.settings.credentials_file)
+    api_env = next(service for service in build_services(stack.settings, credentials) if service.name == API).env
+    assert api_env["MLFLOW_TRACKING_USERNAME"] == READER_USERNAME
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(api_env)
+    reader = (READER_USERNAME, api_env["MLFLOW_TRACKING_PASSWORD"])
+    assert reader[1] == credentials[READER_PASSWORD_VARIABLE]
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, client[name])  # the admin, as the worker
+    store = RegistryStore.create(client["MLFLOW_TRACKING_URI"], tmp_path)
+    with store.active():
+        version = store.log_version(DEFAULT_MODEL_NAME, small_embeddings(seed=5))
+
+    mlflow_api = client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow"
+    # (MLflow lets any user create experiments and models of its own: the README's security section.)
+    refused = {
+        "create a run in the pipeline's experiment": httpx.post(
+            f"{mlflow_api}/runs/create", json={"experiment_id": store.experiment_id}, auth=reader
+        ),
+        "register a version": httpx.post(
+            f"{mlflow_api}/model-versions/create",
+            json={"name": DEFAULT_MODEL_NAME, "source": f"models:/{DEFAULT_MODEL_NAME}/{version}"},
+            auth=reader,
+        ),
+        "move an alias": httpx.post(
+            f"{mlflow_api}/registered-models/alias",
+            json={"name": DEFAULT_MODEL_NAME, "alias": "production", "version": version},
+            auth=reader,
+        ),
+    }
+    assert {what: response.status_code for what, response in refused.items()} == dict.fromkeys(refused, 403)
+    read = httpx.get(f"{mlflow_api}/registered-models/get", params={"name": DEFAULT_MODEL_NAME}, auth=reader)
+    assert read.status_code == 200 and "aliases" not in read.json()["registered_model"]
+
+    with store.active():
+        store.promote(DEFAULT_MODEL_NAME, version)
+    api = f"http://127.0.0.1:{stack.env[PORT_VARIABLES[API]]}"
+    reload = httpx.post(
+        f"{api}/admin/reload", headers={"Authorization": f"Bearer {client['FLAVOR_API_ADMIN_TOKEN']}"}, timeout=120
+    )
+    assert reload.status_code == 200, reload.text
+    served = httpx.get(f"{api}/similar/basil", timeout=30)
+    assert served.status_code == 200 and served.headers["x-model-version"] == version
+
+
+@pytest.mark.slow
 def test_mlflow_proxies_artifacts_to_the_s3_store(stack, client):
     """What mlflow.log_artifact and load_artifact do through the tracking server, over its REST API."""
     api = client["MLFLOW_TRACKING_URI"] + "/api/2.0"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import httpx
 
 from flavor_ml.stack.config import StackSettings
+from flavor_ml.stack.mlflow_auth import READER_PASSWORD_VARIABLE, READER_USERNAME
 from flavor_ml.stack.services import API, MLFLOW, PREFECT_SERVER, S3
 
 TIMEOUT = 10.0
@@ -74,8 +75,11 @@ def check_mlflow(tracking_uri: str, users: Mapping[str, str], admin: str | None 
             response = httpx.get(url, params={"username": user}, auth=(user, password), timeout=TIMEOUT)
             if response.status_code != 200:
                 return Refusal(f"refused the user {user!r} with the password it was given: {_reason(response)}")
-            if user == admin and not response.json().get("user", {}).get("is_admin"):
+            is_admin = bool(response.json().get("user", {}).get("is_admin"))
+            if user == admin and not is_admin:
                 return Refusal(f"knows {user!r}, but not as an admin")
+            if user != admin and admin is not None and is_admin:
+                return Refusal(f"knows {user!r} as an admin, but it is meant to read only", refused=False)
         anonymous = httpx.get(url, params={"username": admin or next(iter(users), "")}, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
         return _unreachable(url, exc)
@@ -147,7 +151,7 @@ def check_api(api_url: str, admin_token: str) -> Refusal | None:
 CHECKED_CREDENTIALS: dict[str, tuple[str, ...]] = {
     S3: ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
     PREFECT_SERVER: ("PREFECT_API_AUTH_STRING",),
-    MLFLOW: ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"),
+    MLFLOW: ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", READER_PASSWORD_VARIABLE),
     API: ("FLAVOR_API_ADMIN_TOKEN",),
 }
 
@@ -169,7 +173,10 @@ def check_service(name: str, url: str, settings: StackSettings, credentials: Map
         PREFECT_SERVER: lambda: check_prefect(f"{url}/api", credentials["PREFECT_API_AUTH_STRING"]),
         MLFLOW: lambda: check_mlflow(
             url,
-            {credentials["MLFLOW_TRACKING_USERNAME"]: credentials["MLFLOW_TRACKING_PASSWORD"]},
+            {
+                credentials["MLFLOW_TRACKING_USERNAME"]: credentials["MLFLOW_TRACKING_PASSWORD"],
+                READER_USERNAME: credentials[READER_PASSWORD_VARIABLE],
+            },
             admin=credentials["MLFLOW_TRACKING_USERNAME"],
         ),
         API: lambda: check_api(url, credentials["FLAVOR_API_ADMIN_TOKEN"]),

@@ -49,6 +49,12 @@ SECRETS: tuple[Secret, ...] = (
     ),
     Secret("MLFLOW_TRACKING_USERNAME", 1, lambda: "flavor-admin", "MLflow basic-auth admin user"),
     Secret("MLFLOW_TRACKING_PASSWORD", 12, _token(24), "MLflow basic-auth admin password (MLflow wants 12+ chars)"),
+    Secret(
+        "FLAVOR_MLFLOW_READER_PASSWORD",
+        12,
+        _token(24),
+        "password of flavor-reader, the read-only MLflow user the inference API reads the registry as",
+    ),
     Secret("MLFLOW_FLASK_SERVER_SECRET_KEY", 16, _token(32), "MLflow's CSRF secret"),
     Secret("AWS_ACCESS_KEY_ID", 3, _access_key_id, "S3 store access key (MinIO root user)"),
     Secret("AWS_SECRET_ACCESS_KEY", 8, _token(30), "S3 store secret key (MinIO root password, 8+ chars)"),

@@ -9,6 +9,11 @@ auth tables on first start) and ``MLFLOW_BACKEND_STORE_URI`` (the auth tables li
 tracking database, beside MLflow's own; they have their own migration table). Refuses to
 start, with a message and exit status 2, when a credential is missing or the password is
 shorter than MLflow accepts (12 characters).
+
+With ``FLAVOR_MLFLOW_READER_PASSWORD`` set, it also makes sure of the read-only user
+``flavor-reader`` (created, or its password set to that value) before MLflow starts: the
+inference API reads the registry as that user, which has MLflow's default permission, READ, on
+everything and no more, so a leaked API environment can move no alias and write no run.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from pathlib import Path
 from flavor_ml.stack.credentials import is_placeholder
 
 MIN_PASSWORD_LENGTH = 12
+READER_USERNAME = "flavor-reader"
+READER_PASSWORD_VARIABLE = "FLAVOR_MLFLOW_READER_PASSWORD"
 #: How long MLflow keeps a verified credential (keyed by an HMAC of the password with a
 #: per-process secret) before checking its hash again. Every request of a client carries the
 #: same password; without the cache each pays the deliberately slow hash check.
@@ -70,7 +77,22 @@ def problems(environ: dict[str, str]) -> list[str]:
         )
     elif is_placeholder(password):
         found.append("MLFLOW_TRACKING_PASSWORD is still the .env.example placeholder")
+    reader = environ.get(READER_PASSWORD_VARIABLE)
+    if reader is not None and (len(reader) < MIN_PASSWORD_LENGTH or is_placeholder(reader)):
+        found.append(f"{READER_PASSWORD_VARIABLE} is shorter than {MIN_PASSWORD_LENGTH} characters or a placeholder")
     return found
+
+
+def ensure_reader(database_uri: str, password: str) -> None:
+    """The read-only user exists in MLflow's auth tables with ``password``, and is no admin."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(database_uri)  # type: ignore[no-untyped-call]  # MLflow's own migrations of the auth tables; the server runs them too
+    if store.has_user(READER_USERNAME):
+        store.update_user(READER_USERNAME, password=password, is_admin=False)
+    else:
+        store.create_user(READER_USERNAME, password, is_admin=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     os.chmod(path, 0o600)
+    if environ.get(READER_PASSWORD_VARIABLE):
+        ensure_reader(environ["MLFLOW_BACKEND_STORE_URI"], environ[READER_PASSWORD_VARIABLE])
     # MLflow reads these over the ini; keep them consistent with it.
     os.environ["MLFLOW_AUTH_ADMIN_USERNAME"] = environ["MLFLOW_TRACKING_USERNAME"]
     os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] = environ["MLFLOW_TRACKING_PASSWORD"]

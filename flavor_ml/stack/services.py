@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flavor_ml.stack.config import StackSettings
+from flavor_ml.stack.mlflow_auth import READER_PASSWORD_VARIABLE, READER_USERNAME
 
 # Names shared with docker-compose.yml. PostgreSQL is the machine's own natively (the stack
 # only creates its databases); compose runs it as a container.
@@ -234,6 +235,7 @@ def build_services(
             "MLFLOW_TRACKING_USERNAME": credentials["MLFLOW_TRACKING_USERNAME"],
             "MLFLOW_TRACKING_PASSWORD": credentials["MLFLOW_TRACKING_PASSWORD"],
             "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials["MLFLOW_FLASK_SERVER_SECRET_KEY"],
+            READER_PASSWORD_VARIABLE: credentials[READER_PASSWORD_VARIABLE],
             "MLFLOW_S3_ENDPOINT_URL": url[S3],
             "AWS_ACCESS_KEY_ID": credentials["AWS_ACCESS_KEY_ID"],
             "AWS_SECRET_ACCESS_KEY": credentials["AWS_SECRET_ACCESS_KEY"],
@@ -246,6 +248,7 @@ def build_services(
                 "MLFLOW_BACKEND_STORE_URI",
                 "MLFLOW_TRACKING_PASSWORD",
                 "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                READER_PASSWORD_VARIABLE,
                 "AWS_SECRET_ACCESS_KEY",
             }
         ),
@@ -305,19 +308,17 @@ def build_services(
                 command=(python, "-m", "flavor_ml", "serve", "--host", host, "--port", str(settings.api_port)),
                 env={
                     "MLFLOW_TRACKING_URI": client["MLFLOW_TRACKING_URI"],
-                    "MLFLOW_TRACKING_USERNAME": client["MLFLOW_TRACKING_USERNAME"],
-                    "MLFLOW_TRACKING_PASSWORD": client["MLFLOW_TRACKING_PASSWORD"],
+                    # Least privilege: the read-only MLflow user, and no S3 keys (artifacts come
+                    # through MLflow's proxy).
+                    "MLFLOW_TRACKING_USERNAME": READER_USERNAME,
+                    "MLFLOW_TRACKING_PASSWORD": credentials[READER_PASSWORD_VARIABLE],
                     "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": client["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"],
-                    "MLFLOW_S3_ENDPOINT_URL": client["MLFLOW_S3_ENDPOINT_URL"],
-                    "AWS_ACCESS_KEY_ID": client["AWS_ACCESS_KEY_ID"],
-                    "AWS_SECRET_ACCESS_KEY": client["AWS_SECRET_ACCESS_KEY"],
-                    "AWS_DEFAULT_REGION": client["AWS_DEFAULT_REGION"],
                     "FLAVOR_MODEL_NAME": os.environ.get("FLAVOR_MODEL_NAME", DEFAULT_MODEL_NAME),
                     "FLAVOR_MODEL_STAGE": os.environ.get("FLAVOR_MODEL_STAGE", "Production"),
                     "FLAVOR_API_ADMIN_TOKEN": credentials["FLAVOR_API_ADMIN_TOKEN"],
                     "FLAVOR_HOME": home,
                 },
-                secret_env=frozenset({"MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "FLAVOR_API_ADMIN_TOKEN"}),
+                secret_env=frozenset({"MLFLOW_TRACKING_PASSWORD", "FLAVOR_API_ADMIN_TOKEN"}),
                 health_path="/health",
                 description="the inference API (flavor-ml serve)",
             )
