@@ -37,6 +37,54 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
+def train_in(tmp_path, s3_server, name: str) -> dict:
+    """`flavor-ml train --json` as on a machine of its own (a new home and local result folder), with
+    results in the bucket's S3Bucket block."""
+    env = {
+        **os.environ,
+        **s3_server.env(),
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/flavor-results",
+        "FLAVOR_TRAIN_EPOCHS": "3",
+        "FLAVOR_HOME": str(tmp_path / name),
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / f"{name}-results"),
+    }
+    done = run(["-m", "flavor_ml", "train", "--json"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.faults("cache-damaged")
+def test_result_records_and_model_files_damaged_in_the_bucket_are_recomputed_never_served(
+    s3_server, tmp_path, fault_outcome
+):
+    save_result_blocks(s3_server.url, s3_server.bucket)
+    first = train_in(tmp_path, s3_server, "machine-a")
+    client, bucket = s3_server.client(), s3_server.bucket
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    records = sorted(key for key in keys if key.startswith("prefect-results/"))
+    models = [key for key in keys if key.startswith("flavor-ml/models/")]
+    assert records and models
+    for key in records[::2]:  # half of Prefect's result records overwritten, the other half deleted
+        client.put_object(Bucket=bucket, Key=key, Body=b'{"not": "a result record"')
+    for key in records[1::2]:
+        client.delete_object(Bucket=bucket, Key=key)
+    for key in models:  # and the trained model's files, as a bad copy would leave them
+        client.put_object(Bucket=bucket, Key=key, Body=b"damaged")
+
+    again = train_in(tmp_path, s3_server, "machine-b")
+
+    assert set(first["tasks"].values()) == {"Completed"}
+    assert set(again["tasks"].values()) <= {"Completed", "Cached"}, again["tasks"]
+    recomputed = sorted(name for name, state in again["tasks"].items() if state == "Completed")
+    assert "train" in recomputed, again["tasks"]  # its files were damaged: never served
+    assert again["metrics"]["completion_hr10"] > 0.5  # evaluated on a sound model
+    fault_outcome(
+        f"{len(records)} result records in S3 corrupted or deleted, {len(models)} model files overwritten: "
+        f"the next run recomputed {len(recomputed)} of {len(again['tasks'])} tasks, none failed"
+    )
+
+
 def test_results_persist_to_an_s3_bucket_block_and_serve_a_cache_hit_to_a_fresh_process(s3_server, tmp_path):
     base = {
         **os.environ,
