@@ -323,14 +323,15 @@ def test_a_body_that_cannot_be_parsed_is_a_400_json_error_never_500(api, case):
     assert api.get("/health").status_code == 200
 
 
-def test_a_body_larger_than_the_limit_is_413(api):
+def test_a_body_larger_than_the_limit_is_413_and_closes_the_connection(api):
     response = api.post("/complete", content=b"[" + b" " * 70_000 + b"]", headers={"Content-Type": "application/json"})
 
     assert response.status_code == 413
     assert response.json()["error"] == "request too large"
+    assert response.headers["connection"] == "close"  # the rest of the body is not read
 
 
-def test_a_chunked_body_larger_than_the_limit_is_413(api):
+def test_a_chunked_body_larger_than_the_limit_is_413_and_closes_the_connection(api):
     def chunks():  # no Content-Length: the size shows only while the body arrives
         for _ in range(1_000):  # 10 MB in all
             yield b" " * 10_000
@@ -340,6 +341,7 @@ def test_a_chunked_body_larger_than_the_limit_is_413(api):
     assert response.status_code == 413
     assert response.json()["error"] == "request too large"
     assert "65536" in response.json()["detail"]
+    assert response.headers["connection"] == "close"
 
 
 @pytest.mark.parametrize("method, url", [("GET", "/nowhere"), ("DELETE", "/similar/basil")])

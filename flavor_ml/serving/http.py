@@ -22,6 +22,8 @@ from flavor_ml.serving.model_holder import ModelHolder
 VERSION_HEADER = "X-Model-Version"
 TOO_LARGE = "request too large"
 NO_VERSION = "none"
+# On a refused body: the rest of it is not read, so the connection cannot carry another request.
+CLOSE = {"Connection": "close"}
 
 
 class ApiError(Exception):
@@ -78,7 +80,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 class ModelVersionHeader:
-    """Adds ``X-Model-Version`` to every response and refuses bodies larger than ``max_body_bytes``.
+    """Adds ``X-Model-Version`` to every response and refuses bodies larger than ``max_body_bytes``
+    (413, closing the connection).
 
     The version is the one the request was answered with (set on ``request.state.model_version``
     by the endpoint), else the one served when the response starts, else ``none``.
@@ -107,7 +110,7 @@ class ModelVersionHeader:
         length = _content_length(scope)
         if length is not None and length > self.max_body_bytes:
             response = error_response(
-                413, TOO_LARGE, f"the body is {length} bytes; at most {self.max_body_bytes} are accepted"
+                413, TOO_LARGE, f"the body is {length} bytes; at most {self.max_body_bytes} are accepted", CLOSE
             )
             await response(scope, receive, send_with_version)
             return
@@ -126,7 +129,9 @@ class ModelVersionHeader:
                 if received > self.max_body_bytes:
                     # An HTTPException, so that FastAPI's body parsing passes it on as it is.
                     raise HTTPException(
-                        413, f"the body is over {self.max_body_bytes} bytes; at most {self.max_body_bytes} are accepted"
+                        413,
+                        f"the body is over {self.max_body_bytes} bytes; at most {self.max_body_bytes} are accepted",
+                        CLOSE,
                     )
             return message
 
