@@ -314,23 +314,29 @@ UNPARSEABLE_BODIES = {
 }
 
 
+@pytest.mark.faults("api-abuse")
 @pytest.mark.parametrize("case", UNPARSEABLE_BODIES)
-def test_a_body_that_cannot_be_parsed_is_a_400_json_error_never_500(api, case):
+def test_a_body_that_cannot_be_parsed_is_a_400_json_error_never_500(api, case, fault_outcome):
     response = api.post("/complete", content=UNPARSEABLE_BODIES[case], headers={"Content-Type": "application/json"})
 
     assert response.status_code == 400, response.text
     assert response.json() == {"error": "bad request", "detail": "There was an error parsing the body"}
     assert api.get("/health").status_code == 200
+    fault_outcome(f"{case} (in process): {response.status_code}")
 
 
-def test_a_body_larger_than_the_limit_is_413(api):
+@pytest.mark.faults("api-abuse")
+def test_a_body_larger_than_the_limit_is_413_and_closes_the_connection(api, fault_outcome):
     response = api.post("/complete", content=b"[" + b" " * 70_000 + b"]", headers={"Content-Type": "application/json"})
 
     assert response.status_code == 413
     assert response.json()["error"] == "request too large"
+    assert response.headers["connection"] == "close"  # the rest of the body is not read
+    fault_outcome(f"70 kB body (in process): {response.status_code}, Connection: close")
 
 
-def test_a_chunked_body_larger_than_the_limit_is_413(api):
+@pytest.mark.faults("api-abuse")
+def test_a_chunked_body_larger_than_the_limit_is_413_and_closes_the_connection(api, fault_outcome):
     def chunks():  # no Content-Length: the size shows only while the body arrives
         for _ in range(1_000):  # 10 MB in all
             yield b" " * 10_000
@@ -340,6 +346,8 @@ def test_a_chunked_body_larger_than_the_limit_is_413(api):
     assert response.status_code == 413
     assert response.json()["error"] == "request too large"
     assert "65536" in response.json()["detail"]
+    assert response.headers["connection"] == "close"
+    fault_outcome(f"chunked 10 MB body (in process): {response.status_code}, Connection: close")
 
 
 @pytest.mark.parametrize("method, url", [("GET", "/nowhere"), ("DELETE", "/similar/basil")])

@@ -25,6 +25,7 @@ def serve(
 
     from flavor_ml.registry.store import display_uri
     from flavor_ml.serving.app import create_app
+    from flavor_ml.serving.connections import BACKLOG, ensure_open_files, h11_with_header_deadline
     from flavor_ml.serving.loader import fail_fast_registry_calls
     from flavor_ml.serving.settings import load_settings
 
@@ -38,6 +39,7 @@ def serve(
         display_uri(settings.tracking_uri or ""),
     )
     logging.getLogger("gensim").setLevel(logging.WARNING)  # one lifecycle line per file per load otherwise
+    ensure_open_files(settings.api_max_connections)
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -45,4 +47,8 @@ def serve(
         log_level=log_level,
         access_log=access_log,
         timeout_graceful_shutdown=10,
+        # Slow or silent clients are cut off, and what is served at once is bounded (so is memory).
+        http=h11_with_header_deadline(settings.api_read_timeout_seconds),
+        limit_concurrency=settings.api_max_connections,
+        backlog=BACKLOG,
     )

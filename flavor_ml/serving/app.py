@@ -121,7 +121,12 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.holder = holder
     app.state.unknown_names = unknown_names
     install_error_handlers(app)
-    app.add_middleware(ModelVersionHeader, holder=holder, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        ModelVersionHeader,
+        holder=holder,
+        max_body_bytes=settings.api_max_body_bytes,
+        read_timeout_seconds=settings.api_read_timeout_seconds,
+    )
 
     async def served_model(request: Request) -> ServedModel:
         """The model this request is answered with, read once; 503 while none is loaded."""

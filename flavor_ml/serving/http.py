@@ -1,4 +1,4 @@
-"""HTTP plumbing of the API: JSON errors, the model-version header, the request-size limit.
+"""HTTP plumbing of the API: JSON errors, the model-version header, the request-size and body-time limits.
 
 Every error is ``{"error": <what went wrong>, "detail": <what to do or which input>}``; bad
 input is a 4xx, including FastAPI's validation errors, which would otherwise be shaped
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,6 +23,8 @@ from flavor_ml.serving.model_holder import ModelHolder
 VERSION_HEADER = "X-Model-Version"
 TOO_LARGE = "request too large"
 NO_VERSION = "none"
+# On a refused body: the rest of it is not read, so the connection cannot carry another request.
+CLOSE = {"Connection": "close"}
 
 
 class ApiError(Exception):
@@ -78,16 +81,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 class ModelVersionHeader:
-    """Adds ``X-Model-Version`` to every response and refuses bodies larger than ``max_body_bytes``.
+    """Adds ``X-Model-Version`` to every response, refuses bodies larger than ``max_body_bytes`` (413)
+    and bodies that take longer than ``read_timeout_seconds`` to arrive (408), and closes the
+    connection after either.
 
     The version is the one the request was answered with (set on ``request.state.model_version``
     by the endpoint), else the one served when the response starts, else ``none``.
     """
 
-    def __init__(self, app: ASGIApp, holder: ModelHolder, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, holder: ModelHolder, max_body_bytes: int, read_timeout_seconds: float) -> None:
         self.app = app
         self.holder = holder
         self.max_body_bytes = max_body_bytes
+        self.read_timeout_seconds = read_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +113,7 @@ class ModelVersionHeader:
         length = _content_length(scope)
         if length is not None and length > self.max_body_bytes:
             response = error_response(
-                413, TOO_LARGE, f"the body is {length} bytes; at most {self.max_body_bytes} are accepted"
+                413, TOO_LARGE, f"the body is {length} bytes; at most {self.max_body_bytes} are accepted", CLOSE
             )
             await response(scope, receive, send_with_version)
             return
@@ -115,18 +121,31 @@ class ModelVersionHeader:
 
     def _limited(self, receive: Receive) -> Receive:
         """``receive`` that refuses a body growing past the limit as it arrives (a chunked body
-        has no Content-Length to check first), before it is held whole in memory."""
-        received = 0
+        has no Content-Length to check first), before it is held whole in memory, and a body still
+        arriving ``read_timeout_seconds`` after the request started (a slow client holds a task)."""
+        received, complete = 0, False
+        deadline = anyio.current_time() + self.read_timeout_seconds
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body, receive() only waits for a disconnect: no deadline
+                return await receive()
+            # HTTPExceptions, so that FastAPI's body parsing passes them on as they are.
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"the whole body did not arrive within {self.read_timeout_seconds:g} s of the request", CLOSE
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_body_bytes:
-                    # An HTTPException, so that FastAPI's body parsing passes it on as it is.
                     raise HTTPException(
-                        413, f"the body is over {self.max_body_bytes} bytes; at most {self.max_body_bytes} are accepted"
+                        413,
+                        f"the body is over {self.max_body_bytes} bytes; at most {self.max_body_bytes} are accepted",
+                        CLOSE,
                     )
             return message
 

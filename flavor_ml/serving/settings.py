@@ -37,6 +37,15 @@ class ServingSettings(BaseSettings):
     api_max_ingredients: int = Field(50, ge=1, description="most ingredients in one /complete request")
     api_max_name_chars: int = Field(100, ge=1, description="longest ingredient name accepted")
     api_max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest request body accepted")
+    api_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="how long a client may take to send a request's headers (then it is disconnected), "
+        "and then its body (then it is answered 408)",
+    )
+    api_max_connections: int = Field(
+        2048, ge=1, description="connections served at once; a request beyond them is answered 503"
+    )
     api_unknown_capacity: int = Field(
         2000, ge=1, le=1_000_000, description="how many distinct unknown names /admin/unknown keeps counts of"
     )
