@@ -55,26 +55,37 @@ def train_in(tmp_path, s3_server, name: str) -> dict:
 
 
 @pytest.mark.faults("cache-damaged")
-def test_result_records_and_model_files_damaged_in_the_bucket_are_recomputed_never_served(
+def test_results_in_the_bucket_serve_a_fresh_process_and_damaged_ones_are_recomputed_never_served(
     s3_server, tmp_path, fault_outcome
 ):
     save_result_blocks(s3_server.url, s3_server.bucket)
     first = train_in(tmp_path, s3_server, "machine-a")
+    second = train_in(tmp_path, s3_server, "machine-b")  # nothing local: a new home, a new local result folder
+
+    assert set(first["tasks"].values()) == {"Completed"}
+    assert set(second["tasks"].values()) == {"Cached"}
+    assert second["metrics"] == first["metrics"]
     client, bucket = s3_server.client(), s3_server.bucket
     keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert any(k.startswith("flavor-ml/snapshots/") for k in keys), keys
+    for name in ("machine-a-results", "machine-b-results"):
+        local = tmp_path / name
+        assert not local.exists() or not any(local.iterdir()), f"results were written locally to {local}"
+
+    # Damage in the bucket: half of Prefect's result records overwritten, the other half deleted,
+    # and the trained model's files overwritten, as a bad copy would leave them.
     records = sorted(key for key in keys if key.startswith("prefect-results/"))
     models = [key for key in keys if key.startswith("flavor-ml/models/")]
     assert records and models
-    for key in records[::2]:  # half of Prefect's result records overwritten, the other half deleted
+    for key in records[::2]:
         client.put_object(Bucket=bucket, Key=key, Body=b'{"not": "a result record"')
     for key in records[1::2]:
         client.delete_object(Bucket=bucket, Key=key)
-    for key in models:  # and the trained model's files, as a bad copy would leave them
+    for key in models:
         client.put_object(Bucket=bucket, Key=key, Body=b"damaged")
 
-    again = train_in(tmp_path, s3_server, "machine-b")
+    again = train_in(tmp_path, s3_server, "machine-c")
 
-    assert set(first["tasks"].values()) == {"Completed"}
     assert set(again["tasks"].values()) <= {"Completed", "Cached"}, again["tasks"]
     recomputed = sorted(name for name, state in again["tasks"].items() if state == "Completed")
     assert "train" in recomputed, again["tasks"]  # its files were damaged: never served
@@ -83,38 +94,3 @@ def test_result_records_and_model_files_damaged_in_the_bucket_are_recomputed_nev
         f"{len(records)} result records in S3 corrupted or deleted, {len(models)} model files overwritten: "
         f"the next run recomputed {len(recomputed)} of {len(again['tasks'])} tasks, none failed"
     )
-
-
-def test_results_persist_to_an_s3_bucket_block_and_serve_a_cache_hit_to_a_fresh_process(s3_server, tmp_path):
-    base = {
-        **os.environ,
-        **s3_server.env(),
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/flavor-results",
-        "FLAVOR_TRAIN_EPOCHS": "3",
-    }
-    save_result_blocks(s3_server.url, s3_server.bucket)
-
-    def train(name: str) -> dict:
-        env = {
-            **base,
-            "FLAVOR_HOME": str(tmp_path / name),
-            "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / f"{name}-results"),
-        }
-        done = run(["-m", "flavor_ml", "train", "--json"], env)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout)
-
-    first = train("machine-a")
-    second = train("machine-b")  # nothing local: a new home, a new local result folder
-
-    assert set(first["tasks"].values()) == {"Completed"}
-    assert set(second["tasks"].values()) == {"Cached"}
-    assert second["metrics"] == first["metrics"]
-    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_server.bucket).get("Contents", [])]
-    assert any(k.startswith("prefect-results/") for k in keys), keys
-    assert any(k.startswith("flavor-ml/snapshots/") for k in keys), keys
-    assert any(k.startswith("flavor-ml/models/") for k in keys), keys
-    for name in ("machine-a-results", "machine-b-results"):
-        local = tmp_path / name
-        assert not local.exists() or not any(local.iterdir()), f"results were written locally to {local}"
