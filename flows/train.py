@@ -15,7 +15,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from pydantic import BaseModel
 
 from flavor_ml import pipeline
@@ -200,6 +200,7 @@ def log_to_mlflow(
         partitions=corpus.partitions,
         fingerprints=fingerprints,
         experiment=experiment,
+        retry=task_run.run_count > 1,
     )
 
 
