@@ -31,6 +31,10 @@ class EvaluationError(FlavorError):
     """The probes could not be computed on this split."""
 
 
+class StorageError(FlavorError):
+    """The artifact store (an S3-compatible bucket) did not answer, or refused a read or write."""
+
+
 class TrackingError(FlavorError):
     """MLflow tracking would not record a run: unreachable, credentials refused, or no permission to write."""
 
