@@ -35,6 +35,10 @@ class DiskFullError(FlavorError):
     """A disk flavor-ml writes to is full (or over its quota); the step kept nothing partial."""
 
 
+class StorageError(FlavorError):
+    """The artifact store (an S3-compatible bucket) did not answer, or refused a read or write."""
+
+
 class TrackingError(FlavorError):
     """MLflow tracking would not record a run: unreachable, credentials refused, or no permission to write."""
 

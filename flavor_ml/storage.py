@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from flavor_ml.atomic import atomic_path
-from flavor_ml.errors import DiskFullError
+from flavor_ml.errors import DiskFullError, StorageError
 from flavor_ml.settings import StorageSettings, load_settings
 
 S3Client = Any  # a boto3 "s3" client; boto3 builds its classes at run time
@@ -166,7 +167,9 @@ class ArtifactStore:
             except ClientError as error:
                 if _is_not_found(error):
                     return False
-                raise
+                raise self._failure("look up", uri, error) from error
+            except BotoCoreError as error:
+                raise self._failure("look up", uri, error) from error
             return True
         return local_path_of(uri).is_file()
 
@@ -210,7 +213,9 @@ class ArtifactStore:
         except ClientError as error:
             if _is_not_found(error):
                 raise FileNotFoundError(f"{uri}: no such object") from error
-            raise
+            raise self._failure("read", uri, error) from error
+        except BotoCoreError as error:
+            raise self._failure("read", uri, error) from error
         return target
 
     def cached_copy(self, uri: str) -> Path:
@@ -227,7 +232,9 @@ class ArtifactStore:
         except ClientError as error:
             if _is_not_found(error):
                 raise FileNotFoundError(f"{uri}: no such object") from error
-            raise
+            raise self._failure("look up", uri, error) from error
+        except BotoCoreError as error:
+            raise self._failure("look up", uri, error) from error
         sha: str | None = head.get("Metadata", {}).get("sha256")
         return sha
 
@@ -249,15 +256,36 @@ class ArtifactStore:
 
     def _put_s3(self, source: Path, key: str, digest: str) -> str:
         object_key = f"{self.prefix}/{_check_key(key)}" if self.prefix else _check_key(key)
+        uri = self.uri_for(key)
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=object_key)
             if head.get("Metadata", {}).get("sha256") == digest and head.get("ContentLength") == source.stat().st_size:
-                return self.uri_for(key)
+                return uri
         except ClientError as error:
             if not _is_not_found(error):
-                raise
-        self.s3.upload_file(str(source), self.bucket, object_key, ExtraArgs={"Metadata": {"sha256": digest}})
-        return self.uri_for(key)
+                raise self._failure("look up", uri, error) from error
+        except BotoCoreError as error:
+            raise self._failure("look up", uri, error) from error
+        try:
+            self.s3.upload_file(str(source), self.bucket, object_key, ExtraArgs={"Metadata": {"sha256": digest}})
+        except (BotoCoreError, ClientError, S3UploadFailedError) as error:
+            raise self._failure("write", uri, error) from error
+        return uri
+
+    def _failure(self, action: str, uri: str, error: Exception) -> StorageError:
+        """The error for a request the store did not answer or refused: which store, which object, why."""
+        if isinstance(error, ClientError):
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+            why = f"it answered {status} {error.response.get('Error', {}).get('Code', '')}".rstrip()
+        elif isinstance(error, EndpointConnectionError):  # refused, or no such host: boto3 retried already
+            why = "it does not answer (could not connect)"
+        else:
+            why = f"{type(error).__name__}: {error}"
+        bucket = split_s3_uri(uri)[0]
+        return StorageError(
+            f"the S3 store at {self.s3.meta.endpoint_url} (bucket {bucket!r}) could not {action} {uri}: {why}. "
+            "Check that it is running and reachable (FLAVOR_S3_ENDPOINT_URL), then run again"
+        )
 
 
 def _check_key(key: str) -> str:

@@ -14,7 +14,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -115,6 +118,78 @@ def git_sha(directory: Path | None = None) -> str:
         return "unknown"
 
 
+#: MLflow's client retries a server it cannot reach for about four minutes a request (7 retries,
+#: doubling waits, 120 s timeouts): against a stopped server each attempt of a training run's
+#: logging would hang that long before it failed, and a run would fail only after 12 minutes.
+#: The requests of :func:`check_tracking_writable` and :func:`log_training_run` give up within
+#: seconds instead; the flow's task retries wait for a server that comes back. A variable set in
+#: the environment keeps its value.
+TRACKING_REQUEST_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
+
+class _EnvironmentDefaults:
+    """Variables set, while at least one thread is inside :meth:`applied`, where the environment
+    does not set them (MLflow reads its request settings from the environment on every request)."""
+
+    def __init__(self, defaults: dict[str, str]) -> None:
+        self.defaults = defaults
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._set: list[str] = []
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        with self._lock:
+            if self._inside == 0:
+                self._set = [name for name in self.defaults if name not in os.environ]
+                os.environ.update({name: self.defaults[name] for name in self._set})
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if self._inside == 0:
+                    for name in self._set:
+                        os.environ.pop(name, None)
+
+
+_TRACKING_REQUESTS = _EnvironmentDefaults(TRACKING_REQUEST_LIMITS)
+
+
+@contextmanager
+def bounded_tracking_requests() -> Iterator[None]:
+    """MLflow requests made inside give up on an unreachable server within seconds (:data:`TRACKING_REQUEST_LIMITS`)."""
+    with _TRACKING_REQUESTS.applied():
+        yield
+
+
+def _unreachable(exc: MlflowException) -> str:
+    """Why a request to MLflow failed, in a few words (its message holds the whole urllib3 chain)."""
+    text = exc.message
+    if "Connection refused" in text or "Failed to establish a new connection" in text:
+        return "it does not answer (connection refused)"
+    if "timed out" in text.lower():
+        return "it did not answer in time"
+    return text[:1000]
+
+
+@contextmanager
+def _named_failures(uri: str) -> Iterator[None]:
+    """A request MLflow's client gave up on becomes a TrackingError naming the server and why."""
+    try:
+        yield
+    except MlflowException as exc:
+        raise TrackingError(
+            f"MLflow at {_without_userinfo(uri)} did not record the training run: {_unreachable(exc)}. "
+            "Once the tracking server answers again, run the training again"
+        ) from exc
+
+
 def _experiment_id(client: MlflowClient, settings: TrackingSettings, home: Path) -> str:
     experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is not None:
@@ -152,7 +227,8 @@ def _not_writable(uri: str, experiment: str, exc: Exception) -> TrackingError:
             "on that experiment, or set FLAVOR_EXPERIMENT to one it may write to"
         )
     else:
-        why = f"cannot record runs in the experiment {experiment!r}: {str(exc)[:1000]}"
+        reason = _unreachable(exc) if isinstance(exc, MlflowException) else str(exc)[:1000]
+        why = f"cannot record runs in the experiment {experiment!r}: {reason}"
     return TrackingError(f"MLflow at {_without_userinfo(uri)} {why}")
 
 
@@ -173,27 +249,28 @@ def check_tracking_writable(settings: TrackingSettings, home: Path) -> TrackedEx
     uri = settings.resolved_tracking_uri(home)
     client = MlflowClient(uri)
     checked = {WRITE_CHECK_TAG: datetime.now(UTC).isoformat(timespec="seconds")}
-    try:
-        experiment = client.get_experiment_by_name(settings.experiment)
-        if experiment is None:
-            created = _create_experiment(client, settings, home, checked)
-            if created is not None:
-                return TrackedExperiment(id=created, created=True)
-            experiment = client.get_experiment_by_name(settings.experiment)  # another run created it first
-        if experiment is None:
-            raise TrackingError(
-                f"MLflow at {_without_userinfo(uri)} reports the experiment {settings.experiment!r} as existing "
-                "but does not return it: check the tracking server's database"
-            )
-        if experiment.lifecycle_stage == LifecycleStage.DELETED:
-            raise TrackingError(
-                f"MLflow at {_without_userinfo(uri)} has the experiment {settings.experiment!r} deleted, so it cannot "
-                f"record runs in it: restore it (`mlflow experiments restore --experiment-id "
-                f"{experiment.experiment_id}`) or set FLAVOR_EXPERIMENT to another name"
-            )
-        client.set_experiment_tag(experiment.experiment_id, WRITE_CHECK_TAG, checked[WRITE_CHECK_TAG])
-    except (MlflowException, OSError) as exc:
-        raise _not_writable(uri, settings.experiment, exc) from None
+    with bounded_tracking_requests():
+        try:
+            experiment = client.get_experiment_by_name(settings.experiment)
+            if experiment is None:
+                created = _create_experiment(client, settings, home, checked)
+                if created is not None:
+                    return TrackedExperiment(id=created, created=True)
+                experiment = client.get_experiment_by_name(settings.experiment)  # another run created it first
+            if experiment is None:
+                raise TrackingError(
+                    f"MLflow at {_without_userinfo(uri)} reports the experiment {settings.experiment!r} as existing "
+                    "but does not return it: check the tracking server's database"
+                )
+            if experiment.lifecycle_stage == LifecycleStage.DELETED:
+                raise TrackingError(
+                    f"MLflow at {_without_userinfo(uri)} has the experiment {settings.experiment!r} deleted, so it cannot "
+                    f"record runs in it: restore it (`mlflow experiments restore --experiment-id "
+                    f"{experiment.experiment_id}`) or set FLAVOR_EXPERIMENT to another name"
+                )
+            client.set_experiment_tag(experiment.experiment_id, WRITE_CHECK_TAG, checked[WRITE_CHECK_TAG])
+        except (MlflowException, OSError) as exc:
+            raise _not_writable(uri, settings.experiment, exc) from None
     return TrackedExperiment(id=experiment.experiment_id)
 
 
@@ -268,6 +345,7 @@ def log_training_run(
     partitions: list[PartitionRecord] | None = None,
     fingerprints: dict[str, dict[str, str]] | None = None,
     experiment: TrackedExperiment | None = None,
+    retry: bool = False,
 ) -> LoggedRun:
     """Log one training run; a second call for the same flow run updates the same MLflow run.
 
@@ -275,13 +353,12 @@ def log_training_run(
     run with its tags, one upload of a folder with every file (the model included), one batch of
     params and metrics (MLflow takes 100 params and 1,000 entities a batch), one to end it. Each
     tuning trial adds three (its child run). ``experiment`` (from :func:`check_tracking_writable`)
-    saves looking it up again, and a new one saves the search.
+    saves looking it up again, and a new one saves the search, unless this call is a ``retry``: an
+    earlier attempt may have created the run before it failed, and the retry finishes that run.
     """
     tracking_uri = settings.resolved_tracking_uri(storage.home)
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
-    experiment = experiment or TrackedExperiment(id=_experiment_id(client, settings, storage.home))
-    experiment_id = experiment.id
     tags = {
         "git_sha": git_sha(),
         "corpus_sha256": raw.sha256,
@@ -303,33 +380,37 @@ def log_training_run(
         params |= {"tuning_trials": len(tuning.trials), "tuning_best_trial": tuning.best_number}
         metrics |= {f"tuning/best_{tuning.metric}": tuning.best_score, "timing/tune_seconds": tuning.seconds}
 
-    run = None if experiment.created else _existing_run(client, experiment_id, flow_run_id)
-    if run is None:
-        run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(tags))
-        new_tags = {}
-    else:
-        new_tags = tags  # a retry: the run exists, its tags are set with the batch below
-    run_id = run.info.run_id
-    try:
-        with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
-            files = Path(work) / "run"
-            choice = _stage_run_files(files, storage, corpus, model, report, tuning, partitions, fingerprints)
-            params |= choice.params
-            metrics |= choice.metrics
-            upload_folder(run.info.artifact_uri, tracking_uri, files)
-        now = int(time.time() * 1000)
-        client.log_batch(
-            run_id,
-            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
-            params=[Param(key, str(value)) for key, value in params.items()],
-            tags=[RunTag(key, str(value)) for key, value in new_tags.items()],
-        )
-        if tuning is not None:
-            log_tuning_trials(client, experiment_id, run_id, tuning)
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
+    with bounded_tracking_requests(), _named_failures(tracking_uri):
+        experiment = experiment or TrackedExperiment(id=_experiment_id(client, settings, storage.home))
+        experiment_id = experiment.id
+        run = None if experiment.created and not retry else _existing_run(client, experiment_id, flow_run_id)
+        if run is None:
+            run = client.create_run(experiment_id, run_name=run_name, tags=resolve_tags(tags))
+            new_tags = {}
+        else:
+            new_tags = tags  # a retry: the run exists, its tags are set with the batch below
+        run_id = run.info.run_id
+        try:
+            with tempfile.TemporaryDirectory(prefix="flavor-log-") as work:
+                files = Path(work) / "run"
+                choice = _stage_run_files(files, storage, corpus, model, report, tuning, partitions, fingerprints)
+                params |= choice.params
+                metrics |= choice.metrics
+                upload_folder(run.info.artifact_uri, tracking_uri, files)
+            now = int(time.time() * 1000)
+            client.log_batch(
+                run_id,
+                metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+                params=[Param(key, str(value)) for key, value in params.items()],
+                tags=[RunTag(key, str(value)) for key, value in new_tags.items()],
+            )
+            if tuning is not None:
+                log_tuning_trials(client, experiment_id, run_id, tuning)
+        except BaseException:
+            with suppress(MlflowException):  # a server that went away cannot be told either
+                client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
     return LoggedRun(
         run_id=run_id,
         run_name=run.info.run_name,

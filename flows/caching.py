@@ -18,6 +18,7 @@ from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 from prefect.tasks import Task
+from prefect.transactions import Transaction
 
 from flavor_ml.atomic import atomic_path
 from flavor_ml.cache_keys import KeyParts, changed_parts, hash_parts
@@ -78,6 +79,30 @@ class StepCachePolicy(CachePolicy):
         run_name = getattr(task_ctx.task_run, "name", None) or self.step
         explain_key(run_name if run_name.startswith(self.step) else self.step, key, parts)
         return key
+
+
+def result_not_stored(transaction: Transaction) -> None:
+    """``on_rollback`` hook of a cached step: Prefect could not store its result (the result storage did
+    not answer) and only logged its own traceback. The step completed; its cache entry is missing, so
+    the next run computes it again rather than reading anything partial. Say so, naming the storage."""
+    storage = getattr(transaction.store, "result_storage", None)
+    get_run_logger().error(
+        "the result of this step was not stored in %s (Prefect's error is above): nothing is cached under %s, "
+        "and the next run computes the step again",
+        _describe_storage(storage),
+        transaction.key,
+    )
+
+
+def _describe_storage(storage: object) -> str:
+    """``s3://bucket/folder at http://endpoint`` for an S3Bucket block, else the storage's type."""
+    bucket = getattr(storage, "bucket_name", None)
+    if not bucket:
+        return type(storage).__name__
+    folder = getattr(storage, "bucket_folder", "")
+    parameters = getattr(getattr(storage, "credentials", None), "aws_client_parameters", None)
+    endpoint = getattr(parameters, "endpoint_url", None)
+    return f"s3://{bucket}/{folder}".rstrip("/") + (f" at {endpoint}" if endpoint else "")
 
 
 def intact(task: Task[..., R], result: R, *args: Any) -> R:

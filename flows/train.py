@@ -15,7 +15,7 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from pydantic import BaseModel
 
 from flavor_ml import pipeline
@@ -53,7 +53,7 @@ from flavor_ml.tracking import (
 )
 from flavor_ml.training.tuning import TrialJob, TrialOutcome, TuningResult, run_trial
 from flavor_ml.visualize import MAP_HTML, Projection
-from flows.caching import StepCachePolicy, intact
+from flows.caching import StepCachePolicy, intact, result_not_stored
 from flows.events import emit_training_completed
 from flows.partitioned import settled, task_runner
 from flows.run_info import TaskSummary, task_summaries
@@ -200,6 +200,7 @@ def log_to_mlflow(
         partitions=corpus.partitions,
         fingerprints=fingerprints,
         experiment=experiment,
+        retry=task_run.run_count > 1,
     )
 
 
@@ -327,6 +328,19 @@ def summarize(
         pictures=pictures,
         tuning=tuning,
     )
+
+
+# A cached step says so in its log when Prefect could not store its result (see flows/caching.py).
+for _cached_step in (
+    fetch_partition,
+    normalize_corpus,
+    merge_partitions,
+    tune_model,
+    train_model,
+    evaluate_model,
+    draw_model_pictures,
+):
+    _cached_step.on_rollback(result_not_stored)
 
 
 @flow(name="train-embeddings", task_runner=task_runner())

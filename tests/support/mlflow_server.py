@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,3 +113,41 @@ def basic_auth_mlflow_server(root: Path) -> Iterator[AuthMlflowServer]:
         yield AuthMlflowServer(f"http://127.0.0.1:{port}", admin, password, log)
     finally:
         stop(process)
+
+
+class RestartableMlflowServer:
+    """A plain MLflow server on SQLite under ``root`` (artifacts proxied, beside it) that a test
+    may stop and start again: on the same port, with the same database and artifacts."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = self.root / f"mlflow-{time.monotonic_ns()}.log"
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}"]
+        command += ["--artifacts-destination", str(self.root / "artifacts")]
+        self.process = start(command, log, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+        wait_until_healthy(f"{self.tracking_uri}/health", self.process, log, timeout=180)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@pytest.fixture
+def restartable_mlflow(tmp_path) -> Iterator[RestartableMlflowServer]:
+    """An MLflow server of this test's own, started; stopped after the test whatever it did to it."""
+    server = RestartableMlflowServer(tmp_path / "mlflow-server")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

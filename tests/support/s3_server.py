@@ -25,6 +25,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from flavor_ml.settings import StorageSettings
+from tests.support.processes import free_port
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -77,11 +78,8 @@ def moto_endpoint_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def s3_server(
-    moto_endpoint_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> S3Endpoint:
-    """moto's S3 on 127.0.0.1 and a free port, dummy credentials, and a fresh bucket."""
+def _dummy_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The test's AWS credentials are the dummy ones; no real AWS configuration is read."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
     nowhere = tmp_path_factory.mktemp("aws-config") / "none"
@@ -90,6 +88,56 @@ def s3_server(
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def s3_server(
+    moto_endpoint_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> S3Endpoint:
+    """moto's S3 on 127.0.0.1 and a free port, dummy credentials, and a fresh bucket."""
+    _dummy_credentials(monkeypatch, tmp_path_factory)
     endpoint = S3Endpoint(url=moto_endpoint_url, bucket=f"flavor-{uuid.uuid4().hex[:12]}")
     endpoint.client().create_bucket(Bucket=endpoint.bucket)
     return endpoint
+
+
+class RestartableS3:
+    """moto's S3 on a port of its own, that a test may stop (connections are then refused) and
+    start again on the same port with the same buckets and objects (moto keeps them in the process)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = S3Endpoint(url=f"http://127.0.0.1:{self.port}", bucket=f"flavor-{uuid.uuid4().hex[:12]}")
+        self._server: ThreadedMotoServer | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.stop()
+        # moto's stop() leaves the listening socket open: the kernel would still accept connections.
+        if self._server._server is not None:
+            self._server._server.server_close()
+        self._server = None
+
+
+@pytest.fixture
+def restartable_s3(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RestartableS3]:
+    """An S3 store of this test's own (dummy credentials, a fresh bucket), stopped after the test."""
+    _dummy_credentials(monkeypatch, tmp_path_factory)
+    s3 = RestartableS3()
+    s3.start()
+    try:
+        s3.endpoint.client().create_bucket(Bucket=s3.endpoint.bucket)
+        yield s3
+    finally:
+        s3.stop()
