@@ -8,9 +8,12 @@ one readable line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -84,12 +87,34 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def main() -> None:
+def main() -> NoReturn:
     try:
-        app()
+        app()  # standalone: ends with SystemExit
+        code: object = 0
     except FlavorError as exc:
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        code = 1
+    except SystemExit as exit_:
+        code = exit_.code
+    _exit_without_teardown(code)
+
+
+def _exit_without_teardown(code: object) -> NoReturn:
+    """Exit as Python does, without its teardown of every imported module: freeing MLflow's,
+    Prefect's and the scientific stack's modules one by one took 2.3 s of a 10 s warm ``train``
+    (measured). What has to happen at exit still does, in Python's order: other threads are
+    waited for, then the atexit handlers run (logging flushed and closed, Prefect's event and
+    log workers drained, temporary folders removed), then the standard streams are flushed."""
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    if isinstance(code, str):  # as sys.exit("message") does
+        print(code, file=sys.stderr)
+    status = 0 if code is None else code if isinstance(code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 # Command modules register themselves on import; keep this list in the order of `--help`.
