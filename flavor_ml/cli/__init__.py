@@ -105,6 +105,8 @@ def _exit_without_teardown(code: object) -> NoReturn:
     (measured). What has to happen at exit still does, in Python's order: other threads are
     waited for, then the atexit handlers run (logging flushed and closed, Prefect's event and
     log workers drained, temporary folders removed), then the standard streams are flushed."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        raise SystemExit(code)  # a profiler or debugger is watching: let it write its report at the end
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()
