@@ -510,51 +510,83 @@ def test_every_service_refuses_a_write_without_or_with_wrong_credentials_and_not
 
 
 @pytest.mark.slow
-def test_the_api_reads_the_registry_as_a_read_only_user_that_can_move_no_alias(stack, client, monkeypatch, tmp_path):
-    """Least privilege: the API's MLflow user reads; it can neither write a run nor move an alias,
-    and the API holds no S3 keys, yet it serves the version the admin promotes."""
+def test_the_worker_writes_as_a_user_that_manages_nothing_and_the_api_reads_as_one_that_only_reads(
+    stack, client, monkeypatch, tmp_path
+):
+    """Least privilege on MLflow: the worker's flows log runs, register versions and move aliases as
+    flavor-writer, which may delete nothing and manage no users; the API reads as flavor-reader,
+    which may write nothing, and holds no S3 keys, yet serves the version the writer promotes."""
+    from mlflow import MlflowClient
+
     from flavor_ml.registry.stages import DEFAULT_MODEL_NAME
-    from flavor_ml.stack.mlflow_auth import READER_PASSWORD_VARIABLE, READER_USERNAME
+    from flavor_ml.stack.mlflow_auth import (
+        READER_PASSWORD_VARIABLE,
+        READER_USERNAME,
+        WRITER_PASSWORD_VARIABLE,
+        WRITER_USERNAME,
+    )
     from tests.support.serving import RegistryStore, small_embeddings
 
     if API not in expected_services():
         pytest.skip(f"{API} is not part of this stack")
     credentials = load_credentials(stack.settings.credentials_file)
-    api_env = next(service for service in build_services(stack.settings, credentials) if service.name == API).env
-    assert api_env["MLFLOW_TRACKING_USERNAME"] == READER_USERNAME
-    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(api_env)
-    reader = (READER_USERNAME, api_env["MLFLOW_TRACKING_PASSWORD"])
-    assert reader[1] == credentials[READER_PASSWORD_VARIABLE]
+    env_of = {service.name: service.env for service in build_services(stack.settings, credentials)}
+    assert (env_of[WORKER]["MLFLOW_TRACKING_USERNAME"], env_of[API]["MLFLOW_TRACKING_USERNAME"]) == (
+        WRITER_USERNAME,
+        READER_USERNAME,
+    )
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env_of[API])
+    writer = (WRITER_USERNAME, credentials[WRITER_PASSWORD_VARIABLE])
+    reader = (READER_USERNAME, credentials[READER_PASSWORD_VARIABLE])
+    assert (
+        writer[1] == env_of[WORKER]["MLFLOW_TRACKING_PASSWORD"] and reader[1] == env_of[API]["MLFLOW_TRACKING_PASSWORD"]
+    )
 
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        monkeypatch.setenv(name, client[name])  # the admin, as the worker
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", client["MLFLOW_TRACKING_URI"])
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", client["MLFLOW_TRACKING_USERNAME"])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", client["MLFLOW_TRACKING_PASSWORD"])
+    # An experiment and a model the admin made: the writer has only its role's EDIT on them (on what
+    # it creates itself MLflow makes it the manager).
     store = RegistryStore.create(client["MLFLOW_TRACKING_URI"], tmp_path)
+    MlflowClient(client["MLFLOW_TRACKING_URI"]).create_registered_model(DEFAULT_MODEL_NAME)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", writer[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", writer[1])
     with store.active():
-        version = store.log_version(DEFAULT_MODEL_NAME, small_embeddings(seed=5))
+        version = store.log_version(DEFAULT_MODEL_NAME, small_embeddings(seed=5))  # a run, a version
+        store.promote(DEFAULT_MODEL_NAME, version)  # an alias
 
     mlflow_api = client["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow"
+    model = {"name": DEFAULT_MODEL_NAME}
     # (MLflow lets any user create experiments and models of its own: the README's security section.)
     refused = {
-        "create a run in the pipeline's experiment": httpx.post(
+        "writer: delete the alias": httpx.request(
+            "DELETE", f"{mlflow_api}/registered-models/alias", json={**model, "alias": "production"}, auth=writer
+        ),
+        "writer: delete the experiment": httpx.post(
+            f"{mlflow_api}/experiments/delete", json={"experiment_id": store.experiment_id}, auth=writer
+        ),
+        "writer: create a user": httpx.post(
+            f"{mlflow_api}/users/create",
+            json={"username": "by-the-writer", "password": "a-password-12345"},
+            auth=writer,
+        ),
+        "reader: create a run": httpx.post(
             f"{mlflow_api}/runs/create", json={"experiment_id": store.experiment_id}, auth=reader
         ),
-        "register a version": httpx.post(
+        "reader: register a version": httpx.post(
             f"{mlflow_api}/model-versions/create",
-            json={"name": DEFAULT_MODEL_NAME, "source": f"models:/{DEFAULT_MODEL_NAME}/{version}"},
+            json={**model, "source": f"models:/{DEFAULT_MODEL_NAME}/{version}"},
             auth=reader,
         ),
-        "move an alias": httpx.post(
-            f"{mlflow_api}/registered-models/alias",
-            json={"name": DEFAULT_MODEL_NAME, "alias": "production", "version": version},
-            auth=reader,
+        "reader: move the alias": httpx.post(
+            f"{mlflow_api}/registered-models/alias", json={**model, "alias": "staging", "version": version}, auth=reader
         ),
     }
     assert {what: response.status_code for what, response in refused.items()} == dict.fromkeys(refused, 403)
-    read = httpx.get(f"{mlflow_api}/registered-models/get", params={"name": DEFAULT_MODEL_NAME}, auth=reader)
-    assert read.status_code == 200 and "aliases" not in read.json()["registered_model"]
+    read = httpx.get(f"{mlflow_api}/registered-models/get", params=model, auth=reader)
+    assert read.status_code == 200
+    assert [alias["alias"] for alias in read.json()["registered_model"]["aliases"]] == ["production"]
 
-    with store.active():
-        store.promote(DEFAULT_MODEL_NAME, version)
     api = f"http://127.0.0.1:{stack.env[PORT_VARIABLES[API]]}"
     reload = httpx.post(
         f"{api}/admin/reload", headers={"Authorization": f"Bearer {client['FLAVOR_API_ADMIN_TOKEN']}"}, timeout=120

@@ -24,7 +24,12 @@ from dataclasses import dataclass
 import httpx
 
 from flavor_ml.stack.config import StackSettings
-from flavor_ml.stack.mlflow_auth import READER_PASSWORD_VARIABLE, READER_USERNAME
+from flavor_ml.stack.mlflow_auth import (
+    READER_PASSWORD_VARIABLE,
+    READER_USERNAME,
+    WRITER_PASSWORD_VARIABLE,
+    WRITER_USERNAME,
+)
 from flavor_ml.stack.services import API, MLFLOW, PREFECT_SERVER, S3
 
 TIMEOUT = 10.0
@@ -151,7 +156,12 @@ def check_api(api_url: str, admin_token: str) -> Refusal | None:
 CHECKED_CREDENTIALS: dict[str, tuple[str, ...]] = {
     S3: ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
     PREFECT_SERVER: ("PREFECT_API_AUTH_STRING",),
-    MLFLOW: ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", READER_PASSWORD_VARIABLE),
+    MLFLOW: (
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        READER_PASSWORD_VARIABLE,
+        WRITER_PASSWORD_VARIABLE,
+    ),
     API: ("FLAVOR_API_ADMIN_TOKEN",),
 }
 
@@ -176,6 +186,7 @@ def check_service(name: str, url: str, settings: StackSettings, credentials: Map
             {
                 credentials["MLFLOW_TRACKING_USERNAME"]: credentials["MLFLOW_TRACKING_PASSWORD"],
                 READER_USERNAME: credentials[READER_PASSWORD_VARIABLE],
+                WRITER_USERNAME: credentials[WRITER_PASSWORD_VARIABLE],
             },
             admin=credentials["MLFLOW_TRACKING_USERNAME"],
         ),

@@ -55,6 +55,12 @@ SECRETS: tuple[Secret, ...] = (
         _token(24),
         "password of flavor-reader, the read-only MLflow user the inference API reads the registry as",
     ),
+    Secret(
+        "FLAVOR_MLFLOW_WRITER_PASSWORD",
+        12,
+        _token(24),
+        "password of flavor-writer, the MLflow user the worker's flows write runs and versions as (no admin)",
+    ),
     Secret("MLFLOW_FLASK_SERVER_SECRET_KEY", 16, _token(32), "MLflow's CSRF secret"),
     Secret("AWS_ACCESS_KEY_ID", 3, _access_key_id, "S3 store access key (MinIO root user)"),
     Secret("AWS_SECRET_ACCESS_KEY", 8, _token(30), "S3 store secret key (MinIO root password, 8+ chars)"),

@@ -10,10 +10,16 @@ tracking database, beside MLflow's own; they have their own migration table). Re
 start, with a message and exit status 2, when a credential is missing or the password is
 shorter than MLflow accepts (12 characters).
 
-With ``FLAVOR_MLFLOW_READER_PASSWORD`` set, it also makes sure of the read-only user
-``flavor-reader`` (created, or its password set to that value) before MLflow starts: the
-inference API reads the registry as that user, which has MLflow's default permission, READ, on
-everything and no more, so a leaked API environment can move no alias and write no run.
+Before MLflow starts it also makes sure of two service users (created, or their password set to
+the one in the environment), when their password variable is set:
+
+- ``flavor-reader`` (``FLAVOR_MLFLOW_READER_PASSWORD``): the inference API reads the registry as
+  this user, which has MLflow's default permission, READ, on everything and no more, so a leaked
+  API environment can move no alias and write no run;
+- ``flavor-writer`` (``FLAVOR_MLFLOW_WRITER_PASSWORD``): the worker's flows (training and
+  promotion) write as this user, which holds the role ``flavor-writer``: EDIT on every experiment
+  and registered model (runs, versions, tags, aliases), but no MANAGE (it deletes nothing and
+  grants nothing) and no admin (it manages no users).
 """
 
 from __future__ import annotations
@@ -22,12 +28,18 @@ import configparser
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from flavor_ml.stack.credentials import is_placeholder
 
 MIN_PASSWORD_LENGTH = 12
 READER_USERNAME = "flavor-reader"
 READER_PASSWORD_VARIABLE = "FLAVOR_MLFLOW_READER_PASSWORD"
+WRITER_USERNAME = "flavor-writer"
+WRITER_PASSWORD_VARIABLE = "FLAVOR_MLFLOW_WRITER_PASSWORD"
+#: What the writer's role allows, per resource type, on every resource ("*") of the type.
+WRITER_GRANTS = {"experiment": "EDIT", "registered_model": "EDIT"}
+SERVICE_USERS = {READER_PASSWORD_VARIABLE: READER_USERNAME, WRITER_PASSWORD_VARIABLE: WRITER_USERNAME}
 #: How long MLflow keeps a verified credential (keyed by an HMAC of the password with a
 #: per-process secret) before checking its hash again. Every request of a client carries the
 #: same password; without the cache each pays the deliberately slow hash check.
@@ -77,22 +89,45 @@ def problems(environ: dict[str, str]) -> list[str]:
         )
     elif is_placeholder(password):
         found.append("MLFLOW_TRACKING_PASSWORD is still the .env.example placeholder")
-    reader = environ.get(READER_PASSWORD_VARIABLE)
-    if reader is not None and (len(reader) < MIN_PASSWORD_LENGTH or is_placeholder(reader)):
-        found.append(f"{READER_PASSWORD_VARIABLE} is shorter than {MIN_PASSWORD_LENGTH} characters or a placeholder")
+    for variable in SERVICE_USERS:
+        value = environ.get(variable)
+        if value is not None and (len(value) < MIN_PASSWORD_LENGTH or is_placeholder(value)):
+            found.append(f"{variable} is shorter than {MIN_PASSWORD_LENGTH} characters or a placeholder")
     return found
 
 
-def ensure_reader(database_uri: str, password: str) -> None:
-    """The read-only user exists in MLflow's auth tables with ``password``, and is no admin."""
+def ensure_service_users(database_uri: str, passwords: dict[str, str]) -> None:
+    """Each service user whose password variable is in ``passwords`` exists in MLflow's auth tables
+    with that password, is no admin, and the writer holds its role."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore()
     store.init_db(database_uri)  # type: ignore[no-untyped-call]  # MLflow's own migrations of the auth tables; the server runs them too
-    if store.has_user(READER_USERNAME):
-        store.update_user(READER_USERNAME, password=password, is_admin=False)
-    else:
-        store.create_user(READER_USERNAME, password, is_admin=False)
+    for variable, password in passwords.items():
+        username = SERVICE_USERS[variable]
+        if store.has_user(username):
+            store.update_user(username, password=password, is_admin=False)
+        else:
+            store.create_user(username, password, is_admin=False)
+    if WRITER_PASSWORD_VARIABLE in passwords:
+        _grant_writer_role(store)
+
+
+def _grant_writer_role(store: Any) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
+
+    try:
+        role = store.get_role_by_name(DEFAULT_WORKSPACE_NAME, WRITER_USERNAME)
+    except MlflowException:
+        role = store.create_role(WRITER_USERNAME, DEFAULT_WORKSPACE_NAME, "flavor-ml's flows: write runs and versions")
+    granted = {(grant.resource_type, grant.resource_pattern) for grant in store.list_role_permissions(role.id)}
+    for resource_type, permission in WRITER_GRANTS.items():
+        if (resource_type, "*") not in granted:
+            store.add_role_permission(role.id, resource_type, "*", permission)
+    user = store.get_user(WRITER_USERNAME)
+    if role.id not in {held.id for held in store.list_user_roles(user.id)}:
+        store.assign_role_to_user(user.id, role.id)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,8 +151,9 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     os.chmod(path, 0o600)
-    if environ.get(READER_PASSWORD_VARIABLE):
-        ensure_reader(environ["MLFLOW_BACKEND_STORE_URI"], environ[READER_PASSWORD_VARIABLE])
+    passwords = {variable: environ[variable] for variable in SERVICE_USERS if environ.get(variable)}
+    if passwords:
+        ensure_service_users(environ["MLFLOW_BACKEND_STORE_URI"], passwords)
     # MLflow reads these over the ini; keep them consistent with it.
     os.environ["MLFLOW_AUTH_ADMIN_USERNAME"] = environ["MLFLOW_TRACKING_USERNAME"]
     os.environ["MLFLOW_AUTH_ADMIN_PASSWORD"] = environ["MLFLOW_TRACKING_PASSWORD"]

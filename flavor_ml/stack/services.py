@@ -17,7 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flavor_ml.stack.config import StackSettings
-from flavor_ml.stack.mlflow_auth import READER_PASSWORD_VARIABLE, READER_USERNAME
+from flavor_ml.stack.mlflow_auth import (
+    READER_PASSWORD_VARIABLE,
+    READER_USERNAME,
+    WRITER_PASSWORD_VARIABLE,
+    WRITER_USERNAME,
+)
 
 # Names shared with docker-compose.yml. PostgreSQL is the machine's own natively (the stack
 # only creates its databases); compose runs it as a container.
@@ -236,6 +241,7 @@ def build_services(
             "MLFLOW_TRACKING_PASSWORD": credentials["MLFLOW_TRACKING_PASSWORD"],
             "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials["MLFLOW_FLASK_SERVER_SECRET_KEY"],
             READER_PASSWORD_VARIABLE: credentials[READER_PASSWORD_VARIABLE],
+            WRITER_PASSWORD_VARIABLE: credentials[WRITER_PASSWORD_VARIABLE],
             "MLFLOW_S3_ENDPOINT_URL": url[S3],
             "AWS_ACCESS_KEY_ID": credentials["AWS_ACCESS_KEY_ID"],
             "AWS_SECRET_ACCESS_KEY": credentials["AWS_SECRET_ACCESS_KEY"],
@@ -249,6 +255,7 @@ def build_services(
                 "MLFLOW_TRACKING_PASSWORD",
                 "MLFLOW_FLASK_SERVER_SECRET_KEY",
                 READER_PASSWORD_VARIABLE,
+                WRITER_PASSWORD_VARIABLE,
                 "AWS_SECRET_ACCESS_KEY",
             }
         ),
@@ -280,6 +287,9 @@ def build_services(
         ),
         env={
             **client,
+            # Least privilege: the flows write to MLflow as flavor-writer, not as the admin.
+            "MLFLOW_TRACKING_USERNAME": WRITER_USERNAME,
+            "MLFLOW_TRACKING_PASSWORD": credentials[WRITER_PASSWORD_VARIABLE],
             "PREFECT_HOME": prefect_home,
             "FLAVOR_HOME": home,
             "PREFECT_WORKER_WEBSERVER_HOST": host,
