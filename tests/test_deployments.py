@@ -786,7 +786,8 @@ def test_no_credential_appears_in_logs_cli_output_mlflow_records_or_prefect_arti
     stored = read_env_file(stack.home / "stack" / "credentials.env")
     secrets = {name: value for name, value in stored.items() if re.search("PASSWORD|SECRET|TOKEN|AUTH", name)}
     secrets["PREFECT_API_AUTH_STRING password"] = stored["PREFECT_API_AUTH_STRING"].split(":", 1)[1]
-    assert len(secrets) == 7 and all(len(value) >= 12 for value in secrets.values())
+    assert {"MLFLOW_TRACKING_PASSWORD", "FLAVOR_MLFLOW_WRITER_PASSWORD", "AWS_SECRET_ACCESS_KEY"} <= set(secrets)
+    assert all(len(value) >= 12 for value in secrets.values())
 
     logs = sorted(path for path in stack.home.rglob("*.log") if path.is_file())
     status = stack.cli("stack", "status", timeout=60)
