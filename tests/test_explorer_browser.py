@@ -122,7 +122,9 @@ def test_the_explorer_looks_up_names_follows_suggestions_completes_a_recipe_and_
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, version = served
-    wait = WebDriverWait(browser, WAIT)
+    # The page redraws a list when a newer answer arrives: an element read meanwhile is stale, and
+    # every wait reads it again.
+    wait = WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(f"{base}/")
 
     # the version being served
@@ -132,10 +134,7 @@ def test_the_explorer_looks_up_names_follows_suggestions_completes_a_recipe_and_
 
     def ranked(list_id: str, count: int) -> list[str]:
         def names(driver):
-            try:
-                found = [e.text for e in driver.find_elements(By.CSS_SELECTOR, f"#{list_id} li .name")]
-            except StaleElementReferenceException:
-                return False  # the list was redrawn while it was read (a newer answer arrived): read it again
+            found = [e.text for e in driver.find_elements(By.CSS_SELECTOR, f"#{list_id} li .name")]
             return found if len(found) == count else False
 
         return wait.until(names)
@@ -148,7 +147,7 @@ def test_the_explorer_looks_up_names_follows_suggestions_completes_a_recipe_and_
     assert substitutes[0] == HOSTILE  # planted next to basil, and shown exactly as its text
     assert "basil" not in substitutes and set(substitutes) <= {*INGREDIENTS, HOSTILE}
     assert len(ranked("complements", 10)) == 10
-    scores = [float(e.text) for e in browser.find_elements(By.CSS_SELECTOR, "#substitutes li .score")]
+    scores = wait.until(lambda d: [float(e.text) for e in d.find_elements(By.CSS_SELECTOR, "#substitutes li .score")])
     assert scores == sorted(scores, reverse=True)
 
     # an unknown spelling: the error, and suggestions that look the right name up
@@ -164,8 +163,7 @@ def test_the_explorer_looks_up_names_follows_suggestions_completes_a_recipe_and_
     # markup typed by the user is shown as text and never runs
     box.clear()
     box.send_keys(TYPED_SCRIPT + "\n")
-    message = browser.find_element(By.ID, "lookup-message")
-    wait.until(lambda d: TYPED_SCRIPT in message.text)
+    wait.until(lambda d: TYPED_SCRIPT in d.find_element(By.ID, "lookup-message").text)
 
     # complete a recipe, one unknown spelling in it
     recipe_box = browser.find_element(By.ID, "recipe-input")
@@ -180,7 +178,7 @@ def test_the_explorer_looks_up_names_follows_suggestions_completes_a_recipe_and_
     fix.click()
     wait.until(lambda d: "tomato, garlic, oregano" in d.find_element(By.ID, "recipe-message").text)
     assert "oregano" not in ranked("completions", 10)
-    hostile_chip_free = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#recipe li .name")]
+    hostile_chip_free = wait.until(lambda d: [e.text for e in d.find_elements(By.CSS_SELECTOR, "#recipe li .name")])
     assert hostile_chip_free == ["tomato", "2 cloves garlic, crushed", "oregano"]
 
     # add the markup-looking name from a result list to the recipe: still text
