@@ -30,17 +30,17 @@ from flavor_ml.errors import TrainingError
 L2_GRID = (0.005, 0.03, 0.15, 0.8)
 
 
-def l2_candidates(incidence: sp.csr_array, grid: tuple[float, ...] = L2_GRID) -> list[float]:
-    """The λ values to try on this training data: ``grid`` x the mean count of an ingredient."""
-    counts = np.asarray(incidence.sum(axis=0)).ravel()
+def l2_candidates(counts: np.ndarray, grid: tuple[float, ...] = L2_GRID) -> list[float]:
+    """The λ values to try on this training data (``counts``: baskets per ingredient, the diagonal of
+    ``XᵀX``): ``grid`` x the mean count of an ingredient."""
     scale = float(counts.mean()) if counts.size else 1.0
     return [max(1e-6, g * scale) for g in grid]
 
 
-def gram_matrix(incidence: sp.csr_array, items: np.ndarray) -> np.ndarray:
-    """Dense ``XᵀX`` over the columns ``items`` of the baskets x ingredients matrix."""
-    x = incidence[:, items] if len(items) < incidence.shape[1] else incidence
-    return np.asarray((x.T @ x).toarray(), dtype=np.float64)
+def gram_matrix(gram: sp.csr_array, items: np.ndarray) -> np.ndarray:
+    """Dense ``XᵀX`` over the ingredients ``items``, from the sparse ``XᵀX`` of the whole vocabulary."""
+    block = gram[items][:, items] if len(items) < gram.shape[1] else gram
+    return np.asarray(block.toarray(), dtype=np.float64)
 
 
 def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
@@ -81,9 +81,9 @@ def expand(weights: sp.csr_array, items: np.ndarray, n_items: int) -> sp.csr_arr
     return sp.csr_array((coo.data, (items[coo.row], items[coo.col])), shape=(n_items, n_items))
 
 
-def fitted_items(incidence: sp.csr_array, max_items: int) -> np.ndarray:
-    """The columns EASE is fitted over: every ingredient that occurs, at most the ``max_items`` most frequent."""
-    counts = np.asarray(incidence.sum(axis=0)).ravel()
+def fitted_items(counts: np.ndarray, max_items: int) -> np.ndarray:
+    """The ingredients EASE is fitted over (``counts``: baskets per ingredient): every ingredient that
+    occurs, at most the ``max_items`` most frequent."""
     present = np.flatnonzero(counts > 0)
     if len(present) <= max_items:
         return present
@@ -91,9 +91,9 @@ def fitted_items(incidence: sp.csr_array, max_items: int) -> np.ndarray:
     return np.sort(present[order[:max_items]])
 
 
-def fit_ease(incidence: sp.csr_array, l2: float, top_k: int, max_items: int) -> sp.csr_array:
-    """Sparse top-k EASE weights (vocabulary x vocabulary, float32) from a baskets x ingredients matrix."""
-    items = fitted_items(incidence, max_items)
+def fit_ease(gram: sp.csr_array, l2: float, top_k: int, max_items: int) -> sp.csr_array:
+    """Sparse top-k EASE weights (vocabulary x vocabulary, float32) from the baskets' sparse ``XᵀX``."""
+    items = fitted_items(np.asarray(gram.diagonal(), dtype=np.float64), max_items)
     if len(items) < 2:
         raise TrainingError(f"EASE needs at least 2 ingredients that occur in the training baskets, found {len(items)}")
-    return expand(sparsify_rows(ease_weights(gram_matrix(incidence, items), l2), top_k), items, incidence.shape[1])
+    return expand(sparsify_rows(ease_weights(gram_matrix(gram, items), l2), top_k), items, gram.shape[1])
