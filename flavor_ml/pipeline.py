@@ -11,21 +11,23 @@ import hashlib
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from flavor_ml.completion import COMPLETION_FILE, EASE_WEIGHTS_FILE, CompletionModel
-from flavor_ml.data.basket_stream import SplitBaskets
+from flavor_ml.data.basket_stream import BasketChunks, SplitBaskets, training_corpus
 from flavor_ml.data.basket_stream import split_baskets as split_stream
-from flavor_ml.data.baskets import BasketCounts, build_baskets, check_reject_share, read_baskets
+from flavor_ml.data.baskets import BasketCounts, build_baskets, check_reject_share
 from flavor_ml.data.compression import decompress_to
 from flavor_ml.data.fetch import CorpusRef, fetch_corpus
 from flavor_ml.data.merge import PartitionBaskets, PartitionRecord, merge_baskets, vocabulary_size
 from flavor_ml.data.normalization import normalize_lines
 from flavor_ml.data.partitions import PartitionSource, list_partitions, partition_fingerprint
 from flavor_ml.data.sample import SAMPLE_CATEGORIES_PATH, SAMPLE_CORPUS_PATH
-from flavor_ml.data.split import holdout_mask
 from flavor_ml.embeddings import CONTEXT_VECTORS_FILE, EMBEDDINGS_FILE, VOCABULARY_FILE, IngredientEmbeddings
 from flavor_ml.eval.categories import read_categories
 from flavor_ml.eval.metrics import EvaluationReport, evaluate_embeddings
@@ -42,9 +44,9 @@ from flavor_ml.settings import (
 from flavor_ml.storage import ArtifactStore, naming_a_full_disk, sha256_file
 from flavor_ml.training.budget import resolve_budget
 from flavor_ml.training.completion_scorer import fit_completion_model
-from flavor_ml.training.train_embeddings import train_embeddings
+from flavor_ml.training.train_embeddings import train_embeddings_streamed
 from flavor_ml.training.tuning import TrialRunner, TuningResult, run_tuning
-from flavor_ml.training.validation import split_validation
+from flavor_ml.training.validation import split_validation_chunks
 
 MODEL_FILES = (EMBEDDINGS_FILE, CONTEXT_VECTORS_FILE, VOCABULARY_FILE, COMPLETION_FILE, EASE_WEIGHTS_FILE)
 
@@ -230,28 +232,49 @@ def split_baskets(
     return split_stream(ArtifactStore.from_settings(storage).local_copy(corpus.uri), split, work)
 
 
-def load_split_baskets(
+@dataclass(frozen=True)
+class TrainingSides:
+    """The split as chunk files: fit and validation (the training side) and held out (the test side)."""
+
+    fit: BasketChunks
+    validation: BasketChunks
+    held_out: BasketChunks
+
+
+@contextmanager
+def training_sides(
     corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings
-) -> tuple[list[list[str]], list[list[str]]]:
-    """(training baskets, held-out baskets) in memory: the split of :func:`split_baskets`."""
+) -> Iterator[TrainingSides]:
+    """The sides of :func:`split_baskets` and of the validation split, on disk for as long as the block lasts:
+    training and evaluation stream them, so memory is bounded by a chunk, not by the corpus."""
+    store = ArtifactStore.from_settings(storage)
+    with naming_a_full_disk(store.home, "splitting the baskets"):
+        with tempfile.TemporaryDirectory(prefix="flavor-split-", dir=store.staging_dir) as work:
+            sides = split_baskets(corpus, split, storage, Path(work))
+            fit, validation = split_validation_chunks(sides.train, split, Path(work))
+            yield TrainingSides(fit=fit, validation=validation, held_out=sides.held_out)
+
+
+def load_held_out(corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings) -> list[list[str]]:
+    """The held-out baskets in memory (``holdout_fraction`` of the corpus), in the order of :func:`split_baskets`."""
     with tempfile.TemporaryDirectory(prefix="flavor-split-") as work:
-        sides = split_baskets(corpus, split, storage, Path(work))
-        return list(sides.train), list(sides.held_out)
+        return list(split_baskets(corpus, split, storage, Path(work)).held_out)
 
 
 def train(
     corpus: NormalizedCorpus, params: TrainingParams, split: EvaluationParams, storage: StorageSettings
 ) -> TrainedModel:
-    """Item2Vec on the training side of the split; the vectors go to the store."""
+    """Item2Vec on the training side of the split, streamed from disk; the vectors go to the store."""
     fail_if_injected("train")  # FLAVOR_FAULT_INJECT=train: a recovery drill, see flavor_ml/faults.py
     started = time.perf_counter()
-    train_baskets, held_out = load_split_baskets(corpus, split, storage)
-    # Every scorer learns from the fit side; the validation side picks EASE's penalty and the served scorer.
-    fit, validation = split_validation(train_baskets, split)
-    params, derived = resolve_budget(params, len(fit))
-    embeddings = train_embeddings(fit, params)
-    completion = fit_completion_model(embeddings, fit, validation, params, split)
     store = ArtifactStore.from_settings(storage)
+    with training_sides(corpus, split, storage) as sides:
+        # Every scorer learns from the fit side; the validation side picks EASE's penalty and the served scorer.
+        params, derived = resolve_budget(params, len(sides.fit))
+        embeddings = train_embeddings_streamed(training_corpus(sides.fit, params.min_count, params.seed), params)
+        validation = list(sides.validation)  # validation_fraction of the training side: bounded, kept in memory
+        completion = fit_completion_model(embeddings, sides.fit, validation, params, split)
+        fit_rows, held_out_rows = len(sides.fit), len(sides.held_out)
     with naming_a_full_disk(store.home, "saving the trained model"):
         with tempfile.TemporaryDirectory(prefix="flavor-train-", dir=store.staging_dir) as work:
             embeddings.save(Path(work))
@@ -262,8 +285,8 @@ def train(
         uris=uris,
         sha256=sha,
         vocabulary_size=len(embeddings),
-        train_recipes=len(fit),
-        holdout_recipes=len(held_out),
+        train_recipes=fit_rows,
+        holdout_recipes=held_out_rows,
         seconds=time.perf_counter() - started,
         validation_recipes=len(validation),
         completion_scorer=completion.scorer,
@@ -281,8 +304,9 @@ def tune(
 ) -> TuningResult:
     """Tuning trials on the fit and validation sides of the training baskets (the test split is never read
     into a decision); ``runner`` runs a batch of trials (a thread pool by default, tasks in the flow)."""
-    train_baskets, _ = load_split_baskets(corpus, split, storage)
-    fit, validation = split_validation(train_baskets, split)
+    with training_sides(corpus, split, storage) as sides:
+        # Trials take the sides in memory (they go to task runs as arguments): tuning still scales with the corpus.
+        fit, validation = list(sides.fit), list(sides.validation)
     return run_tuning(fit, validation, params, split, tuning, runner=runner)
 
 
@@ -305,33 +329,26 @@ def load_completion_model(model: TrainedModel, storage: StorageSettings, directo
     return CompletionModel.load(directory, load_model(model, storage, directory))
 
 
-def held_out_cuisines(corpus: NormalizedCorpus, split: EvaluationParams, storage: StorageSettings) -> list[str | None]:
-    """The cuisine label of each held-out basket, in the order of :func:`load_split_baskets`."""
-    frame = read_baskets(ArtifactStore.from_settings(storage).local_copy(corpus.uri))
-    held_out = holdout_mask(frame["ingredients"].to_list(), split)
-    return [c for c, h in zip(frame["cuisine"].to_list(), held_out) if h]
-
-
 def evaluate(
     corpus: NormalizedCorpus, model: TrainedModel, params: EvaluationParams, storage: StorageSettings
 ) -> EvaluationReport:
     """Probes on the held-out side, each beside baselines fitted on the same fit side as the model."""
-    train_baskets, held_out = load_split_baskets(corpus, params, storage)
-    fit, _ = split_validation(train_baskets, params)
     with tempfile.TemporaryDirectory(prefix="flavor-evaluate-") as work:
         completion = load_completion_model(model, storage, Path(work))
     categories_path = categories_for(corpus.source, params)
     categories = categories_in_vocabulary_form(read_categories(categories_path)) if categories_path else None
-    cuisines = held_out_cuisines(corpus, params, storage)
-    return evaluate_embeddings(
-        completion.embeddings,
-        fit,
-        held_out,
-        params,
-        categories,
-        completion=completion,
-        test_cuisines=cuisines if any(cuisines) else None,
-    )
+    with training_sides(corpus, params, storage) as sides:
+        held_out = list(sides.held_out)  # holdout_fraction of the corpus: the queries are built from it in memory
+        cuisines = [c if isinstance(c, str) else None for c in sides.held_out.column("cuisine")]
+        return evaluate_embeddings(
+            completion.embeddings,
+            sides.fit,
+            held_out,
+            params,
+            categories,
+            completion=completion,
+            test_cuisines=cuisines if any(cuisines) else None,
+        )
 
 
 def categories_in_vocabulary_form(categories: dict[str, str]) -> dict[str, str]:

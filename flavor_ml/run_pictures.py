@@ -25,8 +25,8 @@ from flavor_ml.pipeline import (
     TrainedModel,
     categories_for,
     categories_in_vocabulary_form,
+    load_held_out,
     load_model,
-    load_split_baskets,
 )
 from flavor_ml.settings import EvaluationParams, StorageSettings
 from flavor_ml.storage import ArtifactStore, sha256_file
@@ -94,7 +94,7 @@ def draw_pictures(
     projection: Projection = "auto",
 ) -> DrawnPictures:
     """Draw the model's pictures (and the figures behind them, ``insights.json``) into the store."""
-    _, held_out = load_split_baskets(corpus, evaluation, storage)
+    held_out = load_held_out(corpus, evaluation, storage)
     categories_path = categories_for(corpus.source, evaluation)
     categories = categories_in_vocabulary_form(read_categories(categories_path)) if categories_path else None
     store = ArtifactStore.from_settings(storage)

@@ -139,9 +139,11 @@ def test_a_helper_in_the_pipeline_module_counts_for_the_steps_that_call_it(
     path = package / "pipeline.py"
     before = unedited_keys
     source = path.read_text()
-    helper = "return list(sides.train), list(sides.held_out)"  # in load_split_baskets, which both read
+    helper = "yield TrainingSides(fit=fit, validation=validation, held_out=sides.held_out)"  # in training_sides
     assert helper in source
-    path.write_text(source.replace(helper, "return list(sides.held_out), list(sides.train)"))
+    path.write_text(
+        source.replace(helper, "yield TrainingSides(fit=validation, validation=fit, held_out=sides.held_out)")
+    )
     after = keys(package)
     assert {s for s in STEPS if after[s] != before[s]} == {"train", "evaluate"}
 

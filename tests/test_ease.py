@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from flavor_ml.completion import COMPLETION_FILE, EASE, EASE_WEIGHTS_FILE, ITEM2VEC, CompletionModel
 from flavor_ml.errors import ModelLoadError
-from flavor_ml.eval.baselines import incidence_matrix
+from flavor_ml.eval.cooccurrence import basket_gram
 from flavor_ml.eval.ease import ease_weights, fit_ease, fitted_items, gram_matrix, sparsify_rows
 from flavor_ml.settings import EvaluationParams, TrainingParams
 from flavor_ml.training.completion_scorer import fit_completion_model
@@ -38,12 +38,12 @@ def test_each_row_keeps_its_k_largest_positive_weights_only():
 def test_a_large_vocabulary_is_fitted_over_its_most_frequent_ingredients():
     baskets = [["a", "b", "c"]] * 5 + [["a", "b", "d"]] * 3 + [["e", "a"]]
     index = {n: i for i, n in enumerate("abcdef")}
-    incidence = incidence_matrix(baskets, index)
-    assert fitted_items(incidence, max_items=3).tolist() == [0, 1, 2]  # a, b, c; never the absent f
-    weights = fit_ease(incidence, l2=1.0, top_k=5, max_items=3)
+    gram = basket_gram(baskets, index, batch=2)  # in batches: the same counts as all at once
+    assert fitted_items(gram.counts, max_items=3).tolist() == [0, 1, 2]  # a, b, c; never the absent f
+    weights = fit_ease(gram.matrix, l2=1.0, top_k=5, max_items=3)
     assert weights.shape == (6, 6)
     assert weights[:, [3, 4, 5]].nnz == 0 and weights[[3, 4, 5]].nnz == 0
-    assert gram_matrix(incidence, np.array([0, 1])).tolist() == [[9, 8], [8, 8]]
+    assert gram_matrix(gram.matrix, np.array([0, 1])).tolist() == [[9, 8], [8, 8]]
 
 
 @pytest.fixture(scope="module")

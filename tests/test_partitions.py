@@ -7,6 +7,7 @@ import gzip
 import json
 import lzma
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -313,3 +314,37 @@ def test_the_training_stream_reshuffles_every_pass_reproducibly_and_drops_what_c
     again = training_corpus(sides.train, min_count=1, seed=5)
     assert list(again.baskets) == list(training_corpus(sides.train, min_count=1, seed=5).baskets)
     assert len(list(again.baskets)) == len(again.baskets) == len([b for b in sides.train if len(b) >= 2])
+
+
+def test_counting_training_and_co_occurrence_hold_a_window_of_baskets_not_the_corpus(tmp_path: Path) -> None:
+    """tracemalloc counts Python's allocations exactly (no timing, no RSS): the baskets as lists are what
+    grows with the corpus, so the streamed steps must peak well below the corpus held as a list."""
+    import tracemalloc
+
+    from flavor_ml.data.basket_stream import BasketChunks
+    from flavor_ml.eval.cooccurrence import basket_gram
+
+    baskets = [[f"n{(i * 7 + j * 13) % 500}" for j in range(8)] for i in range(40_000)]
+    sides = split_baskets(
+        write_baskets(tmp_path / "b.parquet", baskets), EvaluationParams(), tmp_path / "work", chunk_rows=500
+    )
+    del baskets
+    train = BasketChunks(sides.train.chunks, len(sides.train), window_chunks=2)  # 1,000 baskets shuffled at once
+
+    def peak(step: Callable[[], object]) -> int:
+        tracemalloc.start()
+        try:
+            step()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    whole = peak(lambda: list(train))
+
+    def streamed() -> None:
+        corpus = training_corpus(train, min_count=2, seed=3)
+        assert sum(1 for _ in corpus.baskets) == len(corpus.baskets) > 30_000  # one training pass
+        index = {name: i for i, name in enumerate(sorted(corpus.counts))}
+        assert basket_gram(corpus.baskets, index, batch=1_000).baskets == len(corpus.baskets)
+
+    assert peak(streamed) < whole / 4  # measured: about a tenth

@@ -56,15 +56,18 @@ class BasketChunks:
             return
         rng = np.random.default_rng([self.seed, self.passes])
         self.passes += 1
-        order = [self.chunks[i] for i in rng.permutation(len(self.chunks))]
+        # A corpus of one window is shuffled whole, with the very draws of an in-memory shuffle
+        # (ShuffledBaskets in flavor_ml.training.train_embeddings): the same vectors either way.
+        if len(self.chunks) <= self.window_chunks:
+            order = self.chunks
+        else:
+            order = [self.chunks[i] for i in rng.permutation(len(self.chunks))]
         for start in range(0, len(order), self.window_chunks):
-            window = [basket for chunk in order[start : start + self.window_chunks] for basket in _read_chunk(chunk)]
+            window = [
+                b for chunk in order[start : start + self.window_chunks] for b in self._filtered(_read_chunk(chunk))
+            ]
             for i in rng.permutation(len(window)):
-                basket = window[i]
-                if self.keep is not None:
-                    basket = [name for name in basket if name in self.keep]
-                if len(basket) >= self.min_size:
-                    yield basket
+                yield window[i]
 
     def _filtered(self, baskets: list[list[str]]) -> Iterator[list[str]]:
         for basket in baskets:
@@ -72,6 +75,14 @@ class BasketChunks:
                 basket = [name for name in basket if name in self.keep]
             if len(basket) >= self.min_size:
                 yield basket
+
+    def column(self, name: str) -> list[object]:
+        """Another column of the chunk files (``None`` where a chunk lacks it), in the order of the baskets."""
+        values: list[object] = []
+        for chunk in self.chunks:
+            frame = pl.read_parquet(chunk)
+            values.extend(frame[name].to_list() if name in frame.columns else [None] * frame.height)
+        return values
 
     def with_order(
         self, seed: int, keep: frozenset[str] | None = None, min_size: int = 0, rows: int | None = None
@@ -98,8 +109,10 @@ def split_baskets(merged: Path, params: EvaluationParams, work: Path, chunk_rows
     for side in sides:
         (work / side).mkdir(parents=True, exist_ok=True)
     total = pl.scan_parquet(merged).select(pl.len()).collect().item()
+    # The cuisine labels travel with the baskets: the evaluation's cuisine slices read them per held-out basket.
+    columns = [c for c in ("ingredients", "cuisine") if c in pl.scan_parquet(merged).collect_schema().names()]
     for number, offset in enumerate(range(0, total, chunk_rows)):
-        chunk = pl.scan_parquet(merged).select("ingredients").slice(offset, chunk_rows).collect()
+        chunk = pl.scan_parquet(merged).select(columns).slice(offset, chunk_rows).collect()
         held = pl.Series(holdout_mask(chunk["ingredients"].to_list(), params))
         for side, part in (("train", chunk.filter(~held)), ("held_out", chunk.filter(held))):
             if part.height:
@@ -126,35 +139,23 @@ class TrainingCorpus:
 
 def training_corpus(train: BasketChunks, min_count: int, seed: int) -> TrainingCorpus:
     """The usable training baskets (names in at least ``min_count`` baskets, two or more names
-    left), counted with polars over the chunk files without loading them all."""
-    if not train.chunks:
-        return TrainingCorpus(train.with_order(seed, rows=0), Counter(), 0, 0, 0, 0)
-    scan = pl.scan_parquet(train.chunks).select(pl.col("ingredients").list.unique(maintain_order=True))
-    given_counts = (
-        scan.select(pl.col("ingredients").explode().drop_nulls().value_counts(sort=True))
-        .collect(engine="streaming")
-        .unnest("ingredients")
-    )
-    kept = given_counts.filter(pl.col("count") >= min_count)["ingredients"]
-    usable = scan.select(pl.col("ingredients").list.filter(pl.element().is_in(kept.implode()))).filter(
-        pl.col("ingredients").list.len() >= 2
-    )
-    stats = (
-        usable.select(
-            rows=pl.len(), words=pl.col("ingredients").list.len().sum(), longest=pl.col("ingredients").list.len().max()
-        )
-        .collect(engine="streaming")
-        .row(0)
-    )
-    counts = (
-        usable.select(pl.col("ingredients").explode().value_counts()).collect(engine="streaming").unnest("ingredients")
-    )
-    keep = None if given_counts.height == kept.len() else frozenset(kept.to_list())
+    left), counted in two passes over the chunk files: memory is bounded by a chunk and the vocabulary."""
+    given: Counter[str] = Counter()
+    for basket in BasketChunks(train.chunks, train.rows):
+        given.update(set(basket))
+    kept = frozenset(name for name, n in given.items() if n >= min_count)
+    # A list.filter(is_in(...)) in polars held every row's copy of the kept names: gigabytes at 200,000 baskets.
+    keep = None if len(kept) == len(given) else kept
+    counts: Counter[str] = Counter()
+    rows = words = longest = 0
+    for basket in BasketChunks(train.chunks, train.rows, keep=keep, min_size=2):
+        counts.update(basket)
+        rows, words, longest = rows + 1, words + len(basket), max(longest, len(basket))
     return TrainingCorpus(
-        baskets=train.with_order(seed, keep=keep, min_size=2, rows=int(stats[0] or 0)),
-        counts=Counter(dict(counts.iter_rows())),
-        total_words=int(stats[1] or 0),
-        longest=int(stats[2] or 0),
+        baskets=train.with_order(seed, keep=keep, min_size=2, rows=rows),
+        counts=counts,
+        total_words=words,
+        longest=longest,
         given=len(train),
-        distinct_given=given_counts.height,
+        distinct_given=len(given),
     )

@@ -31,7 +31,7 @@ with ``vectors`` also takes part in the nearest-neighbour probe (cosine similari
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +39,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from flavor_ml.embeddings import IngredientEmbeddings
+from flavor_ml.eval.cooccurrence import BasketGram, basket_gram
 from flavor_ml.eval.ease import L2_GRID, fit_ease, l2_candidates
 
 PPMI_SVD_DIMENSIONS = 100
@@ -100,25 +101,13 @@ def model_scorer(embeddings: IngredientEmbeddings, name: str = "model") -> PairS
     )
 
 
-def incidence_matrix(baskets: Sequence[Sequence[str]], index: Mapping[str, int]) -> sp.csr_array:
-    """Baskets x vocabulary 0/1 matrix; names outside ``index`` are ignored, repeats count once."""
-    rows: list[int] = []
-    cols: list[int] = []
-    for row, basket in enumerate(baskets):
-        known = {index[name] for name in basket if name in index}
-        rows.extend([row] * len(known))
-        cols.extend(known)
-    data = np.ones(len(rows), dtype=np.float64)
-    return sp.csr_array((data, (rows, cols)), shape=(len(baskets), len(index)))
-
-
-def cooccurrence_counts(incidence: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]:
-    """(pair counts with a zero diagonal, basket count of each ingredient) from an incidence matrix."""
-    gram = (incidence.T @ incidence).tocsr()
-    counts = np.asarray(gram.diagonal(), dtype=np.float64)
-    gram.setdiag(0)
-    gram.eliminate_zeros()
-    return gram, counts
+def cooccurrence_counts(gram: BasketGram) -> tuple[sp.csr_array, np.ndarray]:
+    """(pair counts with a zero diagonal, basket count of each ingredient) from the baskets' ``XᵀX``."""
+    counts = gram.counts
+    pairs = gram.matrix.copy()
+    pairs.setdiag(0)
+    pairs.eliminate_zeros()
+    return pairs, counts
 
 
 def ppmi_matrix(cooccurrence: sp.csr_array, context_smoothing: float = PPMI_CONTEXT_SMOOTHING) -> sp.csr_array:
@@ -161,21 +150,21 @@ def randomized_svd(matrix: sp.csr_array, dimensions: int, seed: int) -> tuple[np
 
 
 def build_baselines(
-    train_baskets: Sequence[Sequence[str]],
+    train_baskets: Iterable[Sequence[str]] | BasketGram,
     vocabulary: Sequence[str],
     dimensions: int,
     seed: int,
     ease_weights: sp.csr_array | None = None,
 ) -> tuple[dict[str, PairScorer], dict[str, str]]:
-    """The baseline scorers over ``vocabulary`` (in its order) from the training baskets,
-    and the reasons for any baseline that could not be built.
+    """The baseline scorers over ``vocabulary`` (in its order) from the training baskets (or their
+    :class:`BasketGram` over ``vocabulary``), and the reasons for any baseline that could not be built.
 
     ``dimensions`` is the size of the random vectors (use the model's); ``seed`` fixes them.
     """
     index = {name: i for i, name in enumerate(vocabulary)}
     n = len(index)
-    incidence = incidence_matrix(train_baskets, index)
-    cooccurrence, counts = cooccurrence_counts(incidence)
+    gram = train_baskets if isinstance(train_baskets, BasketGram) else basket_gram(train_baskets, index)
+    cooccurrence, counts = cooccurrence_counts(gram)
     scorers: dict[str, PairScorer] = {
         "popularity": PairScorer("popularity", bias=counts),
         "cooccurrence": PairScorer("cooccurrence", left=cooccurrence),
@@ -194,7 +183,7 @@ def build_baselines(
         scorers["ppmi_svd"] = PairScorer("ppmi_svd", left=u * s, right=vt.T, vectors=u * np.sqrt(s))
     if ease_weights is None and n >= 2:
         ease_weights = fit_ease(
-            incidence, l2_candidates(incidence)[len(L2_GRID) // 2], top_k=EASE_TOP_K, max_items=EASE_MAX_ITEMS
+            gram.matrix, l2_candidates(counts)[len(L2_GRID) // 2], top_k=EASE_TOP_K, max_items=EASE_MAX_ITEMS
         )
     if ease_weights is not None:
         # scipy-stubs lack csr_array(sparse, dtype=...), which scipy accepts (it converts the data).

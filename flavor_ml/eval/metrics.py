@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -68,7 +68,8 @@ from pydantic import BaseModel, Field
 
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import EvaluationError
-from flavor_ml.eval.baselines import PairScorer, build_baselines, incidence_matrix, model_scorer
+from flavor_ml.eval.baselines import PairScorer, build_baselines, model_scorer
+from flavor_ml.eval.cooccurrence import basket_gram, incidence_matrix
 from flavor_ml.eval.intervals import ClusterBootstrap
 from flavor_ml.eval.queries import CompletionQueries, KnownBaskets, leave_one_out, with_hidden, with_known
 from flavor_ml.settings import EvaluationParams
@@ -261,7 +262,7 @@ def knn_correct(vectors: np.ndarray, labels: np.ndarray, neighbours: int = KNN_N
 
 def evaluate_embeddings(
     embeddings: IngredientEmbeddings,
-    train_baskets: Sequence[Sequence[str]],
+    train_baskets: Iterable[Sequence[str]],
     test_baskets: Sequence[Sequence[str]],
     params: EvaluationParams,
     categories: Mapping[str, str] | None = None,
@@ -271,7 +272,8 @@ def evaluate_embeddings(
     """Run every probe on the model, the served scorer and every baseline, on the same split.
 
     ``train_baskets`` must be the baskets the model was trained on (baselines and the
-    ``min_count`` eligibility are computed from them), ``test_baskets`` the held-out ones.
+    ``min_count`` eligibility are computed from them; read once, so a stream will do),
+    ``test_baskets`` the held-out ones.
     ``completion`` is the scorer the version serves (its EASE weights are the EASE baseline);
     ``test_cuisines`` (one label or None per test basket) enables the cuisine slices.
     Raises :class:`EvaluationError` when the split leaves nothing to probe.
@@ -287,10 +289,11 @@ def evaluate_embeddings(
     index = {name: i for i, name in enumerate(vocabulary)}
     k = params.k
     ease = completion.ease_weights if completion is not None else None
+    train_gram = basket_gram(train_baskets, index)
     baselines, skipped = build_baselines(
-        train_baskets, vocabulary, embeddings.dimensions, params.split_seed, ease_weights=ease
+        train_gram, vocabulary, embeddings.dimensions, params.split_seed, ease_weights=ease
     )
-    train_counts = np.asarray(incidence_matrix(train_baskets, index).sum(axis=0)).ravel()
+    train_counts = train_gram.counts
     eligible = train_counts >= params.min_count
     known = KnownBaskets(test_baskets, index)
     queries = leave_one_out(known, index, eligible)
@@ -345,7 +348,7 @@ def evaluate_embeddings(
         baselines={name: {m: float(v) for m, v in values.items()} for name, values in results.items()},
         skipped=skipped,
         vocabulary_size=len(vocabulary),
-        train_baskets=len(train_baskets),
+        train_baskets=train_gram.baskets,
         test_baskets=len(test_baskets),
         completion_queries=len(queries),
         pair_queries=len(pair_queries),

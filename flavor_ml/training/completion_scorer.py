@@ -11,14 +11,14 @@ that anyone can see why it serves what it serves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-import numpy as np
 import scipy.sparse as sp
 
 from flavor_ml.completion import EASE, ITEM2VEC, CompletionModel
 from flavor_ml.embeddings import IngredientEmbeddings
-from flavor_ml.eval.baselines import PairScorer, incidence_matrix, model_scorer
+from flavor_ml.eval.baselines import PairScorer, model_scorer
+from flavor_ml.eval.cooccurrence import basket_gram
 from flavor_ml.eval.ease import L2_GRID, ease_weights, expand, fitted_items, gram_matrix, l2_candidates, sparsify_rows
 from flavor_ml.eval.metrics import completion_metrics
 from flavor_ml.eval.queries import leave_one_out
@@ -29,20 +29,22 @@ logger = logging.getLogger(__name__)
 
 def fit_completion_model(
     embeddings: IngredientEmbeddings,
-    fit_baskets: Sequence[Sequence[str]],
+    fit_baskets: Iterable[Sequence[str]],
     validation_baskets: Sequence[Sequence[str]],
     params: TrainingParams,
     split: EvaluationParams,
 ) -> CompletionModel:
-    """EASE fitted on ``fit_baskets`` with the penalty that validates best, and the better of EASE and Item2Vec."""
+    """EASE fitted on ``fit_baskets`` (read once: a stream will do) with the penalty that validates best,
+    and the better of EASE and Item2Vec."""
     index = {name: i for i, name in enumerate(embeddings.vocabulary)}
-    incidence = incidence_matrix(fit_baskets, index)
-    counts = np.asarray(incidence.sum(axis=0)).ravel()
+    cooccurrence = basket_gram(fit_baskets, index)
+    counts = cooccurrence.counts
     queries = leave_one_out(validation_baskets, index, counts >= split.min_count)
-    items = fitted_items(incidence, params.ease_max_items)
-    gram = gram_matrix(incidence, items)
+    items = fitted_items(counts, params.ease_max_items)
+    gram = gram_matrix(cooccurrence.matrix, items)
+    del cooccurrence  # only the fitted items' block is needed from here on
     hr = f"completion_hr{split.k}"
-    grid = [params.ease_l2] if params.ease_l2 is not None else l2_candidates(incidence)
+    grid = [params.ease_l2] if params.ease_l2 is not None else l2_candidates(counts)
 
     def fit(l2: float) -> sp.csr_array:
         return expand(sparsify_rows(ease_weights(gram, l2), params.ease_top_k), items, len(index))

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from flavor_ml.errors import TrainingError
-from flavor_ml.eval.baselines import incidence_matrix, model_scorer
+from flavor_ml.eval.baselines import model_scorer
+from flavor_ml.eval.cooccurrence import incidence_matrix
 from flavor_ml.eval.metrics import completion_metrics
 from flavor_ml.eval.queries import leave_one_out
 from flavor_ml.settings import EvaluationParams, TrainingParams, TuningParams
