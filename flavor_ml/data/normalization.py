@@ -415,6 +415,7 @@ class Normalizer:
         units_any = self._forms([r["unit"] for r in unit_rows])
         units_leading = self._forms([r["unit"] for r in unit_rows if r["position"] == "leading"])
         lone_units = self._forms([r["unit"] for r in unit_rows if r.get("alone", "drop") == "drop"])
+        self._lone_units = sorted(set(lone_units))
         quantity_words = self._forms(t.lines("quantity_words.txt"))
         heads = t.rows("heads.csv", ("word", "role"))
         shared_heads = self._forms([r["word"] for r in heads if r["role"] == "shared"])
@@ -624,7 +625,9 @@ class Normalizer:
         e = self._or.first(self._same_head.first(THIRD_ALTERNATIVE.first(e)))
         e = self._and_shared.first(self._and_alone.first(e))
         e = self._finish(e.str.replace_all(" and ", "\n", literal=True))
-        return e.str.split("\n").list.eval(pl.element().filter(pl.element() != "")).list.unique(maintain_order=True)
+        # A unit alone names nothing, wherever it is left over ("& to tbs or tbs"), as at a line's start.
+        named = (pl.element() != "") & ~pl.element().is_in(self._lone_units)
+        return e.str.split("\n").list.eval(pl.element().filter(named)).list.unique(maintain_order=True)
 
     def _finish(self, e: pl.Expr) -> pl.Expr:
         """Lines of cleaned names -> canonical names ('' when nothing is left or equipment)."""
