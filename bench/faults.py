@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,8 +99,8 @@ ROWS: dict[str, Row] = {
 class Result:
     tests: int = 0
     passed: int = 0
-    failed: list[str] | None = None
-    measured: list[str] | None = None
+    failed: list[str] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)
 
 
 def run_suite(report: Path, pytest_args: list[str]) -> int:
@@ -113,14 +113,12 @@ def read_results(report: Path) -> dict[str, Result]:
     results: dict[str, Result] = {}
     lines = report.read_text(encoding="utf-8").splitlines() if report.exists() else []
     for line in map(json.loads, lines):
-        result = results.setdefault(line["row"], Result(failed=[], measured=[]))
+        result = results.setdefault(line["row"], Result())
         result.tests += 1
         if line["outcome"] == "passed":
             result.passed += 1
         else:
-            assert result.failed is not None
             result.failed.append(f"{line['test']} {line['outcome']}")
-        assert result.measured is not None
         result.measured.extend(line["measured"])
     return results
 
@@ -139,7 +137,7 @@ def print_table(results: dict[str, Result], every_row: bool) -> bool:
         result = results.get(row_id)
         outcome = verdict(result) if result or every_row else "not selected"
         all_ok &= outcome in ("ok", "not selected")
-        measured = "; ".join((result.measured or []) + (result.failed or [])) if result else ""
+        measured = "; ".join(result.measured + result.failed) if result else ""
         tests = f" ({result.passed}/{result.tests} tests)" if result else ""
         print(f"| {row.fault} | {row.when} | {row.expected} | {measured} | **{outcome}**{tests} |")
     for unknown in sorted(set(results) - set(ROWS)):

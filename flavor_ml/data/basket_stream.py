@@ -10,7 +10,7 @@ epoch (for a corpus smaller than the window it is exactly a full reshuffle).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,25 +104,37 @@ class SplitBaskets:
 def split_baskets(merged: Path, params: EvaluationParams, work: Path, chunk_rows: int = CHUNK_ROWS) -> SplitBaskets:
     """Split the baskets of ``merged`` into training and held-out chunk files under ``work``,
     reading ``chunk_rows`` baskets at a time."""
-    sides: dict[str, list[Path]] = {"train": [], "held_out": []}
-    rows = {"train": 0, "held_out": 0}
-    for side in sides:
-        (work / side).mkdir(parents=True, exist_ok=True)
     total = pl.scan_parquet(merged).select(pl.len()).collect().item()
     # The cuisine labels travel with the baskets: the evaluation's cuisine slices read them per held-out basket.
     columns = [c for c in ("ingredients", "cuisine") if c in pl.scan_parquet(merged).collect_schema().names()]
-    for number, offset in enumerate(range(0, total, chunk_rows)):
-        chunk = pl.scan_parquet(merged).select(columns).slice(offset, chunk_rows).collect()
-        held = pl.Series(holdout_mask(chunk["ingredients"].to_list(), params))
-        for side, part in (("train", chunk.filter(~held)), ("held_out", chunk.filter(held))):
-            if part.height:
-                path = work / side / f"part-{number:05d}.parquet"
-                part.write_parquet(path, statistics=False)
-                sides[side].append(path)
-                rows[side] += part.height
-    return SplitBaskets(
-        train=BasketChunks(sides["train"], rows["train"]), held_out=BasketChunks(sides["held_out"], rows["held_out"])
+    chunks = (
+        pl.scan_parquet(merged).select(columns).slice(offset, chunk_rows).collect()
+        for offset in range(0, total, chunk_rows)
     )
+    train, held_out = split_chunks(
+        chunks, lambda baskets: holdout_mask(baskets, params), work / "train", work / "held_out"
+    )
+    return SplitBaskets(train=train, held_out=held_out)
+
+
+def split_chunks(
+    chunks: Iterable[pl.DataFrame], mask: Callable[[list[list[str]]], np.ndarray], kept: Path, taken: Path
+) -> tuple[BasketChunks, BasketChunks]:
+    """Each chunk's rows into chunk files under ``kept`` and ``taken`` (where ``mask`` of its baskets is
+    true), in order, one chunk in memory at a time."""
+    sides: dict[Path, list[Path]] = {kept: [], taken: []}
+    rows = dict.fromkeys(sides, 0)
+    for folder in sides:
+        folder.mkdir(parents=True, exist_ok=True)
+    for number, chunk in enumerate(chunks):
+        held = pl.Series(mask(chunk["ingredients"].to_list()))
+        for folder, part in ((kept, chunk.filter(~held)), (taken, chunk.filter(held))):
+            if part.height:
+                path = folder / f"part-{number:05d}.parquet"
+                part.write_parquet(path, statistics=False)
+                sides[folder].append(path)
+                rows[folder] += part.height
+    return BasketChunks(sides[kept], rows[kept]), BasketChunks(sides[taken], rows[taken])
 
 
 @dataclass(frozen=True)

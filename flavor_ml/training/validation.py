@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from flavor_ml.data.basket_stream import BasketChunks
+from flavor_ml.data.basket_stream import BasketChunks, split_chunks
 from flavor_ml.data.split import basket_fraction
 from flavor_ml.settings import EvaluationParams
 
@@ -42,17 +42,5 @@ def split_validation_chunks(
 ) -> tuple[BasketChunks, BasketChunks]:
     """(fit, validation) chunk files under ``work``: :func:`split_validation` of the training side
     a chunk at a time, in the same order."""
-    sides: dict[str, list[Path]] = {"fit": [], "validation": []}
-    rows = {"fit": 0, "validation": 0}
-    for side in sides:
-        (work / side).mkdir(parents=True, exist_ok=True)
-    for number, path in enumerate(train.chunks):
-        chunk = pl.read_parquet(path)
-        held = pl.Series(validation_mask(chunk["ingredients"].to_list(), params))
-        for side, part in (("fit", chunk.filter(~held)), ("validation", chunk.filter(held))):
-            if part.height:
-                out = work / side / f"part-{number:05d}.parquet"
-                part.write_parquet(out, statistics=False)
-                sides[side].append(out)
-                rows[side] += part.height
-    return BasketChunks(sides["fit"], rows["fit"]), BasketChunks(sides["validation"], rows["validation"])
+    chunks = (pl.read_parquet(path) for path in train.chunks)
+    return split_chunks(chunks, lambda baskets: validation_mask(baskets, params), work / "fit", work / "validation")
