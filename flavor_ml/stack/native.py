@@ -290,6 +290,8 @@ def run_bootstrap(
 
 def _service_env(extra: Mapping[str, str]) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name not in _DROPPED_ENV}
+    # Logs reach <home>/stack/logs as they are written, not a buffer at a time (as in the image).
+    env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
 
