@@ -70,6 +70,12 @@ class TrainingParams(BaseSettings):
     ``epochs`` the number of epochs adapts to the corpus size (flavor_ml/training/budget.py: 10
     for flavor-network's 38,000 fit baskets, more for smaller corpora); ``flavor-ml train --tune N``
     searches these settings on a validation split (flavor_ml/training/tuning.py).
+
+    Those figures are for output vectors trained with the skip-gram. Completion is better
+    served by an output *head* trained afterwards with CBOW's objective on the frozen input
+    vectors (``completion_head``): validation HR@10 0.62 -> 0.69 on flavor-network, the input
+    vectors (substitutes) unchanged. The head wants popular negatives (``head_ns_exponent``
+    0.2: 0.75 scores 0.53, 0 scores 0.68) and a brisk rate (``head_alpha`` 0.05).
     """
 
     model_config = SettingsConfigDict(env_prefix="FLAVOR_TRAIN_", env_file=ENV_FILE, extra="forbid")
@@ -89,6 +95,15 @@ class TrainingParams(BaseSettings):
     seed: int = Field(42, ge=0, lt=2**32)
     workers: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1), ge=1)
     deterministic: bool = Field(False, description="one worker and fixed seeds: identical vectors on a re-run")
+    completion_head: bool = Field(
+        True,
+        description="retrain the output vectors as a CBOW head on the frozen input vectors (training/train_embeddings.py)",
+    )
+    head_epochs: int | None = Field(None, ge=1, description="passes of the completion head; None: as many as epochs")
+    head_ns_exponent: float = Field(
+        0.2, description="the head's negatives ~ count**head_ns_exponent (completion wants popular negatives)"
+    )
+    head_alpha: float = Field(0.05, gt=0, description="the head's starting learning rate")
     ease_l2: float | None = Field(
         None, gt=0, description="EASE's L2 penalty; None chooses it on the validation split (eval/ease.py)"
     )

@@ -169,10 +169,10 @@ def test_training_reads_every_basket_once_per_epoch_in_a_new_order(monkeypatch, 
     monkeypatch.setattr(training, "ShuffledBaskets", Recording)
     baskets = planted_baskets(300)
     with caplog.at_level("WARNING", logger="gensim"):
-        training.train_embeddings(baskets, FAST.model_copy(update={"epochs": 4}))
-    assert len(orders) == 4
+        training.train_embeddings(baskets, FAST.model_copy(update={"epochs": 4, "head_epochs": 3}))
+    assert len(orders) == 4 + 3  # the vectors' epochs, then the completion head's
     assert all(sorted(order) == sorted(tuple(b) for b in baskets) for order in orders)
-    assert len({tuple(order) for order in orders}) == 4
+    assert len({tuple(order) for order in orders}) == 7
     # gensim decays the learning rate by the share of the corpus seen: it warns when the
     # example or word counts it was given do not match what each epoch yields.
     assert not [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -257,3 +257,32 @@ def test_unusable_corpora_are_refused_with_a_clear_message(baskets, message):
 def test_min_count_that_leaves_too_few_ingredients_is_refused():
     with pytest.raises(TrainingError, match="min_count=5"):
         train_embeddings([["salt", "pepper"], ["salt", "egg"]], FAST.model_copy(update={"min_count": 5}))
+
+
+def test_the_completion_head_retrains_only_the_output_vectors():
+    baskets = planted_baskets(600)
+    params = FAST.model_copy(update={"deterministic": True, "workers": 1, "epochs": 5})
+    with_head = train_embeddings(baskets, params)
+    without = train_embeddings(baskets, params.model_copy(update={"completion_head": False}))
+    # Substitutes come from the input vectors: the head leaves them exactly as the skip-gram made them.
+    np.testing.assert_array_equal(with_head.input_vectors, without.input_vectors)
+    assert not np.allclose(with_head.output_vectors, without.output_vectors)
+
+
+def test_the_completion_head_runs_its_own_number_of_passes(monkeypatch):
+    import flavor_ml.training.train_embeddings as training
+
+    passes: list[int] = []
+
+    class Counting(ShuffledBaskets):
+        def __iter__(self):
+            passes.append(1)
+            return super().__iter__()
+
+    monkeypatch.setattr(training, "ShuffledBaskets", Counting)
+    baskets = planted_baskets(200)
+    training.train_embeddings(baskets, FAST.model_copy(update={"epochs": 2, "head_epochs": 5}))
+    assert len(passes) == 2 + 5
+    passes.clear()
+    training.train_embeddings(baskets, FAST.model_copy(update={"epochs": 2, "completion_head": False}))
+    assert len(passes) == 2
