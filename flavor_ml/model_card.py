@@ -77,7 +77,7 @@ def _parameters_section(
     return [
         "## Training",
         "",
-        "- Item2Vec (gensim Word2Vec, skip-gram with negative sampling over whole recipes)",
+        "- Item2Vec (gensim Word2Vec, skip-gram with negative sampling over whole recipes, then a CBOW completion head)",
         f"- parameters: {shown}",
         (
             f"- evaluation: holdout_fraction={evaluation.holdout_fraction}, split_seed={evaluation.split_seed}, "

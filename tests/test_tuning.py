@@ -36,6 +36,8 @@ def test_trial_zero_is_the_defaults_with_the_adaptive_budget(result, sides):
         "ns_exponent": 0.6,
         "vector_size": 16 if 16 in SEARCH_SPACE["vector_size"][1] else 64,
         "alpha": 0.025,
+        "head_ns_exponent": 0.2,
+        "head_alpha": 0.05,
     }
 
 

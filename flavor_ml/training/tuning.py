@@ -47,6 +47,8 @@ SEARCH_SPACE: dict[str, IntRange | FloatRange | Choices] = {
     "ns_exponent": ("float", -1.0, 1.0, False),
     "vector_size": ("categorical", VECTOR_SIZES),
     "alpha": ("float", 0.005, 0.1, True),
+    "head_ns_exponent": ("float", -1.0, 1.0, False),
+    "head_alpha": ("float", 0.005, 0.2, True),
 }
 
 Baskets = Sequence[Sequence[str]]
