@@ -109,10 +109,12 @@ def test_the_default_budget_gives_small_corpora_more_epochs(baskets, epochs):
 
 
 def test_explicit_epochs_win_and_derived_ones_are_reported():
-    params, derived = resolve_budget(TrainingParams(epochs=7), 1_000)
-    assert params.epochs == 7 and derived == {"epochs_source": "explicit"}
+    params, derived = resolve_budget(TrainingParams(epochs=7, head_epochs=3), 1_000)
+    assert params.epochs == 7 and params.head_epochs == 3 and derived == {"epochs_source": "explicit"}
     params, derived = resolve_budget(TrainingParams(), 20_000)
     assert params.epochs == derived["epochs"] == 20 and derived["epochs_source"] == "adaptive"
+    # The completion head runs as many passes as the vectors, unless told otherwise.
+    assert params.head_epochs == derived["head_epochs"] == 20
 
 
 def test_training_without_epochs_uses_the_budget(caplog):

@@ -121,6 +121,8 @@ def test_the_run_is_logged_to_mlflow_with_params_metrics_baselines_artifacts_and
         "train_epochs",
         "train_vector_size",
         "train_ns_exponent",
+        "train_head_epochs",
+        "train_head_ns_exponent",
         "vocabulary_size",
         "corpus_recipes",
     } <= run.data.params.keys()

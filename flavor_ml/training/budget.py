@@ -40,13 +40,19 @@ def adaptive_epochs(n_baskets: int) -> int:
 
 
 def resolve_budget(params: TrainingParams, n_baskets: int) -> tuple[TrainingParams, dict[str, object]]:
-    """``params`` with every budget setting filled in, and what was derived (for the run's params)."""
-    if params.epochs is not None:
-        return params, {"epochs_source": "explicit"}
-    epochs = adaptive_epochs(n_baskets)
-    return params.model_copy(update={"epochs": epochs}), {
-        "epochs": epochs,
-        "epochs_source": "adaptive",
-        "epochs_basket_passes": TARGET_BASKET_PASSES,
-        "epochs_bounds": f"{MIN_EPOCHS}-{MAX_EPOCHS}",
-    }
+    """``params`` with every budget setting filled in, and what was derived (for the run's params).
+
+    The completion head runs as many passes as the vectors unless ``head_epochs`` is set."""
+    derived: dict[str, object] = {"epochs_source": "explicit"}
+    if params.epochs is None:
+        params = params.model_copy(update={"epochs": adaptive_epochs(n_baskets)})
+        derived = {
+            "epochs": params.epochs,
+            "epochs_source": "adaptive",
+            "epochs_basket_passes": TARGET_BASKET_PASSES,
+            "epochs_bounds": f"{MIN_EPOCHS}-{MAX_EPOCHS}",
+        }
+    if params.head_epochs is None:
+        params = params.model_copy(update={"head_epochs": params.epochs})
+        derived["head_epochs"] = params.head_epochs
+    return params, derived

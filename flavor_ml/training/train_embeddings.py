@@ -216,7 +216,7 @@ def train_completion_head(
     model: Any, corpus: Iterable[list[str]], n_baskets: int, total_words: int, params: TrainingParams
 ) -> None:
     """Retrain ``model``'s output vectors with CBOW on its frozen input vectors (see the module docstring)."""
-    epochs = params.head_epochs or params.epochs
+    epochs = params.head_epochs or params.epochs  # resolve_budget fills head_epochs in
     model.wv.vectors_lockf = np.zeros(1, dtype=np.float32)  # 0 = no update of any input vector
     model.sg, model.cbow_mean = 0, 1
     model.ns_exponent = params.head_ns_exponent
