@@ -286,3 +286,15 @@ def test_the_completion_head_runs_its_own_number_of_passes(monkeypatch):
     passes.clear()
     training.train_embeddings(baskets, FAST.model_copy(update={"epochs": 2, "completion_head": False}))
     assert len(passes) == 2
+
+
+def test_the_completion_head_sees_every_basket_with_its_ingredients_reshuffled_each_pass():
+    from flavor_ml.training.train_embeddings import ShuffledIngredients
+
+    baskets = [["a", "b", "c", "d", "e", "f"], ["g", "h", "i", "j", "k", "l"]]
+    corpus = ShuffledIngredients(baskets, seed=3)
+    first, second = list(corpus), list(corpus)
+    assert [sorted(b) for b in first] == [sorted(b) for b in second] == baskets  # same baskets, same order
+    assert first != second  # a new order of ingredients on each pass
+    assert list(ShuffledIngredients(baskets, seed=3)) == first  # seeded: the same on a re-run
+    assert baskets == [["a", "b", "c", "d", "e", "f"], ["g", "h", "i", "j", "k", "l"]]  # the corpus is untouched
