@@ -4,8 +4,8 @@ A step's code is the step function itself (with whatever in its own module it us
 ``flavor_ml`` module it transitively imports, plus the package data files those modules name.
 Each piece is hashed from its syntax tree without docstrings, so comments and formatting keep
 the cache while any change to what the code does, anywhere the step reaches, moves its key.
-Reading the graph takes ~0.4 s a process; with a ``cache_dir`` the versions are kept there,
-valid for as long as no file of the package changes (:func:`package_fingerprint`).
+Reading the graph takes ~0.4 s a process; with a ``cache_dir`` (:func:`version_cache_dir`) the
+versions are kept there, valid for as long as no file of the package changes (:func:`package_fingerprint`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -252,6 +253,16 @@ def _keep(cache_file: Path, versions: dict[str, dict[str, dict[str, str]]]) -> N
             tmp.write_text(json.dumps({"fingerprint": package_fingerprint(), "versions": versions}), encoding="utf-8")
     except OSError:
         pass  # a cache that cannot be written is only slower
+
+
+def version_cache_dir(home: Path) -> Path:
+    """Where to keep code versions: beside the package's bytecode, since they are a property of the
+    installed code (a new home need not analyse it again); under ``home`` where the package folder
+    is read-only (an image)."""
+    bytecode = PACKAGE_ROOT / "__pycache__"
+    if os.access(bytecode, os.W_OK) or (not bytecode.exists() and os.access(PACKAGE_ROOT, os.W_OK)):
+        return bytecode
+    return Path(home) / "cache-keys"
 
 
 def code_version(function: Callable[..., Any], cache_dir: Path | None = None) -> CodeVersion:

@@ -220,3 +220,12 @@ def test_the_package_fingerprint_follows_any_edit_of_a_file(package) -> None:
         module_file(package, "flavor_ml.data.normalization").read_text() + "\n# x\n"
     )
     assert versioning.package_fingerprint.__wrapped__(package) != before
+
+
+def test_code_versions_are_kept_beside_the_bytecode_or_under_the_home_when_the_package_is_read_only(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(versioning.os, "access", lambda path, mode: True)
+    assert versioning.version_cache_dir(tmp_path) == PACKAGE_ROOT / "__pycache__"  # shared by every home
+    monkeypatch.setattr(versioning.os, "access", lambda path, mode: False)  # an image's read-only install
+    assert versioning.version_cache_dir(tmp_path) == tmp_path / "cache-keys"
