@@ -60,7 +60,8 @@ def timed_command(label: str, command: list[str], env: dict[str, str], timeout: 
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{label} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    print(f"{label:<14}{seconds:8.2f} s", flush=True)
+    # On a shared 2-core machine a figure means little without the load it was taken under.
+    print(f"{label:<14}{seconds:8.2f} s   (load average {os.getloadavg()[0]:.2f})", flush=True)
     return seconds
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -18,10 +19,17 @@ from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import Normalizer
 from flavor_ml.data.partitions import PartitionSource
 from flavor_ml.eval.metrics import EvaluationReport
-from flavor_ml.settings import EvaluationParams, FetchParams, NormalizationParams, TrainingParams, TuningParams
+from flavor_ml.settings import (
+    EvaluationParams,
+    FetchParams,
+    NormalizationParams,
+    TrainingParams,
+    TuningParams,
+    load_settings,
+)
 from flavor_ml.storage import sha256_file
 from flavor_ml.training import tuning as tuning_module
-from flavor_ml.versioning import code_version
+from flavor_ml.versioning import CodeVersion, code_version, version_cache_dir
 
 KeyParts = dict[str, str]
 
@@ -32,6 +40,11 @@ def _digest(value: object) -> str:
 
 def _params(model: BaseModel, exclude: set[str] | None = None) -> str:
     return json.dumps(model.model_dump(mode="json", exclude=exclude), sort_keys=True)
+
+
+def _code(function: Callable[..., object]) -> CodeVersion:
+    """The step's code version, kept between processes (valid while no file of the package changes)."""
+    return code_version(function, cache_dir=version_cache_dir(load_settings().home))
 
 
 def hash_parts(step: str, parts: KeyParts) -> str:
@@ -47,7 +60,7 @@ def fetch_parts(source: str | None, params: FetchParams) -> KeyParts:
         "source": source,
         "validators": json.dumps(source_fingerprint(source, params), sort_keys=True),
         "params": _params(params, exclude={"timeout_seconds", "max_attempts", "backoff_seconds", "freshness_seconds"}),
-    } | code_version(pipeline.fetch).parts()
+    } | _code(pipeline.fetch).parts()
 
 
 def normalize_parts(corpus: CorpusRef, params: NormalizationParams) -> KeyParts:
@@ -61,7 +74,7 @@ def normalize_parts(corpus: CorpusRef, params: NormalizationParams) -> KeyParts:
         "partition": corpus.partition or "",
         "params": _params(params, exclude={"extra_synonyms"}),
         "tables": Normalizer(params.extra_synonyms).fingerprint(),
-    } | code_version(pipeline.normalize).parts()
+    } | _code(pipeline.normalize).parts()
 
 
 def fetch_partition_parts(partition: PartitionSource, params: FetchParams) -> KeyParts:
@@ -71,7 +84,7 @@ def fetch_partition_parts(partition: PartitionSource, params: FetchParams) -> Ke
     return (
         source
         | {"partition": partition.name, "member": partition.member or ""}
-        | code_version(pipeline.fetch_partition).parts()
+        | _code(pipeline.fetch_partition).parts()
     )
 
 
@@ -81,7 +94,7 @@ def merge_parts(source: str | None, parts: list[pipeline.NormalizedCorpus]) -> K
     return {
         "source": source or pipeline.default_corpus(),
         "partitions": json.dumps(listing),
-    } | code_version(pipeline.merge).parts()
+    } | _code(pipeline.merge).parts()
 
 
 def _split(split_params: EvaluationParams) -> str:
@@ -103,7 +116,7 @@ def train_parts(corpus: pipeline.NormalizedCorpus, params: TrainingParams, split
         "baskets_sha256": corpus.sha256,
         "params": _params(params, exclude={"workers"}),
         "split": _split(split_params),
-    } | code_version(pipeline.train).parts()
+    } | _code(pipeline.train).parts()
 
 
 def tune_parts(
@@ -116,7 +129,7 @@ def tune_parts(
         "tuning": _params(tuning, exclude={"concurrency"}),
         "params": _params(params, exclude={"workers"}),
         "split": _split(split_params),
-    } | code_version(pipeline.tune).parts()
+    } | _code(pipeline.tune).parts()
 
 
 def evaluate_parts(
@@ -128,7 +141,7 @@ def evaluate_parts(
         "model_sha256": model.sha256,
         "params": _params(params, exclude={"categories"}),
         "categories_sha256": sha256_file(Path(table)) if table else "none",
-    } | code_version(pipeline.evaluate).parts()
+    } | _code(pipeline.evaluate).parts()
 
 
 def picture_parts(
@@ -145,7 +158,7 @@ def picture_parts(
             "report_sha256": report.digest(),
             "projection": projection,
         }
-        | code_version(run_pictures.draw_pictures).parts()
+        | _code(run_pictures.draw_pictures).parts()
     )
 
 

@@ -33,6 +33,17 @@ _QUIET = {
 }
 
 
+#: The values :func:`_fill_in` put into the environment: a later home replaces them, not a user's own.
+_FILLED_IN: dict[str, str] = {}
+
+
+def _fill_in(name: str, value: str) -> None:
+    """``name`` set to ``value`` unless the user set it (a value we filled in earlier is replaced:
+    a command's ``--home`` comes after the root's settings were applied)."""
+    if name not in os.environ or os.environ[name] == _FILLED_IN.get(name):
+        os.environ[name] = _FILLED_IN[name] = value
+
+
 def activate(settings: Settings | None = None, **overrides: object) -> Settings:
     """Make ``settings`` (the environment's, with ``overrides``) this process's settings.
 
@@ -57,9 +68,9 @@ def configure_libraries(settings: Settings, *, start_prefect: bool = False) -> S
     home = Path(settings.home).resolve()
     # Task results (the cache) belong to the home whose files they point at, with any Prefect API:
     # in Prefect's default, ~/.prefect/storage, a result could outlive the files of another home.
-    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / "results"))
+    _fill_in("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(home / "results"))
     if settings.embedded:
-        os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+        _fill_in("PREFECT_HOME", str(home / "prefect"))
         Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level
         if start_prefect and settings.prefect_server == "background":
             url = local_prefect.api_url(home, settings.prefect_idle_seconds)

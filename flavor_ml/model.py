@@ -30,6 +30,8 @@ from flavor_ml.registry.store import Registry, display_uri
 from flavor_ml.settings import load_settings
 
 MODEL_NAME_IN_RUN = "model"
+#: The pyfunc model's code, saved into the model by path.
+MODEL_CODE = Path(__file__).with_name("model_code.py")
 EMBEDDINGS_ARTIFACT = "embeddings"
 
 SIGNATURE = ModelSignature(
@@ -89,11 +91,11 @@ def _pyfunc_arguments(embeddings_dir: Path, staging: Path) -> dict[str, Any]:
     # MLflow keeps a directory artifact's own name; stage it so the path inside the model is fixed.
     staged = shutil.copytree(embeddings_dir, staging / EMBEDDINGS_ARTIFACT)
     return {
-        "python_model": str(Path(__file__).with_name("model_code.py")),
+        "python_model": str(MODEL_CODE),
         "artifacts": {EMBEDDINGS_ARTIFACT: str(staged)},
         "signature": SIGNATURE,
         "input_example": _input_example(Path(staged)),
-        "pip_requirements": _requirements(),
+        "pip_requirements": pyfunc_requirements(),
     }
 
 
@@ -149,7 +151,8 @@ def _input_example(embeddings_dir: Path) -> pd.DataFrame:
     return pd.DataFrame({"ingredients": [[first]], "query": ["complete"], "k": [5]})
 
 
-def _requirements() -> list[str]:
+def pyfunc_requirements() -> list[str]:
+    """The pinned requirements a saved model declares: the installed versions of what it imports."""
     from importlib.metadata import version
 
     return [f"{package}=={version(package)}" for package in ("mlflow", "gensim", "numpy", "pandas", "scipy")]

@@ -2,8 +2,8 @@
 
 Glue between the pipeline's stored references (:mod:`flavor_ml.pipeline`) and the drawings
 (:mod:`flavor_ml.visualize`): loads the model, its held-out recipes and category table, draws
-into the pipeline's store (:func:`draw_pictures`, cached by the flow: a UMAP projection takes
-tens of seconds in a fresh process) and logs the files under ``pictures/`` in a run
+into the pipeline's store (:func:`draw_pictures`, cached by the flow: drawing takes seconds) and
+logs the files under ``pictures/`` in a run
 (:func:`log_pictures`).
 """
 

@@ -4,18 +4,24 @@ A step's code is the step function itself (with whatever in its own module it us
 ``flavor_ml`` module it transitively imports, plus the package data files those modules name.
 Each piece is hashed from its syntax tree without docstrings, so comments and formatting keep
 the cache while any change to what the code does, anywhere the step reaches, moves its key.
+Reading the graph takes ~0.4 s a process; with a ``cache_dir`` (:func:`version_cache_dir`) the
+versions are kept there, valid for as long as no file of the package changes (:func:`package_fingerprint`).
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
+
+from flavor_ml.atomic import atomic_path
 
 PACKAGE = "flavor_ml"
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -207,6 +213,7 @@ class ImportGraph:
 # Partition tasks compute keys in parallel threads; CPython 3.11's parser is not safe to run in
 # several threads at once, and the graph is read once per process anyway.
 _GRAPH_LOCK = threading.Lock()
+CACHE_FILE = "code-versions.json"
 
 
 @cache
@@ -215,10 +222,61 @@ def _graph() -> ImportGraph:
     return ImportGraph()
 
 
-def code_version(function: Callable[..., Any]) -> CodeVersion:
-    """The code version of a ``flavor_ml`` function (a pipeline step)."""
+@cache
+def package_fingerprint(root: Path = PACKAGE_ROOT) -> str:
+    """A hash of every file the import graph reads (sources and data files, by path and content):
+    hashing the bytes takes milliseconds where parsing them takes a large part of a second."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        if path.suffix != ".pyc":
+            content = path.read_bytes()
+            digest.update(f"{path.relative_to(root).as_posix()}\0{len(content)}\0".encode())
+            digest.update(content)
+    return digest.hexdigest()
+
+
+@cache
+def _stored_versions(cache_file: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """The versions kept in ``cache_file`` for this package's files (empty for other files, or none)."""
+    try:
+        stored = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    versions: dict[str, dict[str, dict[str, str]]] = stored.get("versions", {})
+    return versions if stored.get("fingerprint") == package_fingerprint() else {}
+
+
+def _keep(cache_file: Path, versions: dict[str, dict[str, dict[str, str]]]) -> None:
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cache_file) as tmp:
+            tmp.write_text(json.dumps({"fingerprint": package_fingerprint(), "versions": versions}), encoding="utf-8")
+    except OSError:
+        pass  # a cache that cannot be written is only slower
+
+
+def version_cache_dir(home: Path) -> Path:
+    """Where to keep code versions: beside the package's bytecode, since they are a property of the
+    installed code (a new home need not analyse it again); under ``home`` where the package folder
+    is read-only (an image)."""
+    bytecode = PACKAGE_ROOT / "__pycache__"
+    if os.access(bytecode, os.W_OK) or (not bytecode.exists() and os.access(PACKAGE_ROOT, os.W_OK)):
+        return bytecode
+    return Path(home) / "cache-keys"
+
+
+def code_version(function: Callable[..., Any], cache_dir: Path | None = None) -> CodeVersion:
+    """The code version of a ``flavor_ml`` function (a pipeline step); kept in ``cache_dir`` when given."""
     module = function.__module__
     if not module.startswith(f"{PACKAGE}."):
         raise ValueError(f"{function!r} is not defined in {PACKAGE}")
+    name = f"{module}:{function.__name__}"
     with _GRAPH_LOCK:
-        return _graph().version_of(module, function.__name__)
+        versions = _stored_versions(cache_dir / CACHE_FILE) if cache_dir is not None else {}
+        if name in versions:
+            return CodeVersion(modules=versions[name]["modules"], tables=versions[name]["tables"])
+        version = _graph().version_of(module, function.__name__)
+        if cache_dir is not None:
+            versions[name] = {"modules": version.modules, "tables": version.tables}
+            _keep(cache_dir / CACHE_FILE, versions)
+        return version

@@ -1,6 +1,6 @@
 """Pictures of a trained model, for people who judge embeddings by looking at them.
 
-- an ingredient map: a 2-D projection of the input vectors (UMAP, PCA as the fallback),
+- an ingredient map: a 2-D projection of the input vectors (t-SNE, PCA as the fallback),
   coloured by category where a category table exists, the most frequent ingredients labelled;
   a PNG and a self-contained interactive HTML page (inline SVG and JS, nothing fetched);
 - the probes beside their same-run baselines as a bar chart, with bootstrap intervals where
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
+from threadpoolctl import threadpool_limits
 
 from flavor_ml.atomic import atomic_path
 from flavor_ml.embeddings import IngredientEmbeddings
@@ -87,14 +88,13 @@ WELL_KNOWN = (
 NEIGHBOUR_ROWS = 20
 NEIGHBOURS = 5
 LABELLED = 40  # most frequent ingredients named on the map
-# "auto" projects with UMAP between these sizes. UMAP keeps neighbourhoods (what the map is read for) but
-# compiles numba kernels in every fresh process: on 2 cores (bench/bench_pictures.py) ~7 s import and ~20 s
-# first fit for 344 ingredients when the machine is quiet, 1-2 min under load, and 1-8 min for 5000.
-# Worth it for a real corpus's map; a toy vocabulary's PCA map reads as well, and a large one gets PCA
-# (well under a second) rather than minutes.
-UMAP_FROM = 200
-UMAP_UP_TO = 2_000
-UMAP_MIN_POINTS = 20  # below this UMAP's neighbourhood graph is meaningless: PCA even when asked for UMAP
+# "auto" projects with t-SNE between these sizes: on flavor-network it keeps neighbourhoods (what the map
+# is read for) better than UMAP and takes seconds, where UMAP compiles numba kernels in every fresh
+# process (bench/bench_pictures.py). A toy vocabulary's PCA map reads as well, and a large one gets PCA
+# (well under a second) rather than a minute of t-SNE.
+TSNE_FROM = 200
+TSNE_UP_TO = 2_000
+NEIGHBOURHOOD_MIN_POINTS = 20  # below this a neighbourhood method means nothing: PCA even when asked for one
 NO_CATEGORY = "no category"
 # Colour-blind-friendly qualitative palette (Okabe-Ito, then Tableau 10); categories beyond it repeat colours.
 PALETTE = (
@@ -122,7 +122,7 @@ BASELINE_COLOURS = ("#E69F00", "#009E73", "#CC79A7", "#999999", "#D55E00", "#F0E
 
 
 #: How the ingredient map is projected to 2-D.
-Projection = Literal["auto", "umap", "pca"]
+Projection = Literal["auto", "tsne", "umap", "pca"]
 
 
 class ProjectedMap(BaseModel):
@@ -175,38 +175,56 @@ class ModelInsights(BaseModel):
 
 def _pca(vectors: np.ndarray) -> np.ndarray:
     centred = vectors - vectors.mean(axis=0)
-    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    with threadpool_limits(limits=1):  # a small SVD: waiting BLAS threads would cost more than they save
+        _, _, components = np.linalg.svd(centred, full_matrices=False)
     coordinates: np.ndarray = centred @ components[:2].T
     return coordinates
+
+
+def _tsne(unit: np.ndarray, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE  # before the limit: it only reaches thread pools already loaded
+
+    # Perplexity is the effective neighbourhood size; it must stay well below the number of points.
+    perplexity = min(30.0, (len(unit) - 1) / 3)
+    reducer = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca", random_state=seed)
+    # One thread: OpenMP and BLAS threads spin while they wait, and on a busy machine (training beside
+    # us) t-SNE of 367 ingredients took 15-20 s with two threads against 1 s with one.
+    with threadpool_limits(limits=1):
+        return np.asarray(reducer.fit_transform(unit), dtype=np.float64)
+
+
+def _umap(unit: np.ndarray, seed: int) -> np.ndarray:
+    import umap
+
+    reducer = umap.UMAP(
+        n_neighbors=min(15, len(unit) - 1),
+        min_dist=0.15,
+        metric="cosine",
+        random_state=seed,
+        n_jobs=1,
+        init="spectral",
+    )
+    return np.asarray(reducer.fit_transform(unit), dtype=np.float64)
 
 
 def project_2d(vectors: np.ndarray, method: Projection = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
     """(n, 2) coordinates of unit-normalised ``vectors`` and the method actually used.
 
-    UMAP on cosine distance keeps neighbourhoods, which is what the map is read for; PCA is used
-    when asked for, for tiny vocabularies, by ``auto`` outside ``UMAP_FROM..UMAP_UP_TO``, or if UMAP fails.
+    t-SNE and UMAP on cosine distance keep neighbourhoods, which is what the map is read for; ``auto``
+    takes t-SNE for ``TSNE_FROM..TSNE_UP_TO`` ingredients (no JIT compilation, unlike UMAP). PCA is used
+    when asked for, for tiny vocabularies, by ``auto`` outside that range, or if the chosen method fails.
     """
-    if method not in ("auto", "umap", "pca"):
-        raise ConfigError(f"unknown projection {method!r} for the ingredient map; use auto, umap or pca")
+    if method not in ("auto", "tsne", "umap", "pca"):
+        raise ConfigError(f"unknown projection {method!r} for the ingredient map; use auto, tsne, umap or pca")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = np.asarray(vectors / np.where(norms == 0, 1.0, norms), dtype=np.float64)
     if method == "auto":
-        method = "umap" if UMAP_FROM <= len(unit) <= UMAP_UP_TO else "pca"
-    if method == "umap" and len(unit) >= UMAP_MIN_POINTS:
+        method = "tsne" if TSNE_FROM <= len(unit) <= TSNE_UP_TO else "pca"
+    if method in ("tsne", "umap") and len(unit) >= NEIGHBOURHOOD_MIN_POINTS:
         try:
-            import umap
-
-            reducer = umap.UMAP(
-                n_neighbors=min(15, len(unit) - 1),
-                min_dist=0.15,
-                metric="cosine",
-                random_state=seed,
-                n_jobs=1,
-                init="spectral",
-            )
-            return np.asarray(reducer.fit_transform(unit), dtype=np.float64), "umap"
+            return (_tsne(unit, seed) if method == "tsne" else _umap(unit, seed)), method
         except Exception as exc:  # noqa: BLE001  numba or a degenerate graph: a PCA map is still a map
-            logger.warning("UMAP failed (%s); the ingredient map uses PCA", exc)
+            logger.warning("%s failed (%s); the ingredient map uses PCA", method.upper(), exc)
     return _pca(unit), "pca"
 
 

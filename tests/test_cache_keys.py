@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flavor_ml import pipeline
+from flavor_ml import pipeline, versioning
 from flavor_ml.cache_keys import hash_parts
 from flavor_ml.versioning import PACKAGE_ROOT, ImportGraph, code_version
 
@@ -168,3 +168,64 @@ def test_a_data_table_named_by_a_reached_module_is_part_of_the_key(
 
     assert after["normalize"]["table:data/resources/units.csv"] != before["normalize"]["table:data/resources/units.csv"]
     assert "table:data/resources/units.csv" not in after["fetch"] and after["fetch"] == before["fetch"]
+
+
+@pytest.fixture
+def fresh_version_caches():
+    """The per-process memos of the package's fingerprint and of a cache file, forgotten around the test."""
+    memos = (versioning.package_fingerprint, versioning._stored_versions)  # a test may replace them
+    for memo in memos:
+        memo.cache_clear()
+    yield
+    for memo in memos:
+        memo.cache_clear()
+
+
+def test_code_versions_kept_in_a_folder_are_read_back_without_reading_the_graph(
+    tmp_path, monkeypatch, fresh_version_caches
+) -> None:
+    computed = code_version(pipeline.train, cache_dir=tmp_path)
+    assert computed == code_version(pipeline.train)
+    versioning._stored_versions.cache_clear()  # as in a new process
+
+    def no_graph() -> ImportGraph:
+        raise AssertionError("the graph was read although the folder keeps the version")
+
+    monkeypatch.setattr(versioning, "_graph", no_graph)
+    assert code_version(pipeline.train, cache_dir=tmp_path) == computed
+
+
+def test_kept_code_versions_are_not_used_once_a_file_of_the_package_changed(
+    tmp_path, monkeypatch, fresh_version_caches
+) -> None:
+    kept = tmp_path / versioning.CACHE_FILE
+    code_version(pipeline.train, cache_dir=tmp_path)
+    stored = json.loads(kept.read_text())
+    stored["versions"]["flavor_ml.pipeline:train"]["modules"]["flavor_ml.pipeline:train"] = "stale"
+    kept.write_text(json.dumps(stored))
+    versioning._stored_versions.cache_clear()
+    # The same files: the kept (here doctored) version is what comes back...
+    assert code_version(pipeline.train, cache_dir=tmp_path).modules["flavor_ml.pipeline:train"] == "stale"
+
+    versioning._stored_versions.cache_clear()
+    monkeypatch.setattr(versioning, "package_fingerprint", lambda: "another package")  # any file edited
+    # ... other files: the version is computed again, and kept for the new files.
+    assert code_version(pipeline.train, cache_dir=tmp_path) == code_version(pipeline.train)
+    assert json.loads(kept.read_text())["fingerprint"] == "another package"
+
+
+def test_the_package_fingerprint_follows_any_edit_of_a_file(package) -> None:
+    before = versioning.package_fingerprint.__wrapped__(package)
+    (package / "data" / "normalization.py").write_text(
+        module_file(package, "flavor_ml.data.normalization").read_text() + "\n# x\n"
+    )
+    assert versioning.package_fingerprint.__wrapped__(package) != before
+
+
+def test_code_versions_are_kept_beside_the_bytecode_or_under_the_home_when_the_package_is_read_only(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(versioning.os, "access", lambda path, mode: True)
+    assert versioning.version_cache_dir(tmp_path) == PACKAGE_ROOT / "__pycache__"  # shared by every home
+    monkeypatch.setattr(versioning.os, "access", lambda path, mode: False)  # an image's read-only install
+    assert versioning.version_cache_dir(tmp_path) == tmp_path / "cache-keys"

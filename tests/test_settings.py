@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from flavor_ml.environment import activate
 from flavor_ml.errors import ConfigError
 from flavor_ml.serving.settings import load_settings as load_serving_settings
 from flavor_ml.settings import load_settings
@@ -82,6 +83,22 @@ def test_cli_options_win_over_the_environment(clean_env, monkeypatch):
     monkeypatch.setenv("FLAVOR_MODEL_NAME", "from-env")
     assert load_settings(model_name="from-cli", home=None).model_name == "from-cli"
     assert load_settings(model_name=None).model_name == "from-env"  # an option not given changes nothing
+
+
+def test_a_commands_home_option_moves_prefect_home_and_task_results_there(clean_env, monkeypatch):
+    """``flavor-ml train --home X``: the root applies the default home first, then the command its own;
+    task results (the cache) must follow, or a run would find another home's results."""
+    for name in ("FLAVOR_HOME", "FLAVOR_MODEL_NAME", "PREFECT_HOME", "PREFECT_RESULTS_LOCAL_STORAGE_PATH"):
+        monkeypatch.setenv(name, "")  # restored after the test, whatever activate() sets
+        monkeypatch.delenv(name)
+    activate()  # the root callback, without --home
+    activate(home=clean_env / "elsewhere")  # the command's --home
+    assert os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] == str(clean_env / "elsewhere" / "results")
+    assert os.environ["PREFECT_HOME"] == str(clean_env / "elsewhere" / "prefect")
+
+    monkeypatch.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(clean_env / "mine"))  # the user's own wins
+    activate(home=clean_env / "third")
+    assert os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] == str(clean_env / "mine")
 
 
 def test_a_bad_value_names_its_variable(clean_env, monkeypatch):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.container import BarContainer
 
+from flavor_ml import visualize
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import ConfigError
 from flavor_ml.eval.metrics import EvaluationReport
@@ -18,7 +19,8 @@ from flavor_ml.visualize import (
     NEIGHBOURS_MD,
     NO_CATEGORY,
     PROBES_PNG,
-    UMAP_FROM,
+    TSNE_FROM,
+    TSNE_UP_TO,
     category_mix,
     heldout_coverage,
     map_html,
@@ -126,27 +128,54 @@ def test_pca_keeps_planted_clusters_apart():
     assert min(gaps) > 2 * spread
 
 
-def test_umap_is_replaced_by_pca_for_a_vocabulary_too_small_for_a_neighbourhood_graph():
-    _, method = project_2d(np.random.default_rng(0).normal(size=(8, 5)), "umap")
-    assert method == "pca"
+def nearest_share_in_own_cluster(coords: np.ndarray, embeddings: IngredientEmbeddings) -> float:
+    labels = np.array([CATEGORIES[n] for n in embeddings.vocabulary])
+    distances = np.linalg.norm(coords[:, None] - coords[None], axis=2)
+    np.fill_diagonal(distances, np.inf)
+    return float((labels[distances.argmin(axis=1)] == labels).mean())
 
 
-def test_auto_projects_a_toy_vocabulary_with_pca_and_an_unknown_method_is_refused():
-    _, method = project_2d(np.random.default_rng(0).normal(size=(UMAP_FROM - 1, 5)), "auto")
-    assert method == "pca"
-    with pytest.raises(ConfigError, match="unknown projection 'tsne'"):
-        project_2d(np.ones((30, 4)), "tsne")  # type: ignore[arg-type]
+@pytest.mark.parametrize("method", ["tsne", "umap"])
+def test_a_neighbourhood_method_is_replaced_by_pca_for_a_vocabulary_too_small_for_it(method):
+    _, used = project_2d(np.random.default_rng(0).normal(size=(8, 5)), method)
+    assert used == "pca"
+
+
+def test_auto_projects_with_pca_outside_the_tsne_bounds():
+    rng = np.random.default_rng(0)
+    assert project_2d(rng.normal(size=(TSNE_FROM - 1, 5)), "auto")[1] == "pca"  # a toy vocabulary
+    assert project_2d(rng.normal(size=(TSNE_UP_TO + 1, 5)), "auto")[1] == "pca"  # t-SNE would take too long
+
+
+def test_auto_projects_with_tsne_within_its_bounds(monkeypatch):
+    embeddings = clustered_embeddings(GROUPS)
+    # The bounds moved to the test's small vocabulary: a real one of 200 ingredients takes seconds.
+    monkeypatch.setattr(visualize, "TSNE_FROM", len(embeddings))
+    monkeypatch.setattr(visualize, "TSNE_UP_TO", len(embeddings))
+    coords, used = project_2d(embeddings.input_vectors, "auto")
+    assert used == "tsne" and coords.shape == (len(embeddings), 2) and np.isfinite(coords).all()
+
+
+def test_an_unknown_projection_is_refused():
+    with pytest.raises(ConfigError, match="unknown projection 'mds'"):
+        project_2d(np.ones((30, 4)), "mds")  # type: ignore[arg-type]
+
+
+def test_tsne_keeps_clusters_apart_and_draws_the_same_map_twice():
+    embeddings = clustered_embeddings(GROUPS, seed=3)
+    coords, method = project_2d(embeddings.input_vectors, "tsne")
+    assert method == "tsne" and np.isfinite(coords).all()
+    assert nearest_share_in_own_cluster(coords, embeddings) == 1.0  # each point's nearest is in its cluster
+    again, _ = project_2d(embeddings.input_vectors, "tsne")
+    np.testing.assert_array_equal(coords, again)  # a fixed seed: a rerun's map is the cached one's
 
 
 @pytest.mark.slow
 def test_umap_maps_a_vocabulary_and_keeps_clusters_apart():
     embeddings = clustered_embeddings(GROUPS, seed=3)
-    coords, method = project_2d(embeddings.input_vectors, "umap")
+    coords, method = project_2d(embeddings.input_vectors, "umap")  # asked for by name: still available
     assert method == "umap" and np.isfinite(coords).all()
-    labels = np.array([CATEGORIES[n] for n in embeddings.vocabulary])
-    distances = np.linalg.norm(coords[:, None] - coords[None], axis=2)
-    np.fill_diagonal(distances, np.inf)
-    assert (labels[distances.argmin(axis=1)] == labels).mean() == 1.0  # each point's nearest is in its cluster
+    assert nearest_share_in_own_cluster(coords, embeddings) == 1.0  # each point's nearest is in its cluster
 
 
 def test_intervals_are_read_from_ci_bounds_or_an_intervals_field_and_absent_otherwise():
