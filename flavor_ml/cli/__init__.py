@@ -107,9 +107,10 @@ def _exit_without_teardown(code: object) -> NoReturn:
     log workers drained, temporary folders removed), then the standard streams are flushed."""
     if sys.getprofile() is not None or sys.gettrace() is not None:
         raise SystemExit(code)  # a profiler or debugger is watching: let it write its report at the end
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does first at exit: run the threading exit hooks (they stop idle
+    # thread pools, whose workers would otherwise wait for work forever), then join the other
+    # non-daemon threads. Joining without the hooks hung on a pool left running.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     if isinstance(code, str):  # as sys.exit("message") does
         print(code, file=sys.stderr)
