@@ -378,11 +378,12 @@ def train_embeddings(
     expected = pipeline_task_names([p.name for p in partitions])
     raw = pipeline.corpus_ref(corpus, raws)
     fingerprints = {ref.partition or ref.source: ref.fingerprint for ref in raws}
+    # The pictures are drawn on the task runner while the run is logged: neither needs the other.
+    drawing = draw_model_pictures.submit(baskets, model, report, evaluation, projection)
     logged = log_to_mlflow(
         raw, baskets, model, report, normalization, training, evaluation, expected, fingerprints, tuned, experiment
     )
-    drawn = draw_model_pictures(baskets, model, report, evaluation, projection)
-    drawn = intact(draw_model_pictures, drawn, baskets, model, report, evaluation, projection)
+    drawn = intact(draw_model_pictures, drawing.result(), baskets, model, report, evaluation, projection)
     pictures = picture_model(drawn, report, logged)
     registration = register_model(logged, report, baskets)
     publish_card(raw, baskets, model, report, normalization, training, evaluation, logged, registration, pictures)
