@@ -109,7 +109,9 @@ def test_without_prefect_the_pipeline_tunes_then_trains_with_the_best(tmp_path):
         storage=StorageSettings(home=tmp_path), training=TrainingParams(vector_size=16), tuning=TuningParams(trials=2)
     )
     assert result.tuning is not None and len(result.tuning.trials) == 2
-    assert result.model.derived == {"epochs_source": "explicit"}  # the best trial's epochs, not the budget's
+    # The best trial's epochs, not the budget's; the completion head runs as many passes.
+    best_epochs = result.tuning.best_values["epochs"]
+    assert result.model.derived == {"epochs_source": "explicit", "head_epochs": best_epochs}
 
 
 @pytest.mark.slow
