@@ -16,10 +16,16 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from flavor_ml.data.split import holdout_mask
 from flavor_ml.eval import queries as flat
 from flavor_ml.eval.intervals import ClusterBootstrap
+from flavor_ml.eval.metrics import evaluate_embeddings, heldout_partners
+from flavor_ml.settings import EvaluationParams, TrainingParams
+from flavor_ml.training.train_embeddings import train_embeddings
 from tests.support.reference_eval import intervals as reference_intervals
 from tests.support.reference_eval import queries as reference
+from tests.support.reference_eval.metrics import heldout_partners as reference_partners
+from tests.test_training import CUISINE_OF, planted_baskets
 
 NAMES = [f"n{i:02d}" for i in range(60)]
 INDEX = {name: i for i, name in enumerate(NAMES[:50])}  # the last 10 names are unknown to the vocabulary
@@ -91,6 +97,12 @@ def test_known_baskets_read_a_stream_once_and_keep_first_occurrences(baskets):
     assert known.indices.dtype == np.int32  # 4 bytes per held-out ingredient, not a Python int
 
 
+def test_held_out_pairs_are_those_of_the_reference(baskets):
+    new = heldout_partners(baskets, INDEX)
+    old = reference_partners(baskets, INDEX)
+    assert (new != old).nnz == 0 and new.nnz == old.nnz > 0
+
+
 def test_bootstrap_draws_and_intervals_are_those_of_the_reference():
     rng = np.random.default_rng(1)
     for clusters in (1, 7, 3000):
@@ -109,3 +121,17 @@ def test_bootstrap_keeps_about_one_byte_per_draw():
     finally:
         tracemalloc.stop()
     assert peak < 2 * 1000 * 20_000
+
+
+def test_a_report_from_a_stream_of_held_out_baskets_is_the_report_from_a_list():
+    params = EvaluationParams(holdout_fraction=0.2, min_count=5)
+    baskets = planted_baskets(1200, seed=5)
+    mask = holdout_mask(baskets, params)
+    train = [b for b, h in zip(baskets, mask) if not h]
+    test = [b + ["never seen"] for b, h in zip(baskets, mask) if h]
+    cuisines = [CUISINE_OF.get(next((n for n in b if n in CUISINE_OF), ""), None) for b in test]
+    embeddings = train_embeddings(train, TrainingParams(epochs=3, vector_size=16, deterministic=True))
+    listed = evaluate_embeddings(embeddings, train, test, params, test_cuisines=cuisines)
+    streamed = evaluate_embeddings(embeddings, iter(train), iter(test), params, test_cuisines=cuisines)
+    assert any(name.startswith("cuisine_") for name in listed.slices)
+    assert streamed.digest() == listed.digest()
