@@ -338,12 +338,11 @@ def evaluate(
     categories_path = categories_for(corpus.source, params)
     categories = categories_in_vocabulary_form(read_categories(categories_path)) if categories_path else None
     with training_sides(corpus, params, storage) as sides:
-        held_out = list(sides.held_out)  # holdout_fraction of the corpus: the queries are built from it in memory
         cuisines = [c if isinstance(c, str) else None for c in sides.held_out.column("cuisine")]
         return evaluate_embeddings(
             completion.embeddings,
             sides.fit,
-            held_out,
+            sides.held_out,  # streamed from the chunk files, kept as vocabulary indices
             params,
             categories,
             completion=completion,

@@ -69,9 +69,16 @@ from pydantic import BaseModel, Field
 from flavor_ml.embeddings import IngredientEmbeddings
 from flavor_ml.errors import EvaluationError
 from flavor_ml.eval.baselines import PairScorer, build_baselines, model_scorer
-from flavor_ml.eval.cooccurrence import basket_gram, incidence_matrix
+from flavor_ml.eval.cooccurrence import basket_gram
 from flavor_ml.eval.intervals import ClusterBootstrap
-from flavor_ml.eval.queries import CompletionQueries, KnownBaskets, leave_one_out, with_hidden, with_known
+from flavor_ml.eval.queries import (
+    CompletionQueries,
+    KnownBaskets,
+    known_baskets,
+    leave_one_out,
+    with_hidden,
+    with_known,
+)
 from flavor_ml.settings import EvaluationParams
 
 if TYPE_CHECKING:
@@ -199,10 +206,10 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-scores, k - 1, axis=1)[:, :k]
 
 
-def heldout_partners(test_baskets: Sequence[Sequence[str]], index: Mapping[str, int]) -> sp.csr_array:
+def heldout_partners(test_baskets: Iterable[Sequence[str]] | KnownBaskets, index: Mapping[str, int]) -> sp.csr_array:
     """Vocabulary x vocabulary 0/1 matrix of held-out pairs that co-occur more often than chance:
     ``n_ij * N > n_i * n_j`` with ``n`` counts of held-out baskets and ``N`` their number."""
-    incidence = incidence_matrix(test_baskets, index)
+    incidence = known_baskets(test_baskets, index).incidence(len(index))
     together = (incidence.T @ incidence).tocoo()
     counts = np.asarray(incidence.sum(axis=0)).ravel()
     keep = (together.row != together.col) & (
@@ -263,7 +270,7 @@ def knn_correct(vectors: np.ndarray, labels: np.ndarray, neighbours: int = KNN_N
 def evaluate_embeddings(
     embeddings: IngredientEmbeddings,
     train_baskets: Iterable[Sequence[str]],
-    test_baskets: Sequence[Sequence[str]],
+    test_baskets: Iterable[Sequence[str]],
     params: EvaluationParams,
     categories: Mapping[str, str] | None = None,
     completion: CompletionModel | None = None,
@@ -273,20 +280,21 @@ def evaluate_embeddings(
 
     ``train_baskets`` must be the baskets the model was trained on (baselines and the
     ``min_count`` eligibility are computed from them; read once, so a stream will do),
-    ``test_baskets`` the held-out ones.
+    ``test_baskets`` the held-out ones (read once too: they are kept as vocabulary indices).
     ``completion`` is the scorer the version serves (its EASE weights are the EASE baseline);
     ``test_cuisines`` (one label or None per test basket) enables the cuisine slices.
     Raises :class:`EvaluationError` when the split leaves nothing to probe.
     """
-    if len(test_baskets) == 0:
+    vocabulary = embeddings.vocabulary
+    index = {name: i for i, name in enumerate(vocabulary)}
+    known = KnownBaskets(test_baskets, index)
+    if len(known) == 0:
         raise EvaluationError(
             "the held-out split is empty: no test baskets to evaluate on "
             "(raise holdout_fraction or use a larger corpus)"
         )
     if not embeddings.is_finite():
         raise EvaluationError("the embeddings hold non-finite values (NaN or infinity); retrain the model")
-    vocabulary = embeddings.vocabulary
-    index = {name: i for i, name in enumerate(vocabulary)}
     k = params.k
     ease = completion.ease_weights if completion is not None else None
     train_gram = basket_gram(train_baskets, index)
@@ -295,15 +303,14 @@ def evaluate_embeddings(
     )
     train_counts = train_gram.counts
     eligible = train_counts >= params.min_count
-    known = KnownBaskets(test_baskets, index)
     queries = leave_one_out(known, index, eligible)
     if len(queries) == 0:
         raise EvaluationError(
-            f"no completion queries: none of the {len(test_baskets)} held-out baskets has an ingredient seen "
+            f"no completion queries: none of the {len(known)} held-out baskets has an ingredient seen "
             f"at least min_count={params.min_count} times in training next to another known ingredient "
             f"({int(eligible.sum())} of {len(vocabulary)} ingredients are eligible; lower min_count?)"
         )
-    partners = heldout_partners(test_baskets, index)
+    partners = heldout_partners(known, index)
     has_partner = np.diff(partners.indptr) > 0
     pair_queries = np.flatnonzero(eligible & has_partner)
 
@@ -349,7 +356,7 @@ def evaluate_embeddings(
         skipped=skipped,
         vocabulary_size=len(vocabulary),
         train_baskets=train_gram.baskets,
-        test_baskets=len(test_baskets),
+        test_baskets=len(known),
         completion_queries=len(queries),
         pair_queries=len(pair_queries),
         category_items=category_items,
@@ -390,12 +397,16 @@ def _slice_queries(
         if rare.any():
             sets["rare_targets"] = (f"completion_hr{k}", rare)
     if test_cuisines is not None:
-        labels = np.array([_slice_label(c) for c in test_cuisines], dtype=object)[queries.baskets]
-        names, sizes = np.unique(labels[labels != ""], return_counts=True)
-        for label in [
-            n for n, size in sorted(zip(names, sizes), key=lambda x: (-x[1], x[0])) if size >= MIN_SLICE_QUERIES
+        # Labels as integer codes per query: an object array of strings per query would outgrow the rest.
+        names, codes = np.unique([_slice_label(c) for c in test_cuisines], return_inverse=True)
+        query_codes = codes.ravel()[queries.baskets]
+        sizes = np.bincount(query_codes, minlength=len(names))
+        for code in [
+            c
+            for c in sorted(range(len(names)), key=lambda c: (-sizes[c], names[c]))
+            if names[c] != "" and sizes[c] >= MIN_SLICE_QUERIES
         ][:MAX_CUISINE_SLICES]:
-            sets[f"cuisine_{label}"] = (f"completion_hr{k}", labels == label)
+            sets[f"cuisine_{names[code]}"] = (f"completion_hr{k}", query_codes == code)
     return sets
 
 
