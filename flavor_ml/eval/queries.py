@@ -46,9 +46,13 @@ class KnownBaskets:
         self.indices = np.frombuffer(flat, dtype=np.int64).astype(np.int32 if len(index) < 2**31 else np.int64)
         self.offsets = np.frombuffer(ends, dtype=np.int64).copy()
         self.lengths = np.diff(self.offsets)
-        # Each basket's indices ascending: the order of a canonical CSR row.
+        # Each basket's indices ascending (the order of a canonical CSR row), and where each position's
+        # ingredient sits in that order (the cell a leave-one-out query drops).
         by_basket = np.repeat(np.arange(len(self.lengths), dtype=np.int64), self.lengths)
-        self.ascending = self.indices[np.lexsort((self.indices, by_basket))]
+        order = np.lexsort((self.indices, by_basket))
+        self.ascending = self.indices[order]
+        self.rank = np.empty(len(order), dtype=np.int64)
+        self.rank[order] = np.arange(len(order)) - np.repeat(self.offsets[:-1], self.lengths)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -123,13 +127,9 @@ def _leave_one_out_block(
     """(contexts, their lengths, targets, baskets) of the leave-one-out queries of baskets ``start:stop``."""
     lengths = known.lengths[start:stop]
     first, last = known.offsets[start], known.offsets[stop]
-    flat, ascending = known.indices[first:last], known.ascending[first:last]
+    flat, ascending, rank = known.indices[first:last], known.ascending[first:last], known.rank[first:last]
     basket_start = known.offsets[start:stop] - first
     length_at = np.repeat(lengths, lengths)  # per position: its basket's length
-    # Where each position's ingredient sits in its basket's ascending order (the target's cell to leave out).
-    order = np.lexsort((flat, np.repeat(np.arange(len(lengths)), lengths)))
-    rank = np.empty(len(flat), dtype=np.int64)
-    rank[order] = np.arange(len(flat)) - np.repeat(basket_start, lengths)
     query_at = np.flatnonzero((length_at >= 2) & eligible[flat])  # in order: basket by basket, as given
     size = length_at[query_at]
     basket_of = np.repeat(np.arange(start, stop), lengths)[query_at]
