@@ -161,12 +161,19 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _idle_for(folder: Path, since: float) -> float:
-    """Seconds since a command last asked for the server, or since ``since`` (its start)."""
+    """Seconds since a command last asked for the server, or since ``since`` (its first answer)."""
     try:
         last_used = max((folder / "last-used").stat().st_mtime, since)
     except FileNotFoundError:
         last_used = since
     return time.time() - last_used
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _active_flow_runs(url: str) -> int:
@@ -193,9 +200,14 @@ def watch(folder: Path, port: int, idle_seconds: float) -> int:
 
     signal.signal(signal.SIGTERM, stop_server)
     signal.signal(signal.SIGINT, stop_server)
-    url, started = f"http://127.0.0.1:{port}/api", time.time()
+    url = f"http://127.0.0.1:{port}/api"
+    # Idle time counts from the first answer: a start slower than idle_seconds (a busy machine) must
+    # not be stopped in the moment between its first answer and the command that waits for it.
+    answered: float | None = None
     while server.poll() is None and not stopping.wait(min(WATCH_SECONDS, max(idle_seconds / 4, 0.5))):
-        if _idle_for(folder, started) > idle_seconds and _active_flow_runs(url) == 0:
+        if answered is None:
+            answered = time.time() if _answers(url) else None
+        elif _idle_for(folder, answered) > idle_seconds and _active_flow_runs(url) == 0:
             print(f"idle for {idle_seconds:.0f} s with no active flow run: stopping", flush=True)
             break
     if server.poll() is None:
