@@ -28,8 +28,11 @@ train: install
 	$(BIN)/flavor-ml train
 
 # Everything: checks, then every test (servers included).
+# Two xdist workers, whole modules each (module fixtures start their servers once); the slow
+# modules are handed out first (tests/conftest.py). Many tests wait on servers, so two share the
+# two cores well.
 test: install check
-	$(PYTEST)
+	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder
 
 # The inner loop: no servers, no flow runs, small corpora.
 test-fast: install
