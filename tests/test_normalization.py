@@ -27,6 +27,7 @@ from flavor_ml.data.normalization import (
     names_expr,
     normalize_frame,
     normalize_lines,
+    tables_fingerprint,
 )
 from flavor_ml.errors import ConfigError, NormalizationError
 
@@ -275,6 +276,24 @@ def test_normalize_frame_normalizes_each_distinct_line_once():
     assert out[NAMES_COLUMN].to_list()[:3] == [["egg"], ["onion"], ["salt"]]
 
 
+def test_a_large_frame_is_normalized_in_one_slice_per_thread_with_the_same_names(case_results, monkeypatch):
+    """One partition's lines use every core (polars runs one expression on one thread), and the
+    slices give exactly what one pass gives, row for row."""
+    seen_rows: list[int] = []
+
+    class Counting(Normalizer):
+        def names_expr(self, expr: pl.Expr) -> pl.Expr:
+            counted = expr.map_batches(lambda s: seen_rows.append(s.len()) or s, return_dtype=pl.String)
+            return super().names_expr(counted)
+
+    df = pl.DataFrame({"recipe": range(3 * len(case_results)), "line": list(case_results) * 3})
+    one_pass = normalize_frame(df, "line")
+    monkeypatch.setattr(normalization, "_PARALLEL_LINES", 1)
+    sliced = Counting().normalize_frame(df, "line")
+    assert sliced.equals(one_pass)
+    assert len(seen_rows) == pl.thread_pool_size() and sum(seen_rows) == len(set(case_results))
+
+
 def test_normalize_frame_accepts_categorical_lines():
     df = pl.DataFrame({"line": pl.Series(["2 eggs", "2 eggs"], dtype=pl.Categorical)})
     assert normalize_frame(df, "line")[NAMES_COLUMN].to_list() == [["egg"], ["egg"]]
@@ -321,6 +340,8 @@ def test_a_changed_table_changes_the_fingerprint(tmp_path):
     two_rows = "variant,canonical\nspuds,potatoes\nneeps,swede\n"
     two = Normalizer(extra_synonyms=write(tmp_path / "b.csv", two_rows)).fingerprint()
     assert len({base, one, two}) == 3
+    # Cache keys take the same fingerprint without building a normalizer.
+    assert tables_fingerprint() == base and tables_fingerprint(tmp_path / "b.csv") == two
 
 
 @pytest.mark.parametrize(
