@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from flavor_ml import pipeline, run_pictures
 from flavor_ml.data.fetch import CorpusRef, source_fingerprint
-from flavor_ml.data.normalization import Normalizer
+from flavor_ml.data.normalization import tables_fingerprint
 from flavor_ml.data.partitions import PartitionSource
 from flavor_ml.eval.metrics import EvaluationReport
 from flavor_ml.settings import (
@@ -73,7 +73,7 @@ def normalize_parts(corpus: CorpusRef, params: NormalizationParams) -> KeyParts:
         "member": corpus.member or "",
         "partition": corpus.partition or "",
         "params": _params(params, exclude={"extra_synonyms"}),
-        "tables": Normalizer(params.extra_synonyms).fingerprint(),
+        "tables": tables_fingerprint(params.extra_synonyms),
     } | _code(pipeline.normalize).parts()
 
 
