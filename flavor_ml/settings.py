@@ -304,8 +304,9 @@ class ScaleOutSettings(BaseSettings):
     max_threads: int = Field(
         default_factory=lambda: max(1, os.cpu_count() or 1),
         ge=1,
-        description="partition tasks at once in a flow-run process: memory grows with it (one partition each), "
-        "and normalize is CPU-bound, so more threads than cores do not help",
+        description="partitions normalized at once in a flow-run process: memory grows with it (one partition "
+        "each), and normalize is CPU-bound, so more than the cores do not help; the task runner has 4 threads "
+        "per place, so that tasks taken from cache and downloads do not wait behind a normalize",
     )
     dask_address: str | None = Field(None, description="scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786")
     dask_workers: int = Field(2, ge=1, description="worker processes of the local cluster when no address is given")

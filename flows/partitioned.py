@@ -7,7 +7,10 @@ partition with its reason. A retry re-runs only what failed: the rest comes back
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from prefect.futures import PrefectFutureList, wait
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -15,14 +18,23 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flavor_ml.errors import ConfigError, FetchError, FlavorError, NormalizationError
 from flavor_ml.settings import ScaleOutSettings
 
+T = TypeVar("T")
+
 _STEP_ERRORS: dict[str, type[FlavorError]] = {"fetch": FetchError, "normalize": NormalizationError}
+
+
+#: Task-runner threads per partition normalized at once: a task taken from cache or a download
+#: waits on the API or the network, not on a core, and should not queue behind a normalize.
+THREADS_PER_NORMALIZE = 4
+_normalizing: threading.BoundedSemaphore | None = None
+_normalizing_lock = threading.Lock()
 
 
 def task_runner(settings: ScaleOutSettings | None = None) -> TaskRunner[Any]:
     """Threads by default; prefect-dask's DaskTaskRunner with ``FLAVOR_TASK_RUNNER=dask``."""
     settings = settings or ScaleOutSettings()
     if settings.task_runner == "threads":
-        return ThreadPoolTaskRunner(max_workers=settings.max_threads)
+        return ThreadPoolTaskRunner(max_workers=settings.max_threads * THREADS_PER_NORMALIZE)
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError as error:  # the optional extra is not installed
@@ -36,6 +48,19 @@ def task_runner(settings: ScaleOutSettings | None = None) -> TaskRunner[Any]:
             "threads_per_worker": settings.dask_threads_per_worker,
         }
     )
+
+
+@contextmanager
+def normalizing_slot() -> Iterator[None]:
+    """One of ``FLAVOR_MAX_THREADS`` places to normalize a partition in this process: memory grows
+    with each partition in hand, and normalize is CPU-bound (polars uses every core for one)."""
+    global _normalizing
+    with _normalizing_lock:
+        if _normalizing is None:
+            _normalizing = threading.BoundedSemaphore(ScaleOutSettings().max_threads)
+        slots = _normalizing
+    with slots:
+        yield
 
 
 def settled(futures: PrefectFutureList[Any], step: str) -> list[Any]:
@@ -55,3 +80,19 @@ def settled(futures: PrefectFutureList[Any], step: str) -> list[Any]:
         failed = f"{len(problems)} of {len(futures)} partitions" if len(futures) > 1 else "the corpus"
         raise error(f"{step} failed for {failed}: " + "; ".join(problems))
     return results
+
+
+def ran_first(futures: PrefectFutureList[Any]) -> list[int]:
+    """The positions of a settled mapped step's tasks, those that ran before those taken from cache.
+
+    The next step is mapped in this order: a partition whose fetch ran (it is new or changed) is
+    the one likely to need normalizing, and it should not wait behind the cache lookups of all
+    the others on the task runner's few threads (a 41st partition waited 2 s behind 40).
+    """
+    return sorted(range(len(futures)), key=lambda i: futures[i].state.name == "Cached")
+
+
+def in_given_order(results: list[T], order: list[int]) -> list[T]:
+    """Results of a step mapped in ``order`` (from :func:`ran_first`), back in the partitions' order."""
+    by_position = dict(zip(order, results, strict=True))
+    return [by_position[position] for position in range(len(results))]

@@ -55,7 +55,7 @@ from flavor_ml.training.tuning import TrialJob, TrialOutcome, TuningResult, run_
 from flavor_ml.visualize import MAP_HTML, Projection
 from flows.caching import StepCachePolicy, intact, result_not_stored
 from flows.events import emit_training_completed
-from flows.partitioned import settled, task_runner
+from flows.partitioned import in_given_order, normalizing_slot, ran_first, settled, task_runner
 from flows.run_info import TaskSummary, task_summaries
 
 PIPELINE_TASKS = ("fetch", "normalize", "merge", "train", "evaluate")
@@ -113,7 +113,8 @@ def fetch_partition(partition: PartitionSource, params: FetchParams) -> CorpusRe
     cache_policy=StepCachePolicy(step="normalize", parts=normalize_parts),
 )
 def normalize_corpus(corpus: CorpusRef, params: NormalizationParams) -> pipeline.NormalizedCorpus:
-    return pipeline.normalize(corpus, params, load_settings().storage)
+    with normalizing_slot():  # a task taken from cache never gets here, so it does not wait for one
+        return pipeline.normalize(corpus, params, load_settings().storage)
 
 
 @task(name="merge", task_run_name="merge", cache_policy=StepCachePolicy(step="merge", parts=merge_parts))
@@ -366,9 +367,12 @@ def train_embeddings(
     experiment = check_tracking()  # a run MLflow would refuse fails here, not after training
     partitions = list_corpus(corpus)
     # Each result taken from cache is checked against its stored files, and recomputed if they are damaged.
-    raws = settled(fetch_partition.map(partitions, unmapped(fetch)), "fetch")
+    fetched = fetch_partition.map(partitions, unmapped(fetch))
+    raws = settled(fetched, "fetch")
     raws = [intact(fetch_partition, raw, partition, fetch) for raw, partition in zip(raws, partitions, strict=True)]
-    parts = settled(normalize_corpus.map(raws, unmapped(normalization)), "normalize")
+    order = ran_first(fetched)  # new and changed partitions are normalized first
+    parts = settled(normalize_corpus.map([raws[i] for i in order], unmapped(normalization)), "normalize")
+    parts = in_given_order(parts, order)
     parts = [intact(normalize_corpus, part, raw, normalization) for part, raw in zip(parts, raws, strict=True)]
     baskets = intact(merge_partitions, merge_partitions(corpus, parts), corpus, parts)
     tuned = tune_model(baskets, training, evaluation, tuning) if tuning and tuning.trials > 0 else None
