@@ -13,7 +13,7 @@ ephemeral Prefect API server is a separate process and is not counted):
   runners    normalize of --runner-partitions partitions, uncached, on Prefect's thread pool
              and on a local Dask cluster of two worker processes: the speed-up
 
-    python bench/bench_partitions.py --corpus DIR --extra FILE [--epochs 3] [--skip plain,runners]
+    python bench/bench_partitions.py --corpus DIR --extra FILE [--skip plain,runners] [--stop-at-train]
 
 Make the corpus once with ``flavor-ml sample --recipes 2000000 --partitions 40 --out DIR`` and
 the extra partition with ``flavor-ml sample --recipes 50000 --partitions 1 --first 40 --out X``.
@@ -182,12 +182,18 @@ def _child(phase: str, work: Path, *args: str, env: dict[str, str] | None = None
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+_STOP_AT_TRAIN = {"FLAVOR_FAULT_INJECT": "train"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path)
     parser.add_argument("--extra", type=Path, help="the partition file to add")
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: plain, runners")
     parser.add_argument("--runner-partitions", type=int, default=8)
+    parser.add_argument(
+        "--stop-at-train", action="store_true", help="stop the cold run at train too: fetch+normalize figures only"
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
@@ -214,7 +220,9 @@ def main() -> int:
         flush=True,
     )
 
-    cold = _child("flow", work / "flow", "--arg", str(corpus))
+    # --stop-at-train: the cold run stops where add-one does, for the stage figures alone (a full
+    # cold run at 2M recipes trains and evaluates for most of an hour).
+    cold = _child("flow", work / "flow", "--arg", str(corpus), env=_STOP_AT_TRAIN if args.stop_at_train else None)
     print(f"cold     {cold['wall']:8.1f} s  peak RSS {cold['peak_rss_gb']:.2f} GB  state {cold['state']}", flush=True)
     print(
         f"         fetch+normalize stage {cold['fetch_normalize_wall']:.1f} s; task seconds "
@@ -224,7 +232,7 @@ def main() -> int:
     print(f"         states {cold['states']}", flush=True)
 
     shutil.copy2(args.extra, corpus / args.extra.name)
-    added = _child("flow", work / "flow", "--arg", str(corpus), env={"FLAVOR_FAULT_INJECT": "train"})
+    added = _child("flow", work / "flow", "--arg", str(corpus), env=_STOP_AT_TRAIN)
     share = added["fetch_normalize_wall"] / cold["fetch_normalize_wall"]
     print(
         f"add-one  fetch+normalize stage {added['fetch_normalize_wall']:.1f} s = {share:.1%} of cold "
