@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,13 @@ class CodeVersion:
         }
 
 
+@lru_cache(maxsize=1024)
+def _parsed(text: str, filename: str) -> ast.Module:
+    """A module's tree without docstrings, parsed once per text: a graph read again after one file
+    changed parses only that file (the trees are only read after this)."""
+    return _strip_docstrings(ast.parse(text, filename=filename))
+
+
 class ImportGraph:
     """The modules of one package on disk and the package modules each one imports."""
 
@@ -109,8 +116,7 @@ class ImportGraph:
         for path in sorted(root.rglob("*.py")):
             parts = path.relative_to(root).with_suffix("").parts
             name = ".".join((package, *parts[:-1]) if parts[-1] == "__init__" else (package, *parts))
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            self.modules[name] = _Module(name, path, _strip_docstrings(tree))
+            self.modules[name] = _Module(name, path, _parsed(path.read_text(encoding="utf-8"), str(path)))
         for module in self.modules.values():
             self._read_imports(module)
         self.data_files = sorted(
