@@ -263,8 +263,18 @@ def main() -> int:
             f"flow wall with cluster start/stop: threads {walls['threads']:.1f} s, dask {walls['dask']:.1f} s",
             flush=True,
         )
+    _stop_prefect_servers(work)
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _stop_prefect_servers(work: Path) -> None:
+    """Each phase's flows started the embedded default's Prefect server under its home; stop them
+    before their folders go (left running, each costs a few % of a core for half an hour)."""
+    from flavor_ml import local_prefect
+
+    for home in work.glob("*/home"):
+        local_prefect.stop(home)
 
 
 if __name__ == "__main__":
