@@ -80,10 +80,12 @@ def stop(home: Path) -> str:
 
 
 def is_healthy(state: dict[str, Any]) -> bool:
-    if not processes.is_running(state.get("pid"), state.get("started")):
-        return False
+    return processes.is_running(state.get("pid"), state.get("started")) and _answers(str(state["url"]))
+
+
+def _answers(url: str) -> bool:
     try:
-        return httpx.get(f"{state['url']}/health", timeout=5).status_code == 200
+        return httpx.get(f"{url}/health", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -167,13 +169,6 @@ def _idle_for(folder: Path, since: float) -> float:
     except FileNotFoundError:
         last_used = since
     return time.time() - last_used
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _active_flow_runs(url: str) -> int:
