@@ -29,8 +29,7 @@ train: install
 
 # Everything: checks, then every test (servers included).
 # Two xdist workers, whole modules each (module fixtures start their servers once); the slow
-# modules are handed out first (tests/conftest.py). Many tests wait on servers, so two share the
-# two cores well.
+# modules are handed out first (tests/conftest.py).
 test: install check
 	$(PYTEST) -n 2 --dist loadfile --no-loadscope-reorder
 

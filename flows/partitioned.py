@@ -26,8 +26,8 @@ _STEP_ERRORS: dict[str, type[FlavorError]] = {"fetch": FetchError, "normalize": 
 #: Task-runner threads per partition normalized at once: a task taken from cache or a download
 #: waits on the API or the network, not on a core, and should not queue behind a normalize.
 THREADS_PER_NORMALIZE = 4
-_normalizing: threading.BoundedSemaphore | None = None
-_normalizing_lock = threading.Lock()
+#: Read once per process, like the task runner: places to normalize a partition.
+_NORMALIZING = threading.BoundedSemaphore(ScaleOutSettings().max_threads)
 
 
 def task_runner(settings: ScaleOutSettings | None = None) -> TaskRunner[Any]:
@@ -54,12 +54,7 @@ def task_runner(settings: ScaleOutSettings | None = None) -> TaskRunner[Any]:
 def normalizing_slot() -> Iterator[None]:
     """One of ``FLAVOR_MAX_THREADS`` places to normalize a partition in this process: memory grows
     with each partition in hand, and normalize is CPU-bound (polars uses every core for one)."""
-    global _normalizing
-    with _normalizing_lock:
-        if _normalizing is None:
-            _normalizing = threading.BoundedSemaphore(ScaleOutSettings().max_threads)
-        slots = _normalizing
-    with slots:
+    with _NORMALIZING:
         yield
 
 

@@ -254,6 +254,18 @@ def test_expressions_work_lazily_and_on_other_column_names():
     assert lazy.collect().to_series().to_list() == ["egg", None, None]
 
 
+class CountingNormalizer(Normalizer):
+    """A normalizer that records how many rows each pass of its expression saw."""
+
+    def __init__(self, seen_rows: list[int]) -> None:
+        self.seen_rows = seen_rows
+        super().__init__()
+
+    def names_expr(self, expr: pl.Expr) -> pl.Expr:
+        counted = expr.map_batches(lambda s: self.seen_rows.append(s.len()) or s, return_dtype=pl.String)
+        return super().names_expr(counted)
+
+
 def test_normalize_frame_adds_names_and_keeps_rows_order_and_columns():
     df = pl.DataFrame({"recipe": [1, 1, 2, 2], "line": ["2 eggs", "salt and pepper", None, "2 eggs"]})
     out = normalize_frame(df, "line")
@@ -264,14 +276,8 @@ def test_normalize_frame_adds_names_and_keeps_rows_order_and_columns():
 
 def test_normalize_frame_normalizes_each_distinct_line_once():
     seen_rows: list[int] = []
-
-    class Counting(Normalizer):
-        def names_expr(self, expr: pl.Expr) -> pl.Expr:
-            counted = expr.map_batches(lambda s: seen_rows.append(s.len()) or s, return_dtype=pl.String)
-            return super().names_expr(counted)
-
     df = pl.DataFrame({"line": ["2 eggs", "1 onion", "salt"] * 5_000})
-    out = Counting().normalize_frame(df, "line")
+    out = CountingNormalizer(seen_rows).normalize_frame(df, "line")
     assert out.height == 15_000 and seen_rows == [3]
     assert out[NAMES_COLUMN].to_list()[:3] == [["egg"], ["onion"], ["salt"]]
 
@@ -280,16 +286,10 @@ def test_a_large_frame_is_normalized_in_one_slice_per_thread_with_the_same_names
     """One partition's lines use every core (polars runs one expression on one thread), and the
     slices give exactly what one pass gives, row for row."""
     seen_rows: list[int] = []
-
-    class Counting(Normalizer):
-        def names_expr(self, expr: pl.Expr) -> pl.Expr:
-            counted = expr.map_batches(lambda s: seen_rows.append(s.len()) or s, return_dtype=pl.String)
-            return super().names_expr(counted)
-
     df = pl.DataFrame({"recipe": range(3 * len(case_results)), "line": list(case_results) * 3})
     one_pass = normalize_frame(df, "line")
     monkeypatch.setattr(normalization, "_PARALLEL_LINES", 1)
-    sliced = Counting().normalize_frame(df, "line")
+    sliced = CountingNormalizer(seen_rows).normalize_frame(df, "line")
     assert sliced.equals(one_pass)
     assert len(seen_rows) == pl.thread_pool_size() and sum(seen_rows) == len(set(case_results))
 
