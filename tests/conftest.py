@@ -6,6 +6,7 @@ Prefect reads its settings when it is first imported.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -57,6 +58,7 @@ _SESSION_IDLE_SECONDS = 6 * 3600
 # nothing listens on: a Prefect call fails at once, and importing `flows` (collection) starts no
 # embedded server of its own.
 _NO_PREFECT_SERVER = "http://127.0.0.1:9/api"
+_SESSION_DATABASE_VARIABLE = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
 
 
 def _runs_tests(config) -> bool:
@@ -79,9 +81,26 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_collection_finish(session):
     if _runs_tests(session.config) and any(item.get_closest_marker("slow") for item in session.items):
-        from flavor_ml import local_prefect
+        _point_prefect_at(_start_session_server())
 
-        _point_prefect_at(local_prefect.api_url(_PREFECT_SERVER_HOME, idle_seconds=_SESSION_IDLE_SECONDS))
+
+def _start_session_server() -> str:
+    """The session's Prefect server, on a PostgreSQL database of its own where the machine has one.
+
+    On SQLite, two writes at once (two flows, or a flow's concurrent tasks) are often answered 503
+    "database is locked", which Prefect's client retries after 2, 4, 8, ... s: one race test took
+    65 s instead of 5. PostgreSQL takes concurrent writes; it is what the stack runs on.
+    """
+    from flavor_ml import local_prefect
+    from tests.support import postgres
+
+    database = postgres.create_session_database() if importlib.util.find_spec("asyncpg") else None
+    if database:
+        os.environ[_SESSION_DATABASE_VARIABLE] = database  # the server inherits it; nothing else may
+    try:
+        return local_prefect.api_url(_PREFECT_SERVER_HOME, idle_seconds=_SESSION_IDLE_SECONDS)
+    finally:
+        os.environ.pop(_SESSION_DATABASE_VARIABLE, None)
 
 
 def _point_prefect_at(api_url: str) -> None:
@@ -96,6 +115,10 @@ def pytest_sessionfinish(session, exitstatus):
     from flavor_ml import local_prefect
 
     local_prefect.stop(_PREFECT_SERVER_HOME)
+    if _runs_tests(session.config):
+        from tests.support import postgres
+
+        postgres.drop_session_database()
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 

@@ -45,3 +45,28 @@ def temporary_database(prefix: str = "flavor") -> Iterator[str]:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.close()
+
+
+#: The database of the test session's Prefect server (tests/conftest.py), one per xdist worker.
+_SESSION_DATABASE = f"flavor_session_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+
+
+def create_session_database() -> str | None:
+    """The asyncpg URL of a new database for the session's Prefect server; None without PostgreSQL."""
+    if not postgres_available():
+        return None
+    connection = _admin_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{_SESSION_DATABASE}"')
+    connection.close()
+    return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{_SESSION_DATABASE}"
+
+
+def drop_session_database() -> None:
+    """Drop the session's database, if it was made (after its server stopped)."""
+    if not postgres_available():
+        return
+    connection = _admin_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{_SESSION_DATABASE}" WITH (FORCE)')
+    connection.close()
