@@ -89,9 +89,10 @@ NEIGHBOUR_ROWS = 20
 NEIGHBOURS = 5
 LABELLED = 40  # most frequent ingredients named on the map
 # "auto" projects with t-SNE between these sizes: on flavor-network it keeps neighbourhoods (what the map
-# is read for) better than UMAP and takes seconds, where UMAP compiles numba kernels in every fresh
-# process (bench/bench_pictures.py). A toy vocabulary's PCA map reads as well, and a large one gets PCA
-# (well under a second) rather than a minute of t-SNE.
+# is read for) far better than PCA and takes seconds (bench/bench_pictures.py; UMAP, measured there
+# before, kept them less well and compiled numba kernels for 9-20 s in every fresh process, so it went).
+# A toy vocabulary's PCA map reads as well, and a large one gets PCA (well under a second) rather than
+# a minute of t-SNE.
 TSNE_FROM = 200
 TSNE_UP_TO = 2_000
 NEIGHBOURHOOD_MIN_POINTS = 20  # below this a neighbourhood method means nothing: PCA even when asked for one
@@ -122,7 +123,7 @@ BASELINE_COLOURS = ("#E69F00", "#009E73", "#CC79A7", "#999999", "#D55E00", "#F0E
 
 
 #: How the ingredient map is projected to 2-D.
-Projection = Literal["auto", "tsne", "umap", "pca"]
+Projection = Literal["auto", "tsne", "pca"]
 
 
 class ProjectedMap(BaseModel):
@@ -193,38 +194,24 @@ def _tsne(unit: np.ndarray, seed: int) -> np.ndarray:
         return np.asarray(reducer.fit_transform(unit), dtype=np.float64)
 
 
-def _umap(unit: np.ndarray, seed: int) -> np.ndarray:
-    import umap
-
-    reducer = umap.UMAP(
-        n_neighbors=min(15, len(unit) - 1),
-        min_dist=0.15,
-        metric="cosine",
-        random_state=seed,
-        n_jobs=1,
-        init="spectral",
-    )
-    return np.asarray(reducer.fit_transform(unit), dtype=np.float64)
-
-
 def project_2d(vectors: np.ndarray, method: Projection = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
     """(n, 2) coordinates of unit-normalised ``vectors`` and the method actually used.
 
-    t-SNE and UMAP on cosine distance keep neighbourhoods, which is what the map is read for; ``auto``
-    takes t-SNE for ``TSNE_FROM..TSNE_UP_TO`` ingredients (no JIT compilation, unlike UMAP). PCA is used
-    when asked for, for tiny vocabularies, by ``auto`` outside that range, or if the chosen method fails.
+    t-SNE on cosine distance keeps neighbourhoods, which is what the map is read for; ``auto`` takes it
+    for ``TSNE_FROM..TSNE_UP_TO`` ingredients. PCA is used when asked for, for tiny vocabularies, by
+    ``auto`` outside that range, or if t-SNE fails.
     """
-    if method not in ("auto", "tsne", "umap", "pca"):
-        raise ConfigError(f"unknown projection {method!r} for the ingredient map; use auto, tsne, umap or pca")
+    if method not in ("auto", "tsne", "pca"):
+        raise ConfigError(f"unknown projection {method!r} for the ingredient map; use auto, tsne or pca")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = np.asarray(vectors / np.where(norms == 0, 1.0, norms), dtype=np.float64)
     if method == "auto":
         method = "tsne" if TSNE_FROM <= len(unit) <= TSNE_UP_TO else "pca"
-    if method in ("tsne", "umap") and len(unit) >= NEIGHBOURHOOD_MIN_POINTS:
+    if method == "tsne" and len(unit) >= NEIGHBOURHOOD_MIN_POINTS:
         try:
-            return (_tsne(unit, seed) if method == "tsne" else _umap(unit, seed)), method
-        except Exception as exc:  # noqa: BLE001  numba or a degenerate graph: a PCA map is still a map
-            logger.warning("%s failed (%s); the ingredient map uses PCA", method.upper(), exc)
+            return _tsne(unit, seed), method
+        except Exception as exc:  # noqa: BLE001  a degenerate input: a PCA map is still a map
+            logger.warning("t-SNE failed (%s); the ingredient map uses PCA", exc)
     return _pca(unit), "pca"
 
 

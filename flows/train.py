@@ -358,8 +358,8 @@ def train_embeddings(
     (a URL, path or s3:// URI; the bundled sample by default). Every file is a partition, fetched
     and normalized by a task of its own, concurrently, and cached on its content.
 
-    ``projection`` draws the ingredient map: ``auto`` (t-SNE for 200 to 2,000 ingredients, else PCA), ``tsne``,
-    ``umap`` or ``pca``. With ``tuning.trials`` > 0 a tuning step runs first and its best parameters train the model.
+    ``projection`` draws the ingredient map: ``auto`` (t-SNE for 200 to 2,000 ingredients, else PCA), ``tsne``
+    or ``pca``. With ``tuning.trials`` > 0 a tuning step runs first and its best parameters train the model.
     """
     fetch, normalization = fetch or FetchParams(), normalization or NormalizationParams()
     training, evaluation = training or TrainingParams(), evaluation or EvaluationParams()

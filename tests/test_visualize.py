@@ -135,9 +135,8 @@ def nearest_share_in_own_cluster(coords: np.ndarray, embeddings: IngredientEmbed
     return float((labels[distances.argmin(axis=1)] == labels).mean())
 
 
-@pytest.mark.parametrize("method", ["tsne", "umap"])
-def test_a_neighbourhood_method_is_replaced_by_pca_for_a_vocabulary_too_small_for_it(method):
-    _, used = project_2d(np.random.default_rng(0).normal(size=(8, 5)), method)
+def test_tsne_is_replaced_by_pca_for_a_vocabulary_too_small_for_it():
+    _, used = project_2d(np.random.default_rng(0).normal(size=(8, 5)), "tsne")
     assert used == "pca"
 
 
@@ -159,6 +158,8 @@ def test_auto_projects_with_tsne_within_its_bounds(monkeypatch):
 def test_an_unknown_projection_is_refused():
     with pytest.raises(ConfigError, match="unknown projection 'mds'"):
         project_2d(np.ones((30, 4)), "mds")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown projection 'umap'.*use auto, tsne or pca"):
+        project_2d(np.ones((30, 4)), "umap")  # type: ignore[arg-type]  # measured worse and slower: dropped
 
 
 def test_tsne_keeps_clusters_apart_and_draws_the_same_map_twice():
@@ -168,14 +169,6 @@ def test_tsne_keeps_clusters_apart_and_draws_the_same_map_twice():
     assert nearest_share_in_own_cluster(coords, embeddings) == 1.0  # each point's nearest is in its cluster
     again, _ = project_2d(embeddings.input_vectors, "tsne")
     np.testing.assert_array_equal(coords, again)  # a fixed seed: a rerun's map is the cached one's
-
-
-@pytest.mark.slow
-def test_umap_maps_a_vocabulary_and_keeps_clusters_apart():
-    embeddings = clustered_embeddings(GROUPS, seed=3)
-    coords, method = project_2d(embeddings.input_vectors, "umap")  # asked for by name: still available
-    assert method == "umap" and np.isfinite(coords).all()
-    assert nearest_share_in_own_cluster(coords, embeddings) == 1.0  # each point's nearest is in its cluster
 
 
 def test_intervals_are_read_from_ci_bounds_or_an_intervals_field_and_absent_otherwise():
