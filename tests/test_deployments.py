@@ -448,11 +448,11 @@ def installed_version(distribution: str) -> str:
 @pytest.mark.slow
 def test_a_schedule_produces_runs_that_the_worker_executes_from_the_cache(deployed, api, stack, client_env, request):
     """Runs after behaviour 1 on the same (default) corpus: the warm reruns, every step from the cache."""
-    interval = 20
+    interval = 10
     anchor = datetime.now(UTC) - timedelta(seconds=interval - 2)  # first run due in ~2 s
     deployment_id = api.create_deployment(
         "train-embeddings",
-        name="every-20s",
+        name="every-10s",
         entrypoint=DEPLOYMENTS["train-embeddings/adhoc"],
         work_pool_name=client_env["FLAVOR_WORK_POOL"],
         pull_steps=[],

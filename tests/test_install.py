@@ -46,12 +46,20 @@ def base_install(tmp_path_factory) -> Path:
     return venv
 
 
+def fresh_environment_env() -> dict[str, str]:
+    """A user's shell: Python caches the bytecode of what it imports (a fresh environment holds none,
+    and without the cache the server and every command would compile Prefect and MLflow again)."""
+    env = user_env(FLAVOR_TRAIN_EPOCHS="2")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def flavor_ml(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     with stopping_local_prefect(cwd / ".flavor"):
         return subprocess.run(
             [str(venv / "bin" / "flavor-ml"), *args],
             cwd=cwd,
-            env=user_env(FLAVOR_TRAIN_EPOCHS="2"),
+            env=fresh_environment_env(),
             capture_output=True,
             text=True,
             timeout=600,
@@ -73,6 +81,7 @@ def test_the_base_install_trains_lists_and_serves_without_extras(base_install, t
     serving = subprocess.run(
         [str(python), "-c", "from flavor_ml.serving.app import create_app; create_app()"],
         cwd=tmp_path,
+        env=fresh_environment_env(),
         capture_output=True,
         text=True,
         timeout=120,

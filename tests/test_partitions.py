@@ -348,3 +348,18 @@ def test_counting_training_and_co_occurrence_hold_a_window_of_baskets_not_the_co
         assert basket_gram(corpus.baskets, index, batch=1_000).baskets == len(corpus.baskets)
 
     assert peak(streamed) < whole / 4  # measured: about a tenth
+
+
+def test_partitions_whose_fetch_ran_are_normalized_first_and_their_results_come_back_in_corpus_order():
+    """A new or changed partition must not wait behind the cache lookups of all the others."""
+    from types import SimpleNamespace
+
+    from flows.partitioned import in_given_order, ran_first
+
+    fetched = [
+        SimpleNamespace(state=SimpleNamespace(name=name)) for name in ("Cached", "Completed", "Cached", "Completed")
+    ]
+    order = ran_first(fetched)  # type: ignore[arg-type]
+    assert order == [1, 3, 0, 2]  # those that ran first, each group in corpus order
+    normalized_in_that_order = ["day-1", "day-3", "day-0", "day-2"]
+    assert in_given_order(normalized_in_that_order, order) == ["day-0", "day-1", "day-2", "day-3"]
