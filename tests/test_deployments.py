@@ -60,7 +60,7 @@ DEPLOYMENTS = {
 }
 PIPELINE_TASKS = ("fetch", "normalize", "train", "evaluate")
 WORKER_POLL_SECONDS = "3"
-WORKER_SLOTS = 2  # concurrent flow runs of each of behaviour 4's workers
+WORKER_SLOTS = 1  # flow runs at once on each of behaviour 4's workers: a burst of two needs both
 FLOW_RUN_TIMEOUT = 600.0
 # Flow runs of the deployments the tests create do not register a model, so they trigger no promotion.
 NO_REGISTRATION = {"FLAVOR_REGISTER_MODEL": "false"}
