@@ -18,6 +18,16 @@ import pytest
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="flavor-tests-"))
 
+# Every temporary file of the run, in this process and in every process it starts, goes under the
+# session folder, removed at the end: Prefect's runner storage and flow-run workspaces, MLflow's
+# artifact downloads and Dask's scratch space are not removed by their owners (nor by a worker the
+# tests kill), and piled up in /tmp. pytest's own tmp_path folders stay where they were, kept for
+# looking into failures.
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+_TEMP_DIR = _SESSION_DIR / "tmp"
+_TEMP_DIR.mkdir()
+os.environ["TMPDIR"] = tempfile.tempdir = str(_TEMP_DIR)
+
 for _name in (
     "PREFECT_API_URL",
     "PREFECT_API_KEY",
