@@ -30,21 +30,34 @@ def postgres_available() -> bool:
         return False
 
 
+def _execute(statement: str) -> None:
+    connection = _admin_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def _create(name: str) -> None:
+    _execute(f'CREATE DATABASE "{name}"')
+
+
+def _drop(name: str) -> None:
+    _execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextmanager
 def temporary_database(prefix: str = "flavor") -> Iterator[str]:
     """Create a fresh database, yield its SQLAlchemy URL (psycopg2 driver), drop it afterwards."""
     if not postgres_available():
         pytest.skip(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    connection = _admin_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
+    _create(name)
     try:
         yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.close()
+        _drop(name)
 
 
 #: The database of the test session's Prefect server (tests/conftest.py), one per xdist worker.
@@ -55,18 +68,11 @@ def create_session_database() -> str | None:
     """The asyncpg URL of a new database for the session's Prefect server; None without PostgreSQL."""
     if not postgres_available():
         return None
-    connection = _admin_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{_SESSION_DATABASE}"')
-    connection.close()
+    _create(_SESSION_DATABASE)
     return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{_SESSION_DATABASE}"
 
 
 def drop_session_database() -> None:
     """Drop the session's database, if it was made (after its server stopped)."""
-    if not postgres_available():
-        return
-    connection = _admin_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{_SESSION_DATABASE}" WITH (FORCE)')
-    connection.close()
+    if postgres_available():
+        _drop(_SESSION_DATABASE)
