@@ -19,6 +19,7 @@ from flavor_ml.data.fetch import CorpusRef, source_fingerprint
 from flavor_ml.data.normalization import tables_fingerprint
 from flavor_ml.data.partitions import PartitionSource
 from flavor_ml.eval.metrics import EvaluationReport
+from flavor_ml.file_hashes import remembered_sha256
 from flavor_ml.settings import (
     EvaluationParams,
     FetchParams,
@@ -27,7 +28,6 @@ from flavor_ml.settings import (
     TuningParams,
     load_settings,
 )
-from flavor_ml.storage import sha256_file
 from flavor_ml.training import tuning as tuning_module
 from flavor_ml.versioning import CodeVersion, code_version, package_cache_dir, version_cache_dir
 
@@ -142,7 +142,7 @@ def evaluate_parts(
         "baskets_sha256": corpus.sha256,
         "model_sha256": model.sha256,
         "params": _params(params, exclude={"categories"}),
-        "categories_sha256": sha256_file(Path(table)) if table else "none",
+        "categories_sha256": remembered_sha256(Path(table), load_settings().home) if table else "none",
     } | _code(pipeline.evaluate).parts()
 
 

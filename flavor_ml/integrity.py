@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 
 from flavor_ml.data.fetch import CorpusRef
+from flavor_ml.file_hashes import remembered_sha256
 from flavor_ml.pipeline import MODEL_FILES, NormalizedCorpus, TrainedModel
 from flavor_ml.run_pictures import DrawnPictures
 from flavor_ml.settings import StorageSettings
-from flavor_ml.storage import ArtifactStore, sha256_file
+from flavor_ml.storage import ArtifactStore
 
 StepResult = CorpusRef | NormalizedCorpus | TrainedModel | DrawnPictures
 
@@ -68,7 +69,7 @@ def _sha256(store: ArtifactStore, uri: str) -> str | None:
     with, so that checking a warm run downloads nothing it does not use."""
     if _not_copied_here(store, uri):
         return store.recorded_sha256(uri)
-    return sha256_file(store.local_copy(uri))
+    return remembered_sha256(store.local_copy(uri), store.home)
 
 
 def _changed(store: ArtifactStore, uri: str, sha256: str) -> str | None:

@@ -39,6 +39,7 @@ from flavor_ml.data.merge import PartitionRecord
 from flavor_ml.embeddings import EMBEDDINGS_FILE
 from flavor_ml.errors import TrackingError
 from flavor_ml.eval.metrics import EvaluationReport
+from flavor_ml.file_hashes import remembered_sha256
 from flavor_ml.model import MODEL_CODE, MODEL_NAME_IN_RUN, pyfunc_requirements, save_model
 from flavor_ml.pipeline import NormalizedCorpus, TrainedModel, copy_model_files
 from flavor_ml.settings import EvaluationParams, NormalizationParams, StorageSettings, TrackingSettings, TrainingParams
@@ -487,7 +488,7 @@ def stage_pyfunc_model(model: TrainedModel, storage: StorageSettings, embeddings
     if store.exists(manifest_uri):
         hashes: dict[str, str] = json.loads(store.local_copy(manifest_uri).read_text(encoding="utf-8"))
         copies = {name: store.local_copy(store.uri_for(f"{prefix}/{name}")) for name in hashes}
-        if all(sha256_file(copy) == hashes[name] for name, copy in copies.items()):
+        if all(remembered_sha256(copy, store.home) == hashes[name] for name, copy in copies.items()):
             for name, copy in copies.items():
                 (destination / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(copy, destination / name)

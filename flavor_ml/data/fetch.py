@@ -32,8 +32,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from flavor_ml.data.compression import Compression, compression_of, decompress_to, file_name, inner_name, zip_members
 from flavor_ml.data.formats import EXTENSIONS, Format, detect_format
 from flavor_ml.errors import FetchError
+from flavor_ml.file_hashes import remembered_sha256
 from flavor_ml.settings import FetchParams, load_settings
-from flavor_ml.storage import ArtifactStore, S3Client, local_path_of, s3_client, sha256_file, split_s3_uri
+from flavor_ml.storage import ArtifactStore, S3Client, local_path_of, s3_client, split_s3_uri
 
 logger = logging.getLogger("flavor_ml.fetch")
 
@@ -173,7 +174,7 @@ def source_fingerprint(source: str, params: FetchParams, *, s3: S3Client | None 
     path = _local_source_path(source)
     stat = path.stat()
     if stat.st_size <= FINGERPRINT_HASH_LIMIT:
-        return {"source": source, "sha256": sha256_file(path)}
+        return {"source": source, "sha256": remembered_sha256(path, load_settings().home)}
     return {"source": source, "bytes": str(stat.st_size), "mtime_ns": str(stat.st_mtime_ns)}
 
 
