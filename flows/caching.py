@@ -46,6 +46,7 @@ def explain_key(step: str, key: str, parts: KeyParts) -> None:
         logger.info("cache key %s (no earlier run of %s recorded here)", key, step)
     elif previous.get("key") == key:
         logger.info("cache key %s is unchanged since the last run", key)
+        return  # the record holds it already
     else:
         changed = changed_parts(previous.get("parts"), parts)
         logger.info("cache key %s differs from the last run's in: %s", key, ", ".join(changed) or "nothing recorded")
