@@ -264,12 +264,45 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """The settings root from the environment and ``.env``, with ``overrides`` (CLI options) on top;
-    ``None`` overrides are ignored. ConfigError naming every bad variable."""
+    ``None`` overrides are ignored. ConfigError naming every bad variable.
+
+    Without overrides, the settings read last are reused (a copy) while the environment, the
+    working directory and ``.env`` are as they were: a run reads them a few hundred times (every
+    cache key and step), and reading costs most of a millisecond of CPU each time."""
     given: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
+    if given:
+        return _read_settings(given)
+    global _last_read
+    source = _settings_source()
+    last = _last_read
+    if last is None or last[0] != source:
+        last = _last_read = (source, _read_settings({}))
+    return last[1].model_copy()
+
+
+def _read_settings(given: dict[str, Any]) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
         raise ConfigError(f"invalid settings: {describe_errors(exc, 'FLAVOR_')}") from None
+
+
+def _settings_source() -> tuple[object, ...]:
+    """What the settings are read from: the environment, and the ``.env`` file of the working directory
+    (its content: an edit within one tick of the file clock must not go unseen)."""
+    try:
+        with open(ENV_FILE, "rb") as env_file:
+            dotenv: bytes | None = env_file.read()
+    except OSError:
+        dotenv = None
+    try:
+        folder = os.getcwd()
+    except OSError:  # the working directory was removed
+        folder = None
+    return (tuple(sorted(os.environ.items())), folder, dotenv)
+
+
+_last_read: tuple[tuple[object, ...], Settings] | None = None
 
 
 def describe_errors(exc: ValidationError, prefix: str) -> str:

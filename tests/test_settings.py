@@ -107,6 +107,24 @@ def test_a_bad_value_names_its_variable(clean_env, monkeypatch):
         load_settings()
 
 
+def test_settings_read_again_see_every_change_to_the_environment_and_dot_env(clean_env, monkeypatch):
+    """A run reads the settings hundreds of times and reuses what it read; never a stale value."""
+    first = load_settings()
+    first.model_name = "changed by a caller"  # a copy: the next reader does not see it
+    assert load_settings().model_name == "flavor-ml-embeddings"
+    monkeypatch.setenv("FLAVOR_MODEL_NAME", "from-env")
+    assert load_settings().model_name == "from-env"
+    monkeypatch.delenv("FLAVOR_MODEL_NAME")
+    (clean_env / ".env").write_text("FLAVOR_MODEL_NAME=dotenv-a\n")
+    assert load_settings().model_name == "dotenv-a"
+    (clean_env / ".env").write_text("FLAVOR_MODEL_NAME=dotenv-b\n")  # same size, same clock tick
+    assert load_settings().model_name == "dotenv-b"
+    elsewhere = clean_env / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no .env here
+    assert load_settings().model_name == "flavor-ml-embeddings"
+
+
 # -- every command under every setting --------------------------------------------------------------
 
 
