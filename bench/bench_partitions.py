@@ -13,7 +13,7 @@ ephemeral Prefect API server is a separate process and is not counted):
   runners    normalize of --runner-partitions partitions, uncached, on Prefect's thread pool
              and on a local Dask cluster of two worker processes: the speed-up
 
-    python bench/bench_partitions.py --corpus DIR --extra FILE [--skip plain,runners] [--stop-at-train]
+    python bench/bench_partitions.py --corpus DIR --extra FILE [--skip plain,runners] [--stop-at-train] [--keep]
 
 Make the corpus once with ``flavor-ml sample --recipes 2000000 --partitions 40 --out DIR`` and
 the extra partition with ``flavor-ml sample --recipes 50000 --partitions 1 --first 40 --out X``.
@@ -208,6 +208,9 @@ def main() -> int:
     parser.add_argument(
         "--stop-at-train", action="store_true", help="stop the cold run at train too: fetch+normalize figures only"
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work folder (and its Prefect server) to look into the task runs"
+    )
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
@@ -277,6 +280,13 @@ def main() -> int:
             f"flow wall with cluster start/stop: threads {walls['threads']:.1f} s, dask {walls['dask']:.1f} s",
             flush=True,
         )
+    if args.keep:
+        print(
+            f"kept {work}: task runs in {work}/flow/home/prefect/prefect.db; stop its server with "
+            f"flavor-ml --home {work}/flow/home local stop",
+            flush=True,
+        )
+        return 0
     _stop_prefect_servers(work)
     shutil.rmtree(work, ignore_errors=True)
     return 0
