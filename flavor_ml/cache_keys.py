@@ -29,7 +29,7 @@ from flavor_ml.settings import (
     load_settings,
 )
 from flavor_ml.training import tuning as tuning_module
-from flavor_ml.versioning import CodeVersion, code_version, package_cache_dir, version_cache_dir
+from flavor_ml.versioning import CodeVersion, code_version, version_cache_dir
 
 KeyParts = dict[str, str]
 
@@ -43,10 +43,8 @@ def _params(model: BaseModel, exclude: set[str] | None = None) -> str:
 
 
 def _code(function: Callable[..., object]) -> CodeVersion:
-    """The step's code version, kept between processes (valid while no file of the package changes).
-    The home is read only where the package folder is read-only: reading the settings takes about
-    a millisecond, and a run of 40 partitions computes 80 keys."""
-    return code_version(function, cache_dir=package_cache_dir() or version_cache_dir(load_settings().home))
+    """The step's code version, kept between processes (valid while no file of the package changes)."""
+    return code_version(function, cache_dir=version_cache_dir(load_settings().home))
 
 
 def hash_parts(step: str, parts: KeyParts) -> str:

@@ -33,30 +33,29 @@ _SCHEMA = "CREATE TABLE IF NOT EXISTS file_hash (path TEXT PRIMARY KEY, version 
 def remembered_sha256(path: Path, home: Path) -> str:
     """``sha256_file(path)``, from the table under ``home`` when this version of the file was hashed before."""
     path = Path(os.path.abspath(path))
-    before = _version(path)
+    before = path.stat()  # FileNotFoundError naming the path when it is gone
     memo = _open(home)
     if memo is None:
         return sha256_file(path)
     try:
         row = _read(memo, path)
-        if row is not None and row[0] == before:
+        if row is not None and row[0] == _version(before):
             return row[1]
         digest = sha256_file(path)
-        if _version(path) == before and not _racy(path):
-            _write(memo, path, before, digest)
+        after = path.stat()
+        if _version(after) == _version(before) and not _racy(after):
+            _write(memo, path, _version(after), digest)
         return digest
     finally:
         memo.close()
 
 
-def _version(path: Path) -> str:
-    """What changes whenever the file's content can have changed (FileNotFoundError when it is gone)."""
-    stat = path.stat()
+def _version(stat: os.stat_result) -> str:
+    """What changes whenever the file's content can have changed."""
     return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}"
 
 
-def _racy(path: Path) -> bool:
-    stat = path.stat()
+def _racy(stat: os.stat_result) -> bool:
     return time.time() - max(stat.st_mtime, stat.st_ctime) < RACY_SECONDS
 
 

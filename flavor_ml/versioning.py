@@ -261,19 +261,14 @@ def _keep(cache_file: Path, versions: dict[str, dict[str, dict[str, str]]]) -> N
         pass  # a cache that cannot be written is only slower
 
 
-def package_cache_dir() -> Path | None:
-    """Beside the package's bytecode, where code versions belong (they are a property of the
-    installed code, so a new home need not analyse it again); None where the folder is read-only."""
+def version_cache_dir(home: Path) -> Path:
+    """Where to keep code versions: beside the package's bytecode, since they are a property of the
+    installed code (a new home need not analyse it again); under ``home`` where the package folder
+    is read-only (an image)."""
     bytecode = PACKAGE_ROOT / "__pycache__"
     if os.access(bytecode, os.W_OK) or (not bytecode.exists() and os.access(PACKAGE_ROOT, os.W_OK)):
         return bytecode
-    return None
-
-
-def version_cache_dir(home: Path) -> Path:
-    """Where to keep code versions: :func:`package_cache_dir`, or under ``home`` where the package
-    folder is read-only (an image)."""
-    return package_cache_dir() or Path(home) / "cache-keys"
+    return Path(home) / "cache-keys"
 
 
 def code_version(function: Callable[..., Any], cache_dir: Path | None = None) -> CodeVersion:
