@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import scheduling
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="flavor-tests-"))
 
 # Every temporary file of the run, in this process and in every process it starts, goes under the
@@ -82,11 +84,21 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Modules with slow tests run first. `make test` hands whole modules to two xdist workers
-    (their module fixtures start servers once), in this order: a long module handed out last
-    would leave the other worker idle at the end, while the many quick modules fill the gaps."""
+    """The longest units of work first (tests/support/scheduling.py): `make test` hands them to
+    its xdist workers in this order, and a long one handed out last would leave the other workers
+    idle at the end while the many quick modules fill the gaps."""
     slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module.__name__ not in slow_modules)  # stable: order kept within each group
+    items.sort(  # stable: the order within a unit is kept
+        key=lambda item: -scheduling.estimated_seconds(item.nodeid, item.module.__name__ in slow_modules)
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with the cases of the tests in ``scheduling.SPREAD`` as units of their own."""
+    if config.getvalue("dist") == "loadfile":
+        return scheduling.ModulesAndSpreadTests(config, log)
+    return None
 
 
 def pytest_collection_finish(session):
