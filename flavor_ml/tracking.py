@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import mlflow
 from mlflow.entities import LifecycleStage, Metric, Param, Run, RunTag
 from mlflow.environment_variables import MLFLOW_TRACKING_USERNAME
 from mlflow.exceptions import MlflowException
@@ -362,7 +361,8 @@ def log_training_run(
     earlier attempt may have created the run before it failed, and the retry finishes that run.
     """
     tracking_uri = settings.resolved_tracking_uri(storage.home)
-    mlflow.set_tracking_uri(tracking_uri)
+    # A client of its own, never mlflow.set_tracking_uri: that also sets MLFLOW_TRACKING_URI in the
+    # process's environment, and a notebook's next run (another FLAVOR_HOME) would log here too.
     client = MlflowClient(tracking_uri)
     tags = {
         "git_sha": git_sha(),

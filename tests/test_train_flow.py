@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -103,10 +104,14 @@ def test_a_cache_miss_logs_which_part_of_the_key_changed(isolated_pipeline, capl
     assert any(m.endswith("in: params") for m in explanations), explanations
 
 
-def test_the_run_is_logged_to_mlflow_with_params_metrics_baselines_artifacts_and_a_loadable_model(isolated_pipeline):
+def test_the_run_is_logged_to_mlflow_with_params_metrics_baselines_artifacts_and_a_loadable_model(
+    isolated_pipeline, monkeypatch
+):
     from flows.train import train_embeddings
 
     summary = train_embeddings()
+    # The process is left pointing nowhere: a notebook's next run with another home logs to that home.
+    assert "MLFLOW_TRACKING_URI" not in os.environ and mlflow.get_tracking_uri() != isolated_pipeline.tracking_uri
 
     client = MlflowClient(isolated_pipeline.tracking_uri)
     run = client.get_run(summary.mlflow.run_id)
@@ -136,7 +141,7 @@ def test_the_run_is_logged_to_mlflow_with_params_metrics_baselines_artifacts_and
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert EMBEDDINGS_FILE in artifacts
 
-    mlflow.set_tracking_uri(isolated_pipeline.tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", isolated_pipeline.tracking_uri)
     model = mlflow.pyfunc.load_model(summary.mlflow.model_uri)
     import pandas as pd
 
