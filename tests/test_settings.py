@@ -190,6 +190,7 @@ def check_serve(place: Place) -> None:
         log,
         env={**place.env, "FLAVOR_MODEL_STAGE": "Staging"},
         cwd=place.cwd,
+        inherit_env=False,  # the user's shell only, not whatever the test process holds
     )
     try:
         processes.wait_until_healthy(f"http://127.0.0.1:{port}/health", server, log, timeout=120)
@@ -208,7 +209,8 @@ def wait_for_ready(url: str, server: subprocess.Popen, log: Path, timeout: float
         if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
             return httpx.get(f"{url}/model", timeout=5).json()
         time.sleep(0.5)
-    raise AssertionError(f"the API served no model within {timeout} s:\n{log.read_text()[-3000:]}")
+    status = httpx.get(f"{url}/model", timeout=5).text if server.poll() is None else "(exited)"
+    raise AssertionError(f"the API served no model within {timeout} s: {status}\n{log.read_text()[:3000]}")
 
 
 def check_rollback(place: Place) -> None:

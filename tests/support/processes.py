@@ -39,16 +39,22 @@ def wait_until_healthy(
 
 
 def start(
-    args: list[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    args: list[str],
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    *,
+    inherit_env: bool = True,
 ) -> subprocess.Popen:
-    """Start ``args`` in its own process group, output to ``log``."""
+    """Start ``args`` in its own process group, output to ``log``; with ``env`` added to this
+    process's environment, or as the whole environment when not ``inherit_env``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("ab")
     return subprocess.Popen(
         args,
         stdout=handle,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**(os.environ if inherit_env else {}), **(env or {})},
         cwd=cwd,
         start_new_session=True,
     )
