@@ -29,9 +29,10 @@ train: install
 
 # Everything: checks, then every test (servers included).
 # Three xdist workers on two cores: much of the suite waits on servers it starts, and a third
-# worker fills those waits (measured: 741 s with two, 543-636 s with three, 655 s and a missed
-# latency bound with four). Whole modules each (module fixtures start their servers once), the
-# longest first (tests/support/scheduling.py).
+# worker fills those waits (measured on one machine: 741 s with two workers, 1.74 cores busy;
+# 543-688 s with three, 1.97 cores busy; 655 s and a missed latency bound with four). Whole
+# modules each (module fixtures start their servers once), the longest first
+# (tests/support/scheduling.py).
 test: install check
 	$(PYTEST) -n 3 --dist loadfile --no-loadscope-reorder
 
