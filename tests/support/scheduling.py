@@ -19,9 +19,7 @@ class ModulesAndSpreadTests(LoadFileScheduling):
     """xdist's ``loadfile`` scheduling, except that each case of a ``SPREAD`` test is a unit of its own."""
 
     def _split_scope(self, nodeid: str) -> str:
-        if nodeid.startswith(SPREAD):
-            return nodeid
-        return super()._split_scope(nodeid)
+        return unit_of(nodeid)
 
 
 #: Seconds of test time per unit, measured (`pytest -n 3 --durations=0`, summed per module): the
@@ -52,8 +50,6 @@ def unit_of(nodeid: str) -> str:
 
 
 def estimated_seconds(nodeid: str, slow: bool) -> float:
-    unit = unit_of(nodeid)
-    for known, seconds in UNIT_SECONDS.items():
-        if unit.startswith(known):
-            return seconds
-    return UNMEASURED_SLOW_SECONDS if slow else 0
+    """The measured seconds of the test's unit (a ``SPREAD`` test's are per case)."""
+    key = next((test for test in SPREAD if nodeid.startswith(test)), unit_of(nodeid))
+    return UNIT_SECONDS.get(key, UNMEASURED_SLOW_SECONDS if slow else 0)
